@@ -1,0 +1,1 @@
+"""connectors: see DESIGN in docs/architecture.md (not built yet)."""

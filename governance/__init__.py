@@ -1,0 +1,1 @@
+"""governance: see DESIGN in docs/architecture.md (not built yet)."""

@@ -1,0 +1,1 @@
+"""opendata: see DESIGN in docs/architecture.md (not built yet)."""

@@ -1,0 +1,1 @@
+"""Tabadul's composition root: settings, CLI, management API, console."""

@@ -1,0 +1,72 @@
+"""How every command reports: rich text for people, ``--json`` for scripts, and errors as a
+code plus a message (never a traceback)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, NoReturn, Protocol
+
+import typer
+from rich.console import Console
+
+console = Console()
+err_console = Console(stderr=True)
+
+
+class CodedError(Protocol):
+    """What the project's error roots share: a stable code, a message, a dict form."""
+
+    code: str
+    message: str
+
+    def as_dict(self) -> dict[str, object]: ...
+
+
+def print_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, ensure_ascii=False, indent=2, sort_keys=True) + "\n")
+
+
+def fail(error: CodedError, *, as_json: bool = False, exit_code: int = 2) -> NoReturn:
+    """Print ``error`` (to stderr, or as JSON on stdout) and exit with ``exit_code``."""
+    if as_json:
+        print_json({"ok": False, "error": error.as_dict()})
+    else:
+        err_console.print(f"[bold red]error[/] [{error.code}]: {error.message}", highlight=False)
+    raise typer.Exit(exit_code)
+
+
+def _known_errors() -> tuple[type[Exception], ...]:
+    from exchange import ExchangeError
+    from schemas import SchemaError
+
+    return (ExchangeError, SchemaError)
+
+
+@contextmanager
+def reporting(*, as_json: bool = False) -> Iterator[None]:
+    """Turn the project's errors raised inside the block into a clean message and exit 2."""
+    try:
+        yield
+    except _known_errors() as exc:
+        fail(exc, as_json=as_json)  # type: ignore[arg-type]
+
+
+class _Simple:
+    """A coded error built on the spot, for problems found by the CLI itself."""
+
+    def __init__(self, code: str, message: str) -> None:
+        self.code = code
+        self.message = message
+
+    def as_dict(self) -> dict[str, object]:
+        return {"code": self.code, "message": self.message}
+
+
+def usage_error(code: str, message: str, *, as_json: bool = False) -> NoReturn:
+    fail(_Simple(code, message), as_json=as_json)
+
+
+Handler = Callable[..., Any]
