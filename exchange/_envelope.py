@@ -1,0 +1,296 @@
+"""The envelope: a signed header, a payload, a signature (protocol.md, "Envelope").
+
+Wire form, UTF-8 JSON::
+
+    {"header": {...}, "payload": "<base64 of the payload bytes>", "signature": "<base64>"}
+
+The signature is Ed25519 over ``b"tabadul/1 envelope\\n" + canonical(header)``; the header
+binds the payload through ``payload_digest`` (SHA-256 of the payload bytes as carried, i.e.
+of the ciphertext when encrypted). A message's *digest* is ``sha256:`` + SHA-256 of the
+canonical header: it names the whole signed message, and a response carries its request's
+digest in ``in_reply_to``.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+import re
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Final, Literal
+
+from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import ed25519, x25519
+
+from exchange._canonical import canonical
+from exchange._directory import CLASSIFICATIONS, ENCRYPTED_CLASSIFICATIONS
+from exchange._errors import Malformed, SealError
+from exchange._identity import SubsystemId
+from exchange._pki import fingerprint
+from exchange._seal import encryption_info, seal
+from exchange._time import format_time, parse_time, utcnow
+
+PROTOCOL_VERSION: Final = 1
+SIGNING_CONTEXT: Final = b"tabadul/1 envelope\n"
+DEFAULT_MAX_SIZE: Final = 1024 * 1024
+Kind = Literal["request", "response", "event", "message", "error"]
+KINDS: Final = ("request", "response", "event", "message", "error")
+ERROR_TYPE: Final = "tabadul.error"
+
+_TYPE = re.compile(r"[a-z][a-z0-9-]*(?:\.[a-z][a-z0-9-]*)+\Z")
+_SEMVER = re.compile(r"(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)\Z")
+_DIGEST = re.compile(r"sha256:[0-9a-f]{64}\Z")
+_ID = re.compile(r"[0-9a-f]{32}\Z")
+_FIELDS: Final = frozenset(
+    {
+        "v", "id", "type", "schema", "kind", "sender", "recipient", "topic", "created",
+        "expires", "correlation_id", "in_reply_to", "classification", "payload_digest",
+        "encryption", "signer",
+    }
+)  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class Header:
+    """A parsed, well-formed header. ``raw`` is the JSON object it came from (what is signed)."""
+
+    id: str
+    type: str
+    schema: str
+    kind: Kind
+    sender: SubsystemId
+    recipient: SubsystemId | None
+    topic: str | None
+    created: datetime
+    expires: datetime
+    correlation_id: str | None
+    in_reply_to: str | None
+    classification: str
+    payload_digest: str
+    encryption: dict[str, str] | None
+    signer: str
+    raw: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Envelope:
+    """A parsed envelope: well-formed, not yet verified."""
+
+    header: Header
+    payload: bytes
+    signature: bytes
+    signed_bytes: bytes
+
+    @property
+    def digest(self) -> str:
+        """``sha256:<hex>`` of the canonical header: the message's name for ``in_reply_to``."""
+        return "sha256:" + hashlib.sha256(self.signed_bytes).hexdigest()
+
+    @property
+    def encrypted(self) -> bool:
+        return self.header.encryption is not None
+
+    def digest_matches(self) -> bool:
+        return "sha256:" + hashlib.sha256(self.payload).hexdigest() == self.header.payload_digest
+
+
+def associated_data(raw_header: dict[str, Any]) -> bytes:
+    """The AEAD associated data: the canonical header without its ``payload_digest``."""
+    return canonical({k: v for k, v in raw_header.items() if k != "payload_digest"})
+
+
+# --------------------------------------------------------------------------- parsing
+
+
+def _str(raw: dict[str, Any], name: str, pattern: re.Pattern[str] | None = None) -> str:
+    value = raw.get(name)
+    if not isinstance(value, str) or (pattern is not None and not pattern.match(value)):
+        raise Malformed(f"header field {name!r} is missing or invalid: {value!r}")
+    return value
+
+
+def _optional(raw: dict[str, Any], name: str, pattern: re.Pattern[str] | None = None) -> Any:
+    if raw.get(name) is None:
+        return None
+    return _str(raw, name, pattern)
+
+
+def _subsystem(value: Any, name: str) -> SubsystemId:
+    try:
+        return SubsystemId.parse(value)
+    except Exception as exc:  # IdentityError, with the details of what is wrong
+        raise Malformed(f"header field {name!r}: {exc}") from exc
+
+
+def parse_header(raw: Any) -> Header:
+    """Check the shape of a header object; raises :class:`Malformed` naming the bad field."""
+    if not isinstance(raw, dict):
+        raise Malformed("header must be a JSON object")
+    if raw.keys() != _FIELDS:
+        missing = sorted(_FIELDS - raw.keys())
+        extra = sorted(raw.keys() - _FIELDS)
+        raise Malformed(f"header fields wrong: missing {missing}, unknown {extra}")
+    if raw["v"] != PROTOCOL_VERSION or isinstance(raw["v"], bool):
+        raise Malformed(f"unsupported protocol version {raw['v']!r}")
+    kind = raw["kind"]
+    if kind not in KINDS:
+        raise Malformed(f"header field 'kind' must be one of {list(KINDS)}, got {kind!r}")
+    classification = raw["classification"]
+    if classification not in CLASSIFICATIONS:
+        raise Malformed(f"unknown classification {classification!r}")
+    encryption = raw["encryption"]
+    if encryption is not None and not (
+        isinstance(encryption, dict)
+        and encryption.keys() == {"alg", "kid", "epk"}
+        and all(isinstance(v, str) for v in encryption.values())
+    ):
+        raise Malformed("header field 'encryption' must be null or {alg, kid, epk} strings")
+    recipient = raw["recipient"]
+    topic = raw["topic"]
+    if kind == "event":
+        if recipient is not None or topic != raw["type"]:
+            raise Malformed("an event has no recipient and its topic is its type")
+    elif topic is not None or recipient is None:
+        raise Malformed(f"a {kind} has a recipient and no topic")
+    in_reply_to = _optional(raw, "in_reply_to", _DIGEST)
+    if (kind in ("response", "error")) != (in_reply_to is not None):
+        raise Malformed("'in_reply_to' is required for responses and errors, and only there")
+    created = parse_time(raw["created"], "created")
+    expires = parse_time(raw["expires"], "expires")
+    if expires <= created:
+        raise Malformed("'expires' must be after 'created'")
+    return Header(
+        id=_str(raw, "id", _ID),
+        type=_str(raw, "type", _TYPE),
+        schema=_str(raw, "schema", _SEMVER),
+        kind=kind,
+        sender=_subsystem(raw["sender"], "sender"),
+        recipient=None if recipient is None else _subsystem(recipient, "recipient"),
+        topic=None if topic is None else _str(raw, "topic", _TYPE),
+        created=created,
+        expires=expires,
+        correlation_id=_optional(raw, "correlation_id", _ID),
+        in_reply_to=in_reply_to,
+        classification=classification,
+        payload_digest=_str(raw, "payload_digest", _DIGEST),
+        encryption=encryption,
+        signer=_str(raw, "signer", _DIGEST),
+        raw=raw,
+    )
+
+
+def parse_envelope(data: bytes, *, max_size: int = DEFAULT_MAX_SIZE) -> Envelope:
+    """Parse wire bytes into an :class:`Envelope` (step 1 of the receive pipeline).
+
+    Raises :class:`Malformed` when the message is too large, not JSON, or not an envelope.
+    Nothing is verified here.
+    """
+    if len(data) > max_size:
+        raise Malformed(f"message of {len(data)} bytes exceeds the limit of {max_size}")
+    try:
+        document = json.loads(data)
+    except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
+        raise Malformed(f"message is not valid UTF-8 JSON: {exc}") from exc
+    if not isinstance(document, dict) or document.keys() != {"header", "payload", "signature"}:
+        raise Malformed("an envelope is an object with exactly header, payload and signature")
+    header = parse_header(document["header"])
+    try:
+        payload = base64.b64decode(document["payload"], validate=True)
+        signature = base64.b64decode(document["signature"], validate=True)
+    except (TypeError, ValueError, binascii.Error) as exc:
+        raise Malformed("payload and signature must be base64 strings") from exc
+    if len(signature) != 64:
+        raise Malformed(f"an Ed25519 signature has 64 bytes, not {len(signature)}")
+    return Envelope(header, payload, signature, canonical(header.raw))
+
+
+# --------------------------------------------------------------------------- building
+
+
+@dataclass(frozen=True, slots=True)
+class Signer:
+    """A subsystem's signing identity: its key and the certificate the directory lists."""
+
+    subsystem: SubsystemId
+    key: ed25519.Ed25519PrivateKey
+    certificate: x509.Certificate
+
+    @property
+    def fingerprint(self) -> str:
+        return fingerprint(self.certificate)
+
+
+@dataclass(frozen=True, slots=True)
+class Recipient:
+    """Whom a message goes to, and for encryption, their certified X25519 key."""
+
+    subsystem: SubsystemId
+    encryption_key: x25519.X25519PublicKey | None = None
+    key_id: str | None = None
+
+
+def new_message_id() -> str:
+    return uuid.uuid4().hex
+
+
+def build_envelope(  # noqa: PLR0913 - every argument is a header field
+    signer: Signer,
+    *,
+    message_type: str,
+    schema_version: str,
+    kind: Kind,
+    payload: bytes,
+    classification: str,
+    recipient: Recipient | None = None,
+    ttl: timedelta = timedelta(minutes=5),
+    correlation_id: str | None = None,
+    in_reply_to: str | None = None,
+    message_id: str | None = None,
+    now: datetime | None = None,
+) -> bytes:
+    """Build, (encrypt,) and sign a message; returns the wire bytes.
+
+    RESTRICTED and SECRET payloads are encrypted to ``recipient.encryption_key``; raises
+    :class:`SealError` when such a payload has no recipient key (events cannot carry them).
+    """
+    created = now or utcnow()
+    raw: dict[str, Any] = {
+        "v": PROTOCOL_VERSION,
+        "id": message_id or new_message_id(),
+        "type": message_type,
+        "schema": schema_version,
+        "kind": kind,
+        "sender": str(signer.subsystem),
+        "recipient": None if recipient is None else str(recipient.subsystem),
+        "topic": message_type if kind == "event" else None,
+        "created": format_time(created),
+        "expires": format_time(created + ttl),
+        "correlation_id": correlation_id,
+        "in_reply_to": in_reply_to,
+        "classification": classification,
+        "payload_digest": "",
+        "encryption": None,
+        "signer": signer.fingerprint,
+    }
+    body = payload
+    if classification in ENCRYPTED_CLASSIFICATIONS:
+        if recipient is None or recipient.encryption_key is None or recipient.key_id is None:
+            raise SealError(
+                f"a {classification} message must be encrypted, and needs a recipient with a "
+                "certified encryption key"
+            )
+        ephemeral, raw["encryption"] = encryption_info(recipient.key_id)
+        body = seal(payload, ephemeral, recipient.encryption_key, associated_data(raw))
+    raw["payload_digest"] = "sha256:" + hashlib.sha256(body).hexdigest()
+    header = parse_header(raw)  # the sender gets the receiver's shape errors first
+    signature = signer.key.sign(SIGNING_CONTEXT + canonical(header.raw))
+    document = {
+        "header": raw,
+        "payload": base64.b64encode(body).decode("ascii"),
+        "signature": base64.b64encode(signature).decode("ascii"),
+    }
+    return json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode("utf-8")

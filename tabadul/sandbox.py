@@ -1,0 +1,148 @@
+"""A whole bus in memory: a CA, subsystems with keys and certificates, and a signed directory.
+
+Used by the demo, the benchmarks and the tests to set up parties quickly. Production setups go
+through the CA folder, the key stores and the registry instead; the objects are the same.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from cryptography.hazmat.primitives.asymmetric import ed25519, x25519
+
+from exchange import (
+    CertificateAuthority,
+    Directory,
+    DirectoryDraft,
+    Generation,
+    KeyRing,
+    Recipient,
+    SchemaRef,
+    SendGrant,
+    Service,
+    Signer,
+    SubscribeGrant,
+    SubsystemId,
+    fingerprint,
+    load_directory,
+    sign_directory,
+    utcnow,
+)
+
+
+@dataclass(slots=True)
+class Party:
+    """One subsystem of the sandbox with its keys."""
+
+    subsystem: SubsystemId
+    keys: KeyRing
+
+    @property
+    def signer(self) -> Signer:
+        key, cert = self.keys.signer()
+        return Signer(self.subsystem, key, cert)
+
+
+@dataclass(slots=True)
+class Sandbox:
+    """Build a bus: ``add`` subsystems, declare services and grants, then sign a directory."""
+
+    instance: str = "MA"
+    ca: CertificateAuthority = field(default_factory=lambda: CertificateAuthority.create("MA"))
+    parties: dict[SubsystemId, Party] = field(default_factory=dict)
+    draft: DirectoryDraft = field(default_factory=lambda: DirectoryDraft("MA", 1))
+
+    def add(self, name: str, *, days: int = 365, now: datetime | None = None) -> Party:
+        subsystem = SubsystemId.parse(name)
+        party = Party(subsystem, KeyRing(subsystem))
+        self.parties[subsystem] = party
+        self.draft.members.setdefault(str(subsystem.member_id), subsystem.member)
+        self.rotate(party, days=days, now=now)
+        return party
+
+    def rotate(
+        self,
+        party: Party,
+        *,
+        overlap: timedelta = timedelta(days=7),
+        days: int = 365,
+        now: datetime | None = None,
+    ) -> Generation:
+        """Give ``party`` a new generation of keys; older certificates retire after
+        ``overlap``."""
+        moment = now or utcnow()
+        retire = moment + overlap
+        retiring = set()
+        for old in party.keys.generations:
+            if old.retire_after is None:
+                old.retire_after = retire
+                retiring |= {old.signing_cert, old.encryption_cert}
+        self.draft.certificates = [
+            (cert, retire if cert in retiring else retire_at)
+            for cert, retire_at in self.draft.certificates
+        ]
+        signing = ed25519.Ed25519PrivateKey.generate()
+        encryption = x25519.X25519PrivateKey.generate()
+        signing_cert = self.ca.issue(party.subsystem, signing.public_key(), days=days, now=now)
+        encryption_cert = self.ca.issue(
+            party.subsystem, encryption.public_key(), days=days, now=now
+        )
+        gen = Generation(
+            n=len(party.keys.generations) + 1,
+            signing_key=signing,
+            encryption_key=encryption,
+            created=moment,
+            signing_cert=signing_cert,
+            encryption_cert=encryption_cert,
+        )
+        party.keys.generations.append(gen)
+        self.draft.certificates += [(signing_cert, None), (encryption_cert, None)]
+        return gen
+
+    def revoke(self, party: Party) -> None:
+        """Revoke the current signing certificate of ``party``."""
+        cert = party.keys.current.signing_cert
+        assert cert is not None
+        self.draft.revoked_serials.append(cert.serial_number)
+
+    def classify(self, message_type: str, classification: str, version: str = "1.0.0") -> None:
+        self.draft.schemas.append(
+            SchemaRef(message_type, version, "sha256:" + "0" * 64, classification)
+        )
+
+    def provide(self, provider: Party, request_type: str, response_type: str) -> None:
+        self.draft.services.append(
+            Service(provider.subsystem, request_type, "provides", response_type)
+        )
+
+    def publish(self, publisher: Party, topic: str) -> None:
+        self.draft.services.append(Service(publisher.subsystem, topic, "publishes"))
+
+    def grant(self, sender: Party, message_type: str, recipient: Party) -> None:
+        self.draft.send_grants.append(
+            SendGrant(sender.subsystem, message_type, recipient.subsystem)
+        )
+
+    def subscribe(self, subscriber: Party, topic: str) -> None:
+        self.draft.subscribe_grants.append(SubscribeGrant(subscriber.subsystem, topic))
+
+    def sign(
+        self, *, expires_in: timedelta = timedelta(days=1), now: datetime | None = None
+    ) -> bytes:
+        """The signed directory bytes; each call gets the next serial."""
+        data = sign_directory(
+            self.draft, self.ca, issued=now, expires=(now or utcnow()) + expires_in
+        )
+        self.draft.serial += 1
+        return data
+
+    def directory(self, *, now: datetime | None = None) -> Directory:
+        return load_directory(self.sign(now=now), self.ca.certificate, now=now)
+
+    def recipient(self, party: Party) -> Recipient:
+        cert = party.keys.current.encryption_cert
+        assert cert is not None
+        key = cert.public_key()
+        assert isinstance(key, x25519.X25519PublicKey)
+        return Recipient(party.subsystem, key, fingerprint(cert))
