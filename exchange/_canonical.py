@@ -77,3 +77,13 @@ def canonical(value: Any) -> bytes:
         return bytes(rfc8785.dumps(prepared))
     except (ValueError, UnicodeEncodeError, rfc8785.CanonicalizationError) as exc:
         raise Malformed(f"value has no canonical JSON form: {exc}") from exc
+
+
+def canonical_flat(value: dict[str, Any]) -> bytes:
+    """:func:`canonical` for an object already checked to hold only ASCII keys, strings, safe
+    integers, booleans, null and such objects (an envelope header after parsing). When the
+    output is pure ASCII no normalisation can apply, so plain sorted-key JSON is the answer."""
+    text = _dumps(value)
+    if text.isascii():
+        return text.encode("ascii")
+    return canonical(value)

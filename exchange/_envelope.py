@@ -26,7 +26,7 @@ from typing import Any, Final, Literal
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ed25519, x25519
 
-from exchange._canonical import canonical
+from exchange._canonical import canonical, canonical_flat
 from exchange._directory import CLASSIFICATIONS, ENCRYPTED_CLASSIFICATIONS
 from exchange._errors import Malformed, SealError
 from exchange._identity import SubsystemId
@@ -106,17 +106,26 @@ def associated_data(raw_header: dict[str, Any]) -> bytes:
 # --------------------------------------------------------------------------- parsing
 
 
-def _str(raw: dict[str, Any], name: str, pattern: re.Pattern[str] | None = None) -> str:
-    value = raw.get(name)
-    if not isinstance(value, str) or (pattern is not None and not pattern.match(value)):
-        raise Malformed(f"header field {name!r} is missing or invalid: {value!r}")
-    return value
+# (field, pattern, required): the string fields of a header and their shapes
+_STRING_FIELDS: Final = (
+    ("id", _ID, True),
+    ("type", _TYPE, True),
+    ("schema", _SEMVER, True),
+    ("payload_digest", _DIGEST, True),
+    ("signer", _DIGEST, True),
+    ("topic", _TYPE, False),
+    ("correlation_id", _ID, False),
+    ("in_reply_to", _DIGEST, False),
+)
 
 
-def _optional(raw: dict[str, Any], name: str, pattern: re.Pattern[str] | None = None) -> Any:
-    if raw.get(name) is None:
-        return None
-    return _str(raw, name, pattern)
+def _check_strings(raw: dict[str, Any]) -> None:
+    for name, pattern, required in _STRING_FIELDS:
+        value = raw[name]
+        if value is None and not required:
+            continue
+        if value.__class__ is not str or not pattern.match(value):
+            raise Malformed(f"header field {name!r} is missing or invalid: {value!r}")
 
 
 def _subsystem(value: Any, name: str) -> SubsystemId:
@@ -134,7 +143,7 @@ def parse_header(raw: Any) -> Header:
         missing = sorted(_FIELDS - raw.keys())
         extra = sorted(raw.keys() - _FIELDS)
         raise Malformed(f"header fields wrong: missing {missing}, unknown {extra}")
-    if raw["v"] != PROTOCOL_VERSION or isinstance(raw["v"], bool):
+    if raw["v"].__class__ is not int or raw["v"] != PROTOCOL_VERSION:
         raise Malformed(f"unsupported protocol version {raw['v']!r}")
     kind = raw["kind"]
     if kind not in KINDS:
@@ -156,7 +165,8 @@ def parse_header(raw: Any) -> Header:
             raise Malformed("an event has no recipient and its topic is its type")
     elif topic is not None or recipient is None:
         raise Malformed(f"a {kind} has a recipient and no topic")
-    in_reply_to = _optional(raw, "in_reply_to", _DIGEST)
+    _check_strings(raw)
+    in_reply_to = raw["in_reply_to"]
     if (kind in ("response", "error")) != (in_reply_to is not None):
         raise Malformed("'in_reply_to' is required for responses and errors, and only there")
     created = parse_time(raw["created"], "created")
@@ -164,21 +174,21 @@ def parse_header(raw: Any) -> Header:
     if expires <= created:
         raise Malformed("'expires' must be after 'created'")
     return Header(
-        id=_str(raw, "id", _ID),
-        type=_str(raw, "type", _TYPE),
-        schema=_str(raw, "schema", _SEMVER),
+        id=raw["id"],
+        type=raw["type"],
+        schema=raw["schema"],
         kind=kind,
         sender=_subsystem(raw["sender"], "sender"),
         recipient=None if recipient is None else _subsystem(recipient, "recipient"),
-        topic=None if topic is None else _str(raw, "topic", _TYPE),
+        topic=topic,
         created=created,
         expires=expires,
-        correlation_id=_optional(raw, "correlation_id", _ID),
+        correlation_id=raw["correlation_id"],
         in_reply_to=in_reply_to,
         classification=classification,
-        payload_digest=_str(raw, "payload_digest", _DIGEST),
+        payload_digest=raw["payload_digest"],
         encryption=encryption,
-        signer=_str(raw, "signer", _DIGEST),
+        signer=raw["signer"],
         raw=raw,
     )
 
@@ -205,7 +215,7 @@ def parse_envelope(data: bytes, *, max_size: int = DEFAULT_MAX_SIZE) -> Envelope
         raise Malformed("payload and signature must be base64 strings") from exc
     if len(signature) != 64:
         raise Malformed(f"an Ed25519 signature has 64 bytes, not {len(signature)}")
-    return Envelope(header, payload, signature, canonical(header.raw))
+    return Envelope(header, payload, signature, canonical_flat(header.raw))
 
 
 # --------------------------------------------------------------------------- building

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 
 from exchange._errors import IdentityError
 
@@ -64,9 +65,7 @@ class SubsystemId:
         """Parse ``INSTANCE/CLASS/MEMBER/SUBSYSTEM``; raises :class:`IdentityError`."""
         if not isinstance(text, str):
             raise IdentityError(f"subsystem identity must be a string, not {type(text).__name__}")
-        parts = text.split("/")
-        _check_parts(text, parts, 4, "subsystem identity")
-        return cls(*parts)
+        return _parse_subsystem(text)
 
     @property
     def member_id(self) -> MemberId:
@@ -79,3 +78,11 @@ class SubsystemId:
     def slug(self) -> str:
         """A file- and queue-name-safe form: ``MA.GOV.MEF.CUSTOMS``."""
         return str(self).replace("/", ".")
+
+
+@lru_cache(maxsize=4096)
+def _parse_subsystem(text: str) -> SubsystemId:
+    # identities repeat on every message; parsing each once keeps the pipeline fast
+    parts = text.split("/")
+    _check_parts(text, parts, 4, "subsystem identity")
+    return SubsystemId(*parts)

@@ -1,4 +1,5 @@
 import base64
+import hashlib
 import json
 from datetime import timedelta
 
@@ -23,9 +24,11 @@ from exchange import (
     Undecryptable,
     UnknownSender,
     build_envelope,
+    canonical,
     parse_envelope,
     utcnow,
 )
+from exchange._envelope import SIGNING_CONTEXT
 from tabadul.sandbox import Sandbox
 
 from .conftest import ALERT, LODGED, LOOKUP, LOOKUP_REPLY
@@ -131,9 +134,9 @@ def test_reject_malformed(bus):
         inspector.inspect(b"\xff{")
     with pytest.raises(Malformed, match="exceeds the limit"):
         bus.inspector(bus.civil, max_size=100).inspect(bus.lookup())
+    doc = json.loads(bus.lookup())
+    del doc["header"]["schema"]
     with pytest.raises(Malformed, match="missing \\['schema'\\]"):
-        doc = json.loads(bus.lookup())
-        del doc["header"]["schema"]
         inspector.inspect(json.dumps(doc).encode())
     with pytest.raises(Malformed, match="'sender'"):
         inspector.inspect(_mutate(bus.lookup(), ("header", "sender"), "MA/GOV"))
@@ -201,9 +204,7 @@ def test_reject_stale_and_expired(bus):
     """Too old, from the future, or past expiry: stale or expired."""
     inspector = bus.inspector(bus.civil)
     with pytest.raises(Stale, match="more than 600 s ago"):
-        inspector.inspect(
-            bus.lookup(now=utcnow() - timedelta(minutes=11), ttl=timedelta(hours=1))
-        )
+        inspector.inspect(bus.lookup(now=utcnow() - timedelta(minutes=11), ttl=timedelta(hours=1)))
     with pytest.raises(Stale, match="in the future"):
         inspector.inspect(bus.lookup(now=utcnow() + timedelta(minutes=2)))
     with pytest.raises(Expired, match="expired at"):
@@ -269,11 +270,6 @@ def test_reject_altered_ciphertext_is_undecryptable_when_resigned(bus):
     flipped = bytearray(ciphertext)
     flipped[0] ^= 1
     # rebuild a validly signed envelope around the flipped ciphertext
-    import hashlib
-
-    from exchange import canonical
-    from exchange._envelope import SIGNING_CONTEXT
-
     header = good["header"]
     header["payload_digest"] = "sha256:" + hashlib.sha256(bytes(flipped)).hexdigest()
     signature = bus.treasury.signer.key.sign(SIGNING_CONTEXT + canonical(header))
@@ -327,8 +323,11 @@ def test_any_flipped_bit_is_rejected(bus, position, bit):
     try:
         inspector.inspect(bytes(data))
     except RejectError as exc:
-        assert exc.code in REJECT_CODES
+        code = exc.code
     else:
+        code = None
+    assert code in REJECT_CODES or code is None
+    if code is None:
         # JSON escapes can change bytes without changing the value (e.g. the case of a
         # \\u escape); then the message is the same message
         assert parse_envelope(bytes(data)).signed_bytes == parse_envelope(bus._cached).signed_bytes

@@ -3,6 +3,7 @@ import stat
 from datetime import timedelta
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from exchange import (
     CAStore,
@@ -80,8 +81,6 @@ def test_certificate_from_another_ca_is_refused():
     """A certificate signed by another CA does not inspect as ours."""
     ours = CertificateAuthority.create("MA")
     theirs = CertificateAuthority.create("MA")
-    from cryptography.hazmat.primitives.asymmetric import ed25519
-
     cert = theirs.issue(CUSTOMS, ed25519.Ed25519PrivateKey.generate().public_key())
     with pytest.raises(CertificateError, match="not issued by this CA"):
         inspect_certificate(cert, ours.certificate)
