@@ -11,6 +11,10 @@ from typing import Any, NoReturn, Protocol
 
 import typer
 from rich.console import Console
+from rich.markup import escape
+
+from exchange import ExchangeError
+from schemas import SchemaError
 
 console = Console()
 err_console = Console(stderr=True)
@@ -19,8 +23,11 @@ err_console = Console(stderr=True)
 class CodedError(Protocol):
     """What the project's error roots share: a stable code, a message, a dict form."""
 
-    code: str
-    message: str
+    @property
+    def code(self) -> str: ...
+
+    @property
+    def message(self) -> str: ...
 
     def as_dict(self) -> dict[str, object]: ...
 
@@ -34,15 +41,11 @@ def fail(error: CodedError, *, as_json: bool = False, exit_code: int = 2) -> NoR
     if as_json:
         print_json({"ok": False, "error": error.as_dict()})
     else:
-        err_console.print(f"[bold red]error[/] [{error.code}]: {error.message}", highlight=False)
+        err_console.print(
+            f"[bold red]error[/] {escape(f'[{error.code}]')}: {escape(error.message)}",
+            highlight=False,
+        )
     raise typer.Exit(exit_code)
-
-
-def _known_errors() -> tuple[type[Exception], ...]:
-    from exchange import ExchangeError
-    from schemas import SchemaError
-
-    return (ExchangeError, SchemaError)
 
 
 @contextmanager
@@ -50,8 +53,8 @@ def reporting(*, as_json: bool = False) -> Iterator[None]:
     """Turn the project's errors raised inside the block into a clean message and exit 2."""
     try:
         yield
-    except _known_errors() as exc:
-        fail(exc, as_json=as_json)  # type: ignore[arg-type]
+    except (ExchangeError, SchemaError) as exc:
+        fail(exc, as_json=as_json)
 
 
 class _Simple:
