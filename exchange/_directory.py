@@ -251,6 +251,7 @@ def load_directory(
     *,
     now: datetime | None = None,
     held_serial: int | None = None,
+    allow_expired: bool = False,
 ) -> Directory:
     """Verify and index a signed directory.
 
@@ -281,7 +282,7 @@ def load_directory(
     serial = _field(body, "serial", int)
     expires = parse_time(body.get("expires"), "directory expires")
     moment = now or utcnow()
-    if moment >= expires:
+    if moment >= expires and not allow_expired:
         raise DirectoryExpiredError(f"directory serial {serial} expired at {format_time(expires)}")
     if held_serial is not None and serial < held_serial:
         raise DirectoryRollbackError(

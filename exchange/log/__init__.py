@@ -12,6 +12,7 @@ Typical use::
     log.verify()                      # raises LogIntegrityError(position) if tampered
 """
 
+from exchange.log._evidence import EvidenceReport, evidence_bundle, verify_evidence
 from exchange.log._log import (
     ConsistencyProof,
     InclusionProof,
@@ -50,6 +51,7 @@ __all__ = [
     "CompactRange",
     "ConsistencyProof",
     "Direction",
+    "EvidenceReport",
     "InclusionProof",
     "LogEntry",
     "LogRecord",
@@ -61,6 +63,7 @@ __all__ = [
     "StoredRecord",
     "VerifyReport",
     "consistency_proof",
+    "evidence_bundle",
     "inclusion_proof",
     "leaf_hash",
     "node_hash",
@@ -68,6 +71,7 @@ __all__ = [
     "root",
     "utc_timestamp",
     "verify_consistency",
+    "verify_evidence",
     "verify_head_signature",
     "verify_inclusion",
     "verify_log",

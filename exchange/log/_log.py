@@ -423,25 +423,45 @@ class MessageLog:
         except KeyError as exc:
             raise LogError("tree nodes are missing from the store; run verify") from exc
 
-    def inclusion_proof(self, message_id: str, *, direction: str | None = None) -> InclusionProof:
+    def inclusion_proof(
+        self,
+        message_id: str,
+        *,
+        direction: str | None = None,
+        head: SignedTreeHead | None = None,
+    ) -> InclusionProof:
         """The inclusion proof of the first stored record of ``message_id`` (of that
         ``direction`` if given) in the tree of the latest signed head (in the current tree
         for a log without a key). Raises ``LogError`` if there is no such record, and
         ``LogIntegrityError`` if the stored record or tree does not produce a valid proof."""
         for stored in self._store.read_by_message_id(message_id):
             if direction is None or stored.record.direction == direction:
-                return self.inclusion_proof_at(stored.record.seq)
+                return self.inclusion_proof_at(stored.record.seq, head=head)
         raise LogError(f"message {message_id!r} is not in log {self.log_id!r}")
 
-    def inclusion_proof_at(self, index: int) -> InclusionProof:
-        """The inclusion proof of the record at ``index``; see :meth:`inclusion_proof`."""
+    def latest_head(self) -> SignedTreeHead | None:
+        """The latest stored signed head (``None`` if none was ever signed)."""
+        return self._head
+
+    def inclusion_proof_at(
+        self, index: int, *, head: SignedTreeHead | None = None
+    ) -> InclusionProof:
+        """The inclusion proof of the record at ``index``; see :meth:`inclusion_proof`.
+        ``head`` picks the signed head to prove against (e.g. a stored one when the log is
+        opened without its key); it must cover ``index``."""
         if not 0 <= index < self.size:
             raise LogError(f"there is no record {index} in a log of {self.size}")
         found = self._store.read_range(index, index + 1)
         if not found:
             raise LogIntegrityError(f"record {index} is missing", index)
         record = found[0].record
-        head = self.signed_head() if self._key else None
+        if head is None and self._key:
+            head = self.signed_head()
+        if head is not None and not index < head.size <= self.size:
+            raise LogError(
+                f"record {index} is not covered by the signed head of size {head.size}; "
+                "a head is signed at the next flush"
+            )
         size, root = (head.size, head.root_hash) if head else (self.size, self.root)
         proof = InclusionProof(
             record=record,

@@ -132,7 +132,7 @@ class SignedTreeHead:
     signature: bytes = field(repr=False)
 
     def signed_bytes(self) -> bytes:
-        """``canonical({"v": 1, "log": ..., "size": ..., "root": hex, "at": ...})``."""
+        """``b"tabadul/1 tree-head\\n" + canonical({"v": 1, "log", "size", "root", "at"})``."""
         return head_bytes(self.log_id, self.size, self.root_hash, self.timestamp)
 
     def as_dict(self) -> dict[str, object]:
@@ -147,8 +147,12 @@ class SignedTreeHead:
         }
 
 
+HEAD_CONTEXT = b"tabadul/1 tree-head\n"
+
+
 def head_bytes(log_id: str, size: int, root_hash: bytes, timestamp: str) -> bytes:
-    """What a tree head signature covers."""
-    return canonical(
+    """What a tree head signature covers: a context prefix (so no envelope or directory
+    signature can pass for a head) and the canonical head."""
+    return HEAD_CONTEXT + canonical(
         {"v": HEAD_VERSION, "log": log_id, "size": size, "root": root_hash.hex(), "at": timestamp}
     )

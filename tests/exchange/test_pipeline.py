@@ -30,8 +30,7 @@ from exchange import (
 )
 from exchange._envelope import SIGNING_CONTEXT
 from tabadul.sandbox import Sandbox
-
-from .conftest import ALERT, LODGED, LOOKUP, LOOKUP_REPLY
+from tests.support.bus import ALERT, LODGED, LOOKUP, LOOKUP_REPLY
 
 
 def _mutate(data: bytes, path: tuple, value) -> bytes:

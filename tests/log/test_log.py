@@ -164,11 +164,12 @@ def test_unsigned_log(backend):
 
 
 def test_signed_head_signature(backend, key):
-    """The head signature is Ed25519 over the canonical head and fails once changed."""
+    """The head signature is Ed25519 over a context prefix and the canonical head, and fails
+    once changed."""
     log = _filled(backend, key, n=3)
     head = log.signed_head()
     assert head.signed_bytes() == (
-        b'{"at":"2026-11-22T14:00:00.123Z","log":"douane","root":"'
+        b'tabadul/1 tree-head\n{"at":"2026-11-22T14:00:00.123Z","log":"douane","root":"'
         + head.root_hash.hex().encode()
         + b'","size":3,"v":1}'
     )
