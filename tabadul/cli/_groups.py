@@ -9,8 +9,10 @@ def mount(app: typer.Typer) -> None:
     """Add every command group to ``app``."""
     from tabadul.cli._ca import ca_app, keys_app
     from tabadul.cli._log import evidence_app, log_app
+    from tabadul.cli._schema import schema_app
 
     app.add_typer(ca_app, name="ca")
     app.add_typer(keys_app, name="keys")
     app.add_typer(log_app, name="log")
     app.add_typer(evidence_app, name="evidence")
+    app.add_typer(schema_app, name="schema")
