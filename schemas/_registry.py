@@ -58,6 +58,11 @@ class SchemaEntry:
     schema: Mapping[str, Any] = field(repr=False, compare=False)
 
     @property
+    def examples(self) -> tuple[Any, ...]:
+        """The valid payloads the schema file carries (its ``examples`` annotation)."""
+        return tuple(self.schema.get("examples", ()))
+
+    @property
     def title(self) -> str:
         return str(self.schema["title"])
 

@@ -296,3 +296,12 @@ def test_schemas_package_imports_nothing_internal_or_io():
                 imported.add(node.module.split(".")[0])
     assert "jsonschema" in imported
     assert not imported & forbidden
+
+
+def test_every_shipped_schema_carries_a_valid_example(registry):
+    """Each schema file's ``examples`` validate under that very version (docs stay true)."""
+    for entry in registry.entries():
+        assert entry.examples, f"{entry.type} {entry.version} has no example"
+        for example in entry.examples:
+            report = registry.validate(entry.type, entry.version, example)
+            assert report.ok, (entry.type, entry.version, report.as_dict())
