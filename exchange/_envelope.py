@@ -16,13 +16,13 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-import json
 import re
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Final, Literal
 
+import orjson
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ed25519, x25519
 
@@ -202,8 +202,8 @@ def parse_envelope(data: bytes, *, max_size: int = DEFAULT_MAX_SIZE) -> Envelope
     if len(data) > max_size:
         raise Malformed(f"message of {len(data)} bytes exceeds the limit of {max_size}")
     try:
-        document = json.loads(data)
-    except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
+        document = orjson.loads(data)
+    except orjson.JSONDecodeError as exc:  # invalid UTF-8 is a decode error too
         raise Malformed(f"message is not valid UTF-8 JSON: {exc}") from exc
     if not isinstance(document, dict) or document.keys() != {"header", "payload", "signature"}:
         raise Malformed("an envelope is an object with exactly header, payload and signature")
@@ -228,10 +228,10 @@ class Signer:
     subsystem: SubsystemId
     key: ed25519.Ed25519PrivateKey
     certificate: x509.Certificate
+    fingerprint: str = field(init=False)
 
-    @property
-    def fingerprint(self) -> str:
-        return fingerprint(self.certificate)
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "fingerprint", fingerprint(self.certificate))
 
 
 @dataclass(frozen=True, slots=True)
@@ -297,10 +297,10 @@ def build_envelope(  # noqa: PLR0913 - every argument is a header field
         body = seal(payload, ephemeral, recipient.encryption_key, associated_data(raw))
     raw["payload_digest"] = "sha256:" + hashlib.sha256(body).hexdigest()
     header = parse_header(raw)  # the sender gets the receiver's shape errors first
-    signature = signer.key.sign(SIGNING_CONTEXT + canonical(header.raw))
+    signature = signer.key.sign(SIGNING_CONTEXT + canonical_flat(header.raw))
     document = {
         "header": raw,
         "payload": base64.b64encode(body).decode("ascii"),
         "signature": base64.b64encode(signature).decode("ascii"),
     }
-    return json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    return orjson.dumps(document)

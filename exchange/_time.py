@@ -13,8 +13,8 @@ def utcnow() -> datetime:
 
 def format_time(moment: datetime) -> str:
     """``2026-11-22T14:00:00.123Z``; ``moment`` must be timezone-aware."""
-    utc = moment.astimezone(UTC)
-    return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
+    text = moment.astimezone(UTC).isoformat(timespec="milliseconds")
+    return text.removesuffix("+00:00") + "Z"
 
 
 def parse_time(text: object, field: str) -> datetime:

@@ -13,13 +13,20 @@ app = typer.Typer(
 )
 
 
-def _mount() -> None:
-    from tabadul.cli import _groups
+_mounted = False
 
-    _groups.mount(app)
+
+def build_app() -> typer.Typer:
+    """The application with every command group mounted (once)."""
+    global _mounted  # noqa: PLW0603 - one process-wide app, mounted on first use
+    if not _mounted:
+        from tabadul.cli import _groups
+
+        _groups.mount(app)
+        _mounted = True
+    return app
 
 
 def main() -> None:
     """Entry point of the ``tabadul`` script."""
-    _mount()
-    app()
+    build_app()()

@@ -7,6 +7,7 @@ import typer
 
 def mount(app: typer.Typer) -> None:
     """Add every command group to ``app``."""
+    from tabadul.cli._bench import bench_app
     from tabadul.cli._ca import ca_app, keys_app
     from tabadul.cli._log import evidence_app, log_app
     from tabadul.cli._schema import schema_app
@@ -16,3 +17,4 @@ def mount(app: typer.Typer) -> None:
     app.add_typer(log_app, name="log")
     app.add_typer(evidence_app, name="evidence")
     app.add_typer(schema_app, name="schema")
+    app.add_typer(bench_app, name="bench")

@@ -122,3 +122,12 @@ def test_canonical_refuses_non_json():
     for bad in (float("nan"), "\ud800", {1: "x"}, object()):
         with pytest.raises(Malformed):
             canonical(bad)
+
+
+def test_canonical_escapes_match_rfc8785_for_every_special_character():
+    """Control characters, quotes, DEL, line separators and astral characters are written
+    exactly as RFC 8785 writes them (the fast path's escaping is that of the RFC)."""
+    specials = [chr(c) for c in range(0x80)] + ["\u2028", "\u2029", "\ufeff", "\U0001f600"]
+    for ch in specials:
+        value = {"k" + ch: ch, "x": [ch, 1, None, True]}
+        assert canonical(value) == rfc8785.dumps(value), repr(ch)

@@ -1,0 +1,68 @@
+"""``tabadul bench``: the benchmarks of bench/, with progress and a table or JSON."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import typer
+from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from tabadul.cli._output import console, err_console, print_json
+
+bench_app = typer.Typer(help="Benchmarks (each beside its raw baseline).", no_args_is_help=True)
+
+
+def markdown(report: dict[str, Any]) -> str:
+    """The report as a Markdown table, for docs/benchmarks.md."""
+    lines = [
+        "| benchmark | Tabadul /s | raw /s | ratio | raw baseline | goal | met |",
+        "|---|---:|---:|---:|---|---|---|",
+    ]
+    for r in report["results"]:
+        met = "" if r["met"] is None else ("yes" if r["met"] else "**no**")
+        lines.append(
+            f"| {r['name']} | {r['product_per_s']:,} | {r['raw_per_s']:,} | {r['ratio']} | "
+            f"{r['raw_is']} | {r['goal'] or ''} | {met} |"
+        )
+    return "\n".join(lines)
+
+
+@bench_app.command("core")
+def core(
+    scale: Annotated[float, typer.Option(help="Iteration count multiplier.")] = 1.0,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    as_markdown: Annotated[
+        bool, typer.Option("--markdown", help="Print a Markdown table.")
+    ] = False,
+) -> None:
+    """Sign, verify, seal/open, validate, log append and log verify per second."""
+    from bench.core import run
+
+    with Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        TimeElapsedColumn(),
+        console=err_console,
+        transient=True,
+    ) as progress:
+        task = progress.add_task("core benchmark", total=None)
+        report = run(scale, lambda step: progress.update(task, description=f"benchmark: {step}"))
+    if as_json:
+        print_json(report)
+        return
+    if as_markdown:
+        console.print(markdown(report), markup=False, highlight=False, soft_wrap=True)
+        return
+    table = Table("benchmark", "Tabadul /s", "raw /s", "ratio", "goal", "met")
+    for r in report["results"]:
+        met = "" if r["met"] is None else ("[green]yes[/]" if r["met"] else "[red]no[/]")
+        table.add_row(
+            r["name"],
+            f"{r['product_per_s']:,}",
+            f"{r['raw_per_s']:,}",
+            str(r["ratio"]),
+            r["goal"] or "",
+            met,
+        )
+    console.print(table)
