@@ -161,8 +161,9 @@ def parse_header(raw: Any) -> Header:
     recipient = raw["recipient"]
     topic = raw["topic"]
     if kind == "event":
-        if recipient is not None or topic != raw["type"]:
-            raise Malformed("an event has no recipient and its topic is its type")
+        # recipient null: one copy for every subscriber; set: an encrypted copy for one
+        if topic != raw["type"]:
+            raise Malformed("an event's topic is its type")
     elif topic is not None or recipient is None:
         raise Malformed(f"a {kind} has a recipient and no topic")
     _check_strings(raw)
@@ -265,7 +266,9 @@ def build_envelope(  # noqa: PLR0913 - every argument is a header field
     """Build, (encrypt,) and sign a message; returns the wire bytes.
 
     RESTRICTED and SECRET payloads are encrypted to ``recipient.encryption_key``; raises
-    :class:`SealError` when such a payload has no recipient key (events cannot carry them).
+    :class:`SealError` when such a payload has no recipient key. An event is published to
+    every subscriber with ``recipient=None``; a RESTRICTED event is sent as one encrypted copy
+    per subscriber, each with that subscriber as ``recipient``.
     """
     created = now or utcnow()
     raw: dict[str, Any] = {

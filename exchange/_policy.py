@@ -77,10 +77,12 @@ class ByKind:
 
 @dataclass(frozen=True, slots=True)
 class AddressedToReceiver:
-    """A direct message must be addressed to the subsystem that receives it."""
+    """A message must be addressed to the subsystem that receives it (an event may go to
+    every subscriber, with no recipient)."""
 
     def check(self, request: AccessRequest) -> None:
-        if request.kind != "event" and request.recipient != request.receiver:
+        broadcast = request.kind == "event" and request.recipient is None
+        if not broadcast and request.recipient != request.receiver:
             raise Forbidden(
                 f"message addressed to {request.recipient} arrived at {request.receiver}"
             )

@@ -110,6 +110,32 @@ def test_restricted_payload_is_encrypted_end_to_end(bus):
     assert doc["header"]["encryption"]["kid"] in bus.tax.keys.decryption_keys()
 
 
+def test_restricted_event_travels_as_one_encrypted_copy_per_subscriber(bus):
+    """A RESTRICTED event goes to each subscriber encrypted to that subscriber; another
+    subscriber cannot use that copy."""
+    bus.sandbox.classify("civil.birth-registered", "RESTRICTED")
+    bus.sandbox.publish(bus.civil, "civil.birth-registered")
+    bus.sandbox.subscribe(bus.tax, "civil.birth-registered")
+    bus.sandbox.subscribe(bus.treasury, "civil.birth-registered")
+    copies = {
+        party.subsystem: build_envelope(
+            bus.civil.signer,
+            message_type="civil.birth-registered",
+            schema_version="1.0.0",
+            kind="event",
+            payload=b'{"act_number": "1532/2026"}',
+            classification="RESTRICTED",
+            recipient=bus.sandbox.recipient(party),
+        )
+        for party in (bus.tax, bus.treasury)
+    }
+    for party in (bus.tax, bus.treasury):
+        accepted = bus.inspector(party).inspect(copies[party.subsystem])
+        assert accepted.payload == {"act_number": "1532/2026"}
+    with pytest.raises(Forbidden, match="arrived at MA/GOV/MEF/TREASURY"):
+        bus.inspector(bus.treasury).inspect(copies[bus.tax.subsystem])
+
+
 def test_restricted_without_recipient_key_is_refused_at_the_source(bus):
     """The sender cannot build a RESTRICTED message without the recipient's key."""
     with pytest.raises(SealError, match="must be encrypted"):
