@@ -106,10 +106,15 @@ class Sandbox:
         assert cert is not None
         self.draft.revoked_serials.append(cert.serial_number)
 
-    def classify(self, message_type: str, classification: str, version: str = "1.0.0") -> None:
-        self.draft.schemas.append(
-            SchemaRef(message_type, version, "sha256:" + "0" * 64, classification)
-        )
+    def classify(
+        self,
+        message_type: str,
+        classification: str,
+        version: str = "1.0.0",
+        digest: str = "sha256:" + "0" * 64,
+    ) -> None:
+        """List a schema version in the directory (tests may leave the digest out)."""
+        self.draft.schemas.append(SchemaRef(message_type, version, digest, classification))
 
     def provide(self, provider: Party, request_type: str, response_type: str) -> None:
         self.draft.services.append(
