@@ -79,13 +79,14 @@ def canonical(value: Any) -> bytes:
 
 
 def canonical_flat(value: dict[str, Any]) -> bytes:
-    """:func:`canonical` for an object already checked to hold only ASCII keys, strings, safe
-    integers, booleans, null and such objects (an envelope header after parsing). When the
-    output is pure ASCII no normalisation can apply, so plain sorted-key JSON is the answer."""
+    """:func:`canonical` for an object already checked to hold only ASCII keys and strings,
+    small integers, booleans, null and such objects (an envelope header after parsing): with
+    no non-ASCII text no normalisation can apply, so sorted-key JSON is the answer. Raises
+    :class:`Malformed` if the object holds non-ASCII text after all."""
     try:
         text = _dumps(value)
     except (TypeError, ValueError) as exc:
         raise Malformed(f"value has no canonical JSON form: {exc}") from exc
-    if text.isascii():
-        return text
-    return canonical(value)
+    if not text.isascii():
+        raise Malformed("this object must hold ASCII text only")
+    return text

@@ -7,12 +7,12 @@ recording the id as seen, the handler) belong to the connector; the core only de
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
+import orjson
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric import ed25519, x25519
 
@@ -28,6 +28,7 @@ from exchange._errors import (
     BadSignature,
     CertificateExpired,
     CertificateRevoked,
+    DirectoryExpiredError,
     Duplicate,
     Expired,
     PayloadIssue,
@@ -110,7 +111,7 @@ def check_freshness(
     nor longer ago than ``max_age`` (``stale``). ``max_age`` is also how long the seen-store
     must remember an id: anything older is refused here, so replays stay bounded."""
     header = envelope.header
-    if now > header.expires + skew:
+    if now - skew > header.expires:
         raise Expired(f"message {header.id} expired at {format_time(header.expires)}")
     if header.created > now + skew:
         raise Stale(
@@ -160,8 +161,8 @@ def check_payload(envelope: Envelope, plaintext: bytes, validator: PayloadValida
     :class:`SchemaInvalid` with every issue and its JSON path."""
     header = envelope.header
     try:
-        payload = json.loads(plaintext)
-    except (ValueError, RecursionError) as exc:
+        payload = orjson.loads(plaintext)
+    except orjson.JSONDecodeError as exc:
         issue = PayloadIssue("$", f"payload is not UTF-8 JSON: {exc}", "json")
         raise SchemaInvalid(f"payload of {header.id} is not JSON", (issue,)) from exc
     issues = tuple(validator(header.type, header.schema, payload))
@@ -210,9 +211,18 @@ class Inspector:
         return self._policy
 
     def verify(self, data: bytes) -> tuple[Envelope, CertEntry]:
-        """Steps 1-4: parse, authenticate, freshness."""
-        envelope = parse_envelope(data, max_size=self.max_size)
+        """Steps 1-4: parse, authenticate, freshness.
+
+        Raises :class:`DirectoryExpiredError` (not a reject: the message is not at fault)
+        when the directory has expired; the connector then stops taking messages until it
+        holds a current one, so revocations are never missed."""
         now = self.clock()
+        if self.directory.is_stale(now):
+            raise DirectoryExpiredError(
+                f"directory {self.directory.serial} expired at "
+                f"{format_time(self.directory.expires)}; refusing to judge messages with it"
+            )
+        envelope = parse_envelope(data, max_size=self.max_size)
         entry = authenticate(envelope, self.directory, now)
         check_freshness(envelope, now, skew=self.skew, max_age=self.max_age)
         return envelope, entry

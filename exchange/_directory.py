@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
+import orjson
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric import ed25519
@@ -113,7 +114,10 @@ class Directory:
         for group in self._by_subsystem.values():
             group.sort(key=lambda e: e.info.not_before)
         for ref in self.schemas.values():
-            self._classification[ref.message_type] = ref.classification
+            # a type is as classified as its most classified version
+            known = self._classification.get(ref.message_type, CLASSIFICATIONS[0])
+            level = max(CLASSIFICATIONS.index(known), CLASSIFICATIONS.index(ref.classification))
+            self._classification[ref.message_type] = CLASSIFICATIONS[level]
 
     def certificate(self, fp: str) -> CertEntry | None:
         return self.certificates.get(fp)
@@ -238,6 +242,15 @@ def _field(body: Mapping[str, Any], name: str, kind: type) -> Any:
     return value
 
 
+ROLES = ("provides", "publishes", "accepts")
+
+
+def _one_of(value: Any, allowed: tuple[str, ...], what: str) -> Any:
+    if value not in allowed:
+        raise DirectoryError(f"unknown {what} {value!r}; expected one of {list(allowed)}")
+    return value
+
+
 def _subsystem(text: object, where: str) -> SubsystemId:
     try:
         return SubsystemId.parse(str(text))
@@ -260,10 +273,10 @@ def load_directory(
     serial is older than ``held_serial``, and :class:`DirectoryError` for anything malformed.
     """
     try:
-        document = json.loads(data)
+        document = orjson.loads(data)
         body = document["directory"]
         signature = base64.b64decode(document["signature"], validate=True)
-    except (ValueError, KeyError, TypeError, binascii.Error) as exc:
+    except (orjson.JSONDecodeError, KeyError, TypeError, binascii.Error) as exc:
         raise DirectoryError(f"not a signed directory document: {exc}") from exc
     if not isinstance(body, dict):
         raise DirectoryError("the directory body must be a JSON object")
@@ -272,6 +285,8 @@ def load_directory(
         raise DirectoryError("the CA certificate must hold an Ed25519 key")
     try:
         ca_key.verify(signature, DIRECTORY_CONTEXT + canonical(body))
+    except ExchangeError as exc:  # no canonical form: it cannot have been signed
+        raise DirectorySignatureError(f"the directory body is not signable: {exc}") from exc
     except InvalidSignature as exc:
         raise DirectorySignatureError(
             "the directory's signature does not verify against the CA certificate"
@@ -279,6 +294,8 @@ def load_directory(
 
     if _field(body, "v", int) != 1:
         raise DirectoryError(f"unsupported directory version {body.get('v')!r}")
+    if body.get("ca") != fingerprint(ca_certificate) or document.get("signer") != body.get("ca"):
+        raise DirectoryError("the directory names another CA than the one that signed it")
     serial = _field(body, "serial", int)
     expires = parse_time(body.get("expires"), "directory expires")
     moment = now or utcnow()
@@ -290,7 +307,7 @@ def load_directory(
         )
     try:
         return _index(body, serial, expires, ca_certificate, data)
-    except (KeyError, TypeError, ValueError) as exc:
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise DirectoryError(f"malformed directory entry: {exc!r}") from exc
     except ExchangeError as exc:
         if isinstance(exc, DirectoryError):
@@ -320,7 +337,7 @@ def _index(
         Service(
             subsystem=_subsystem(s["subsystem"], "service"),
             message_type=s["type"],
-            role=s["role"],
+            role=_one_of(s["role"], ROLES, "service role"),
             response_type=s.get("response_type"),
         )
         for s in _field(body, "services", list)
@@ -335,11 +352,14 @@ def _index(
     )
     schemas = {
         (s["type"], s["version"]): SchemaRef(
-            s["type"], s["version"], s["digest"], s["classification"]
+            s["type"],
+            s["version"],
+            s["digest"],
+            _one_of(s["classification"], CLASSIFICATIONS, "classification"),
         )
         for s in _field(body, "schemas", list)
     }
-    members = {MemberId.parse(m["id"]): m["name"] for m in _field(body, "members", list)}
+    members = {MemberId.parse(str(m["id"])): m["name"] for m in _field(body, "members", list)}
     return Directory(
         serial=serial,
         instance=_field(body, "instance", str),

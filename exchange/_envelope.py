@@ -31,7 +31,7 @@ from exchange._directory import CLASSIFICATIONS, ENCRYPTED_CLASSIFICATIONS
 from exchange._errors import Malformed, SealError
 from exchange._identity import SubsystemId
 from exchange._pki import fingerprint
-from exchange._seal import encryption_info, seal
+from exchange._seal import ALGORITHM, encryption_info, seal
 from exchange._time import format_time, parse_time, utcnow
 
 PROTOCOL_VERSION: Final = 1
@@ -42,9 +42,12 @@ KINDS: Final = ("request", "response", "event", "message", "error")
 ERROR_TYPE: Final = "tabadul.error"
 
 _TYPE = re.compile(r"[a-z][a-z0-9-]*(?:\.[a-z][a-z0-9-]*)+\Z")
-_SEMVER = re.compile(r"(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)\Z")
+_SEMVER = re.compile(r"(0|[1-9][0-9]{0,5})\.(0|[1-9][0-9]{0,5})\.(0|[1-9][0-9]{0,5})\Z")
 _DIGEST = re.compile(r"sha256:[0-9a-f]{64}\Z")
 _ID = re.compile(r"[0-9a-f]{32}\Z")
+_EPK = re.compile(r"[A-Za-z0-9+/]{43}=\Z")
+_KEY_TOKEN = re.compile(rb'"\s*:')
+MAX_TTL: Final = timedelta(days=1)
 _FIELDS: Final = frozenset(
     {
         "v", "id", "type", "schema", "kind", "sender", "recipient", "topic", "created",
@@ -155,9 +158,16 @@ def parse_header(raw: Any) -> Header:
     if encryption is not None and not (
         isinstance(encryption, dict)
         and encryption.keys() == {"alg", "kid", "epk"}
-        and all(isinstance(v, str) for v in encryption.values())
+        and encryption["alg"] == ALGORITHM
+        and isinstance(encryption["kid"], str)
+        and _DIGEST.match(encryption["kid"])
+        and isinstance(encryption["epk"], str)
+        and _EPK.match(encryption["epk"])
     ):
-        raise Malformed("header field 'encryption' must be null or {alg, kid, epk} strings")
+        raise Malformed(
+            f"header field 'encryption' must be null or {{alg: {ALGORITHM}, kid: a certificate "
+            "fingerprint, epk: 32 bytes in base64}"
+        )
     recipient = raw["recipient"]
     topic = raw["topic"]
     if kind == "event":
@@ -172,8 +182,8 @@ def parse_header(raw: Any) -> Header:
         raise Malformed("'in_reply_to' is required for responses and errors, and only there")
     created = parse_time(raw["created"], "created")
     expires = parse_time(raw["expires"], "expires")
-    if expires <= created:
-        raise Malformed("'expires' must be after 'created'")
+    if not created < expires <= created + MAX_TTL:
+        raise Malformed("'expires' must be after 'created', by at most one day")
     return Header(
         id=raw["id"],
         type=raw["type"],
@@ -202,6 +212,8 @@ def parse_envelope(data: bytes, *, max_size: int = DEFAULT_MAX_SIZE) -> Envelope
     """
     if len(data) > max_size:
         raise Malformed(f"message of {len(data)} bytes exceeds the limit of {max_size}")
+    if b"\\" in data:
+        raise Malformed("an envelope contains no backslash escapes")
     try:
         document = orjson.loads(data)
     except orjson.JSONDecodeError as exc:  # invalid UTF-8 is a decode error too
@@ -209,6 +221,11 @@ def parse_envelope(data: bytes, *, max_size: int = DEFAULT_MAX_SIZE) -> Envelope
     if not isinstance(document, dict) or document.keys() != {"header", "payload", "signature"}:
         raise Malformed("an envelope is an object with exactly header, payload and signature")
     header = parse_header(document["header"])
+    # Without escapes and with no quote inside any value, every '"' before a ':' ends a member
+    # name; more of them than parsed members means a name was repeated (the parser kept one).
+    members = 3 + len(_FIELDS) + (3 if header.encryption is not None else 0)
+    if len(_KEY_TOKEN.findall(data)) != members:
+        raise Malformed("an envelope has no repeated member names")
     try:
         payload = base64.b64decode(document["payload"], validate=True)
         signature = base64.b64decode(document["signature"], validate=True)

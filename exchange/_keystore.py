@@ -163,9 +163,10 @@ class CAStore:
 
     def revoke(self, serial_or_fingerprint: str, reason: str) -> IssuedCert:
         """Mark a certificate revoked (by hex serial or ``sha256:`` fingerprint)."""
-        needle = serial_or_fingerprint.lower().removeprefix("0x")
+        needle = serial_or_fingerprint.strip().lower().removeprefix("0x")
+        serial = int(needle, 16) if all(c in "0123456789abcdef" for c in needle) else None
         for entry in self._state["issued"]:
-            if needle in (entry["serial"], entry["fingerprint"]):
+            if needle == entry["fingerprint"] or serial == int(entry["serial"], 16):
                 if entry["revoked_at"] is not None:
                     raise CertificateError(f"certificate {entry['serial']} is already revoked")
                 entry["revoked_at"] = format_time(utcnow())
@@ -216,13 +217,14 @@ class KeyRing:
         }
 
     def signer(self) -> tuple[ed25519.Ed25519PrivateKey, x509.Certificate]:
-        gen = self.current
-        if gen.signing_cert is None:
-            raise KeyStoreError(
-                f"the signing key of {self.subsystem} (generation {gen.n}) has no certificate "
-                "yet; have the operator run 'tabadul ca issue'"
-            )
-        return gen.signing_key, gen.signing_cert
+        """The newest certified signing key (a new generation signs once it is certified)."""
+        for gen in reversed(self.generations):
+            if gen.signing_cert is not None:
+                return gen.signing_key, gen.signing_cert
+        raise KeyStoreError(
+            f"no signing key of {self.subsystem} has a certificate yet; have the operator run "
+            "'tabadul ca issue'"
+        )
 
 
 class KeyStore:
@@ -233,13 +235,12 @@ class KeyStore:
         self._passphrase = passphrase
 
     def generate(self, subsystem: SubsystemId, *, overlap: timedelta | None = None) -> int:
-        """Create a new generation of keys; with keys already present, this is a rotation:
-        the previous generations are marked to retire after ``overlap`` (default 7 days)."""
+        """Create a new generation of keys; with keys already present, this is a rotation.
+        The older generations keep signing until the new one is certified, and retire
+        ``overlap`` (default 7 days) after that."""
         manifest = self._manifest_or_new(subsystem)
         now = utcnow()
-        for gen in manifest["generations"]:
-            if gen["retire_after"] is None:
-                gen["retire_after"] = format_time(now + (overlap or timedelta(days=7)))
+        manifest["overlap_s"] = (overlap or timedelta(days=7)).total_seconds()
         n = max((g["n"] for g in manifest["generations"]), default=0) + 1
         folder = self.root / f"gen-{n}"
         signing = ed25519.Ed25519PrivateKey.generate()
@@ -273,9 +274,16 @@ class KeyStore:
     def store_certificates(
         self, n: int, signing_cert: x509.Certificate, encryption_cert: x509.Certificate
     ) -> None:
+        """Store generation ``n``'s certificates; the older generations start their overlap."""
         folder = self.root / f"gen-{n}"
         _write_text(folder / "signing.pem", cert_to_pem(signing_cert))
         _write_text(folder / "encryption.pem", cert_to_pem(encryption_cert))
+        manifest = self._manifest()
+        retire = format_time(utcnow() + timedelta(seconds=manifest.get("overlap_s", 604800)))
+        for gen in manifest["generations"]:
+            if gen["n"] < n and gen["retire_after"] is None:
+                gen["retire_after"] = retire
+        self._save(manifest)
 
     def load(self) -> KeyRing:
         """Decrypt and load every generation that is not yet retired."""

@@ -46,10 +46,10 @@ def cert_to_pem(cert: x509.Certificate) -> str:
 
 def cert_from_pem(pem: str | bytes) -> x509.Certificate:
     """Parse a PEM certificate; raises :class:`CertificateError`."""
-    data = pem.encode("ascii") if isinstance(pem, str) else pem
     try:
+        data = pem.encode("ascii") if isinstance(pem, str) else pem
         return x509.load_pem_x509_certificate(data)
-    except ValueError as exc:
+    except ValueError as exc:  # UnicodeEncodeError is a ValueError
         raise CertificateError(f"not a PEM X.509 certificate: {exc}") from exc
 
 
@@ -95,6 +95,7 @@ def inspect_certificate(cert: x509.Certificate, ca_cert: x509.Certificate) -> Ce
         usage = "encryption"
     else:
         raise CertificateError(f"unsupported key type {type(key).__name__} in certificate")
+    _check_extensions(cert, usage)
     return CertInfo(
         subsystem=subsystem,
         usage=usage,
@@ -104,6 +105,20 @@ def inspect_certificate(cert: x509.Certificate, ca_cert: x509.Certificate) -> Ce
         not_after=cert.not_valid_after_utc,
         public_key=key,
     )
+
+
+def _check_extensions(cert: x509.Certificate, usage: Usage) -> None:
+    """A subsystem certificate is no CA and its KeyUsage matches its key (protocol.md §2)."""
+    try:
+        constraints = cert.extensions.get_extension_for_class(x509.BasicConstraints).value
+        key_usage = cert.extensions.get_extension_for_class(x509.KeyUsage).value
+    except x509.ExtensionNotFound as exc:
+        raise CertificateError(f"certificate lacks a required extension: {exc}") from exc
+    if constraints.ca:
+        raise CertificateError("a subsystem certificate must not be a CA certificate")
+    wanted = key_usage.digital_signature if usage == "signing" else key_usage.key_agreement
+    if not wanted:
+        raise CertificateError(f"the KeyUsage of this {usage} certificate does not allow it")
 
 
 def write_private_key(path: Path, key: PrivateKey, passphrase: bytes) -> None:
@@ -117,7 +132,12 @@ def write_private_key(path: Path, key: PrivateKey, passphrase: bytes) -> None:
     )
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    tmp.unlink(missing_ok=True)  # a leftover could carry wider permissions or be a symlink
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    except OSError as exc:
+        raise KeyStoreError(f"cannot create {tmp.name}: {exc.strerror}") from exc
+    os.fchmod(fd, 0o600)  # whatever the umask
     with os.fdopen(fd, "wb") as handle:
         handle.write(pem)
         handle.flush()

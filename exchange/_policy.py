@@ -130,7 +130,10 @@ class ReplyGranted:
     def check(self, request: AccessRequest) -> None:
         asker = request.recipient
         if request.message_type == self.error_type:
-            allowed = any(g[0] == asker and g[2] == request.sender for g in self.grants)
+            provided = {
+                t for (p, _), types in self.answers.items() if p == request.sender for t in types
+            }
+            allowed = any((asker, t, request.sender) in self.grants for t in provided)
         else:
             requests = self.answers.get((request.sender, request.message_type), frozenset())
             allowed = any((asker, t, request.sender) in self.grants for t in requests)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 
 from exchange._errors import Malformed
@@ -17,14 +18,15 @@ def format_time(moment: datetime) -> str:
     return text.removesuffix("+00:00") + "Z"
 
 
+WIRE_TIME = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{3}Z\Z")
+
+
 def parse_time(text: object, field: str) -> datetime:
-    """Parse a wire timestamp; raises :class:`Malformed` naming ``field``."""
-    if not isinstance(text, str) or not text.endswith("Z") or len(text) > 40:
-        raise Malformed(f"{field} must be an RFC 3339 UTC timestamp ending in 'Z', got {text!r}")
+    """Parse a wire timestamp, exactly ``YYYY-MM-DDTHH:MM:SS.mmmZ``; raises
+    :class:`Malformed` naming ``field``."""
+    if not isinstance(text, str) or not WIRE_TIME.match(text):
+        raise Malformed(f"{field} must be a UTC time like 2026-11-22T14:00:00.123Z, got {text!r}")
     try:
-        moment = datetime.fromisoformat(text)
-    except ValueError as exc:
-        raise Malformed(f"{field} is not a valid timestamp: {text!r}") from exc
-    if moment.tzinfo is None:  # pragma: no cover - 'Z' always yields UTC
-        raise Malformed(f"{field} has no time zone")
-    return moment
+        return datetime.fromisoformat(text)
+    except ValueError as exc:  # e.g. month 13
+        raise Malformed(f"{field} is not a valid time: {text!r}") from exc

@@ -15,12 +15,13 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
-from exchange._envelope import SIGNING_CONTEXT, parse_envelope
-from exchange._errors import CertificateError, EvidenceError, RejectError
+from exchange._envelope import SIGNING_CONTEXT, Header, parse_envelope
+from exchange._errors import CertificateError, EvidenceError, ExchangeError, RejectError
 from exchange._pki import cert_from_pem, cert_to_pem, fingerprint, inspect_certificate
 from exchange.log._log import InclusionProof, verify_head_signature
 from exchange.log._merkle import verify_inclusion
@@ -88,9 +89,9 @@ class EvidenceReport:
 
 def _parse(data: bytes) -> tuple[LogRecord, dict[str, Any], SignedTreeHead, dict[str, Any]]:
     try:
-        doc = json.loads(data)
+        doc = orjson.loads(data)
         version = doc.get("tabadul-evidence")
-    except (ValueError, AttributeError) as exc:
+    except (orjson.JSONDecodeError, AttributeError) as exc:
         raise EvidenceError(f"the bundle is not a JSON object: {exc}") from exc
     if version != BUNDLE_VERSION:
         raise EvidenceError("not a version 1 Tabadul evidence bundle")
@@ -117,9 +118,19 @@ def _parse(data: bytes) -> tuple[LogRecord, dict[str, Any], SignedTreeHead, dict
             signature=bytes.fromhex(raw_head["signature"]),
         )
         inclusion = doc["inclusion"]
+        _require_ints(rec["seq"], raw_head["size"], inclusion["index"], inclusion["size"])
+        if not isinstance(inclusion["proof"], list) or not all(
+            isinstance(node, str) for node in inclusion["proof"]
+        ):
+            raise EvidenceError("the audit path must be a list of hex strings")
     except (ValueError, KeyError, TypeError, AttributeError, binascii.Error) as exc:
         raise EvidenceError(f"the bundle is malformed: {exc!r}") from exc
     return record, inclusion, head, doc
+
+
+def _require_ints(*values: object) -> None:
+    if not all(type(v) is int and v >= 0 for v in values):
+        raise EvidenceError("positions and sizes must be non-negative integers")
 
 
 def _check_certificate(pem: object, ca: x509.Certificate, role: str) -> x509.Certificate:
@@ -137,7 +148,17 @@ def verify_evidence(data: bytes, ca_certificate: x509.Certificate) -> EvidenceRe
     """Check a bundle offline. Raises :class:`EvidenceError` naming the first thing that
     does not hold: certificates not issued by the CA, a head signature that does not verify
     or is not by the log's keeper, an audit path that does not lead to the head's root, a
-    record that does not match the envelope bytes, or a sender signature that fails."""
+    record that does not match the envelope bytes or its header, or a sender signature that
+    fails."""
+    try:
+        return _verify(data, ca_certificate)
+    except EvidenceError:
+        raise
+    except ExchangeError as exc:  # e.g. a record value with no canonical form
+        raise EvidenceError(f"the bundle does not verify: {exc.message}") from exc
+
+
+def _verify(data: bytes, ca_certificate: x509.Certificate) -> EvidenceReport:
     record, inclusion, head, doc = _parse(data)
     log_cert = _check_certificate(doc.get("log_certificate"), ca_certificate, "log keeper's")
     log_info = inspect_certificate(log_cert, ca_certificate)
@@ -170,17 +191,35 @@ def verify_evidence(data: bytes, ca_certificate: x509.Certificate) -> EvidenceRe
         log_id=head.log_id,
         head_signed_at=head.timestamp,
         sender=record.sender,
-        sender_signature=_sender_signature(record, doc.get("sender_certificate"), ca_certificate),
+        sender_signature=_sender_signature(
+            record, doc.get("sender_certificate"), ca_certificate, head.log_id
+        ),
         reject_code=record.reject_code,
     )
 
 
-def _sender_signature(record: LogRecord, pem: object, ca: x509.Certificate) -> str:
-    """Check the envelope's own signature when the bundle carries the signer's certificate."""
+def _record_matches_header(record: LogRecord, header: Header, log_id: str) -> None:
+    """The keeper's record must say what the envelope says, and the direction must fit the
+    keeper: it sent what it signed, it received what was addressed to it."""
+    addressee = str(header.recipient) if header.recipient is not None else header.topic
+    claimed = (record.message_id, record.message_type, record.sender, record.recipient)
+    if claimed != (header.id, header.type, str(header.sender), addressee):
+        raise EvidenceError("the log record does not match the envelope's header")
+    if record.direction == "sent" and str(header.sender) != log_id:
+        raise EvidenceError(f"log {log_id!r} records as sent a message of {header.sender}")
+    addressed_elsewhere = header.recipient is not None and str(header.recipient) != log_id
+    if record.direction == "received" and addressed_elsewhere:
+        raise EvidenceError(f"log {log_id!r} records as received a message for {addressee}")
+
+
+def _sender_signature(record: LogRecord, pem: object, ca: x509.Certificate, log_id: str) -> str:
+    """Check the record against the envelope's header and, when the bundle carries the
+    signer's certificate, the envelope's own signature."""
     try:
         envelope = parse_envelope(record.envelope)
     except RejectError as exc:
         return f"not checked: the logged bytes are not a well-formed envelope ({exc.code})"
+    _record_matches_header(record, envelope.header, log_id)
     if pem is None:
         return "not checked: the bundle has no sender certificate"
     cert = _check_certificate(pem, ca, "sender's")
@@ -188,8 +227,6 @@ def _sender_signature(record: LogRecord, pem: object, ca: x509.Certificate) -> s
     header = envelope.header
     if fingerprint(cert) != header.signer or info.subsystem != header.sender:
         raise EvidenceError("the sender certificate is not the one that signed the envelope")
-    if header.id != record.message_id:
-        raise EvidenceError("the envelope's id is not the record's message id")
     key = info.public_key
     try:
         if not isinstance(key, ed25519.Ed25519PublicKey):

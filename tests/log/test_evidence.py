@@ -23,7 +23,8 @@ def _log_of(bus: Bus, path: Path, data: bytes) -> MessageLog:
     log = MessageLog(SQLiteLogStore(path), log_id=str(bus.civil.subsystem), signing_key=key)
     for raw in (bus.lookup(), data, bus.lookup()):
         header = parse_envelope(raw).header
-        log.append(LogEntry("received", header.id, header.type, str(header.sender), "civil", raw))
+        recipient = str(header.recipient)
+        log.append(LogEntry("received", header.id, header.type, str(header.sender), recipient, raw))
     log.flush()
     return log
 
@@ -53,6 +54,8 @@ def test_bundle_verifies_with_only_the_ca(bus, tmp_path):
     ("change", "reason"),
     [
         (lambda d: d["record"].update(direction="sent"), "not in the tree"),
+        (lambda d: d["record"].update(seq=1.0), "non-negative integers"),
+        (lambda d: d["inclusion"].update(proof=[None]), "list of hex strings"),
         (lambda d: d["inclusion"]["proof"].reverse(), "bad audit path"),
         (lambda d: d["head"].update(size=4), "signature does not verify"),
         (lambda d: d.update(envelope=base64.b64encode(b"{}").decode()), "do not match"),
@@ -67,6 +70,25 @@ def test_tampered_bundle_is_refused_with_the_reason(bus, tmp_path, change, reaso
     change(doc)
     with pytest.raises(EvidenceError, match=reason):
         verify_evidence(json.dumps(doc).encode(), bus.sandbox.ca.certificate)
+
+
+def test_record_that_misstates_the_envelope_is_refused(bus, tmp_path):
+    """A keeper's record naming another sender than the signed envelope does not verify,
+    even with a fresh head over the altered record."""
+    data = bus.lookup()
+    key, keeper = bus.civil.keys.signer()
+    store = SQLiteLogStore(tmp_path / "l.sqlite")
+    log = MessageLog(store, log_id=str(bus.civil.subsystem), signing_key=key)
+    header = parse_envelope(data).header
+    lie = LogEntry(
+        "received", header.id, header.type, "MA/GOV/MEF/CUSTOMS", str(header.recipient), data
+    )
+    log.append(lie)
+    log.flush()
+    bundle = evidence_bundle(log.inclusion_proof(header.id), keeper)
+    log.close()
+    with pytest.raises(EvidenceError, match="does not match the envelope"):
+        verify_evidence(bundle, bus.sandbox.ca.certificate)
 
 
 def test_bundle_under_another_ca_is_refused(bus, tmp_path):
