@@ -364,3 +364,49 @@ def test_arbitrary_bytes_are_malformed_never_a_crash(data):
     """Random bytes are refused as malformed with a message, never an unexpected exception."""
     with pytest.raises(Malformed):
         parse_envelope(data)
+
+
+@settings(max_examples=150, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(part=st.sampled_from(["signature", "payload"]), index=st.integers(0), bit=st.integers(0, 7))
+def test_changed_signature_or_payload_bytes_are_bad_signature(bus, part, index, bit):
+    """Any changed bit of the decoded signature or payload is refused as bad-signature."""
+    doc = json.loads(bus.lookup())
+    raw = bytearray(base64.b64decode(doc[part]))
+    raw[index % len(raw)] ^= 1 << bit
+    doc[part] = base64.b64encode(bytes(raw)).decode()
+    with pytest.raises(BadSignature):
+        bus.inspector(bus.civil).inspect(json.dumps(doc).encode())
+
+
+HEADER_CHANGES = {
+    "id": "f" * 32,
+    "type": "civil.person-lookup.other",
+    "schema": "1.0.1",
+    "created": "2026-01-01T00:00:00.000Z",
+    "correlation_id": "e" * 32,
+    "classification": "SECRET",
+    "payload_digest": "sha256:" + "0" * 64,
+}
+
+
+@pytest.mark.parametrize(("field", "value"), sorted(HEADER_CHANGES.items()))
+def test_changed_header_field_is_bad_signature(bus, field, value):
+    """Changing any signed header field to another well-formed value breaks the signature."""
+    doc = json.loads(bus.lookup())
+    doc["header"][field] = value
+    if field == "created":
+        doc["header"]["expires"] = "2026-01-01T00:01:00.000Z"
+    with pytest.raises(BadSignature):
+        bus.inspector(bus.civil).inspect(json.dumps(doc).encode())
+
+
+def test_changed_sender_or_signer_is_unknown_sender(bus):
+    """Claiming another sender, or another signer certificate, is refused as unknown-sender."""
+    for field, value in (
+        ("sender", str(bus.customs.subsystem)),
+        ("signer", bus.customs.signer.fingerprint),
+    ):
+        doc = json.loads(bus.lookup())
+        doc["header"][field] = value
+        with pytest.raises(UnknownSender):
+            bus.inspector(bus.civil).inspect(json.dumps(doc).encode())
