@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import sys
+
 import typer
 
 app = typer.Typer(
@@ -28,5 +31,15 @@ def build_app() -> typer.Typer:
 
 
 def main() -> None:
-    """Entry point of the ``tabadul`` script."""
-    build_app()()
+    """Entry point of the ``tabadul`` script. The project's errors are reported by each
+    command; anything else is a bug, reported in one line (the traceback only on request)."""
+    try:
+        build_app()()
+    except Exception as exc:  # usage errors and exits are handled by typer, not here
+        if os.environ.get("TABADUL_DEBUG"):
+            raise
+        sys.stderr.write(
+            f"error [internal]: {type(exc).__name__}: {exc}\n"
+            "This is a bug in Tabadul; run again with TABADUL_DEBUG=1 for the details.\n"
+        )
+        sys.exit(3)

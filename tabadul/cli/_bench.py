@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
+import psycopg
 import typer
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from tabadul.cli._output import console, err_console, print_json
+from tabadul.cli._output import console, err_console, print_json, usage_error
 
 bench_app = typer.Typer(help="Benchmarks (each beside its raw baseline).", no_args_is_help=True)
 
@@ -35,6 +36,9 @@ def core(
     as_markdown: Annotated[
         bool, typer.Option("--markdown", help="Print a Markdown table.")
     ] = False,
+    postgres: Annotated[
+        str, typer.Option(help="PostgreSQL URL for the log figure ('' to skip).")
+    ] = "postgresql://postgres@127.0.0.1:5432/test",
 ) -> None:
     """Sign, verify, seal/open, validate, log append and log verify per second."""
     from bench.core import run
@@ -47,7 +51,19 @@ def core(
         transient=True,
     ) as progress:
         task = progress.add_task("core benchmark", total=None)
-        report = run(scale, lambda step: progress.update(task, description=f"benchmark: {step}"))
+        try:
+            report = run(
+                scale,
+                lambda step: progress.update(task, description=f"benchmark: {step}"),
+                postgres_url=postgres or None,
+            )
+        except psycopg.OperationalError as exc:
+            usage_error(
+                "postgres-unreachable",
+                f"cannot reach PostgreSQL for the log figure ({exc}); pass --postgres '' to "
+                "skip it",
+                as_json=as_json,
+            )
     if as_json:
         print_json(report)
         return

@@ -38,6 +38,15 @@ def _ca_passphrase(*, confirm: bool = False) -> bytes:
     return _passphrase("TABADUL_CA_PASSPHRASE", "CA", confirm=confirm)
 
 
+def _open_ca(directory: Path, *, as_json: bool) -> CAStore:
+    """The CA in ``directory``; says so plainly (before asking a passphrase) if there is none."""
+    if not (directory / "ca.key").exists():
+        usage_error(
+            "no-ca", f"{directory} holds no CA; create one with 'tabadul ca init'", as_json=as_json
+        )
+    return CAStore.open(directory, _ca_passphrase())
+
+
 def _key_passphrase(*, confirm: bool = False) -> bytes:
     return _passphrase("TABADUL_KEY_PASSPHRASE", "key", confirm=confirm)
 
@@ -87,7 +96,7 @@ def ca_issue(
                     as_json=as_json,
                 )
             KeyStore(keys, _key_passphrase(confirm=True)).generate(SubsystemId.parse(subsystem))
-        ca = CAStore.open(directory, _ca_passphrase())
+        ca = _open_ca(directory, as_json=as_json)
         signing, encryption = issue_for(ca, store, days=days)
     result = {
         "ok": True,
@@ -115,7 +124,7 @@ def ca_revoke(
 ) -> None:
     """Revoke a certificate; the next directory lists it as revoked."""
     with reporting(as_json=as_json):
-        entry = CAStore.open(directory, _ca_passphrase()).revoke(certificate, reason)
+        entry = _open_ca(directory, as_json=as_json).revoke(certificate, reason)
     if as_json:
         print_json({"ok": True, "revoked": entry.as_dict()})
     else:
@@ -126,7 +135,7 @@ def ca_revoke(
 def ca_list(directory: Path = CA_DIR, as_json: bool = JSON) -> None:
     """The certificates this CA issued, with their state."""
     with reporting(as_json=as_json):
-        issued = CAStore.open(directory, _ca_passphrase()).issued()
+        issued = _open_ca(directory, as_json=as_json).issued()
     if as_json:
         print_json([cert.as_dict() for cert in issued])
         return
