@@ -46,7 +46,6 @@ _SEMVER = re.compile(r"(0|[1-9][0-9]{0,5})\.(0|[1-9][0-9]{0,5})\.(0|[1-9][0-9]{0
 _DIGEST = re.compile(r"sha256:[0-9a-f]{64}\Z")
 _ID = re.compile(r"[0-9a-f]{32}\Z")
 _EPK = re.compile(r"[A-Za-z0-9+/]{43}=\Z")
-_KEY_TOKEN = re.compile(rb'"\s*:')
 MAX_TTL: Final = timedelta(days=1)
 _FIELDS: Final = frozenset(
     {
@@ -221,10 +220,14 @@ def parse_envelope(data: bytes, *, max_size: int = DEFAULT_MAX_SIZE) -> Envelope
     if not isinstance(document, dict) or document.keys() != {"header", "payload", "signature"}:
         raise Malformed("an envelope is an object with exactly header, payload and signature")
     header = parse_header(document["header"])
-    # Without escapes and with no quote inside any value, every '"' before a ':' ends a member
-    # name; more of them than parsed members means a name was repeated (the parser kept one).
-    members = 3 + len(_FIELDS) + (3 if header.encryption is not None else 0)
-    if len(_KEY_TOKEN.findall(data)) != members:
+    # Without escapes, and with no quote inside any value, the bytes hold exactly two quotes
+    # per member name and per string value; a repeated name (the parser keeps only one of
+    # them) leaves more quotes than the parsed document accounts for.
+    raw = header.raw
+    strings = 5 + len(raw) + sum(1 for value in raw.values() if value.__class__ is str)
+    if header.encryption is not None:
+        strings += 6
+    if data.count(b'"') != 2 * strings:
         raise Malformed("an envelope has no repeated member names")
     try:
         payload = base64.b64decode(document["payload"], validate=True)

@@ -62,6 +62,9 @@ def test_repeated_member_names_and_escapes_are_malformed(bus):
     repeated = b'{"header":{"v":1},' + data[1:]
     with pytest.raises(Malformed, match="repeated member names"):
         parse_envelope(repeated)
+    inner = data.replace(b'"kind":"request"', b'"kind":"message","kind" : "request"')
+    with pytest.raises(Malformed, match="repeated member names"):
+        parse_envelope(inner)
     escaped = data.replace(b'"kind"', b'"\\u006bind"')
     with pytest.raises(Malformed, match="no backslash"):
         parse_envelope(escaped)
