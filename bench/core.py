@@ -18,18 +18,21 @@ import sys
 import tempfile
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import psycopg
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import x25519
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from jsonschema import Draft202012Validator
 
 from bench._timing import Figure, machine, rate
 from exchange import (
+    Header,
     Inspector,
     MemorySeenStore,
     PayloadIssue,
@@ -210,52 +213,74 @@ def bench_validation(n: int) -> Figure:
     )
 
 
-def bench_log(n: int, batch: int, folder: Path) -> list[Figure]:
-    """Durable appends with group commit, and full verification, on SQLite."""
-    sandbox, civil, tax = _bus()
-    key, _ = civil.keys.signer()
-    envelope = build_envelope(
-        tax.signer,
-        message_type=LOOKUP,
-        schema_version="1.0.0",
-        kind="request",
-        payload=json.dumps(default_registry().latest(LOOKUP).examples[0]).encode(),
-        classification="INTERNAL",
-        recipient=sandbox.recipient(civil),
-    )
-    header = parse_envelope(envelope).header
-    counter = iter(range(10**9))
+@dataclass(frozen=True, slots=True)
+class _LogInput:
+    """A signing key and one realistic envelope, appended ``n`` times in batches."""
 
-    def product_append() -> int:
-        path = folder / f"log-{next(counter)}.sqlite"
-        log = MessageLog(SQLiteLogStore(path), log_id=str(civil.subsystem), signing_key=key)
+    key: Ed25519PrivateKey
+    envelope: bytes
+    header: Header
+
+    @classmethod
+    def make(cls) -> _LogInput:
+        sandbox, civil, tax = _bus()
+        key, _ = civil.keys.signer()
+        envelope = build_envelope(
+            tax.signer,
+            message_type=LOOKUP,
+            schema_version="1.0.0",
+            kind="request",
+            payload=json.dumps(default_registry().latest(LOOKUP).examples[0]).encode(),
+            classification="INTERNAL",
+            recipient=sandbox.recipient(civil),
+        )
+        return cls(key, envelope, parse_envelope(envelope).header)
+
+    def fill(self, log: MessageLog, n: int, batch: int) -> None:
+        """Append ``n`` records, one durable flush per ``batch``."""
+        h = self.header
         for start in range(0, n, batch):
             for i in range(start, min(n, start + batch)):
                 log.append(
                     LogEntry(
                         "received",
                         f"{i:032x}",
-                        header.type,
-                        str(header.sender),
-                        str(header.recipient),
-                        envelope,
+                        h.type,
+                        str(h.sender),
+                        str(h.recipient),
+                        self.envelope,
                     )
                 )
             log.flush()
+
+    def rows(self, start: int, stop: int) -> list[tuple[int, str, bytes]]:
+        return [(i, f"{i:032x}", self.envelope) for i in range(start, stop)]
+
+
+def bench_log(n: int, batch: int, folder: Path) -> list[Figure]:
+    """Durable appends with group commit, and full verification, on SQLite."""
+    data = _LogInput.make()
+    counter = iter(range(10**9))
+
+    def product_append() -> int:
+        log = MessageLog(
+            SQLiteLogStore(folder / f"log-{next(counter)}.sqlite"),
+            log_id="bench",
+            signing_key=data.key,
+        )
+        data.fill(log, n, batch)
         log.close()
         return n
 
     def raw_append() -> int:
-        path = folder / f"raw-{next(counter)}.sqlite"
-        conn = sqlite3.connect(path)
+        conn = sqlite3.connect(folder / f"raw-{next(counter)}.sqlite")
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=FULL")
         conn.execute("CREATE TABLE t (seq INTEGER PRIMARY KEY, id TEXT, envelope BLOB)")
         for start in range(0, n, batch):
             with conn:
                 conn.executemany(
-                    "INSERT INTO t VALUES (?, ?, ?)",
-                    ((i, f"{i:032x}", envelope) for i in range(start, min(n, start + batch))),
+                    "INSERT INTO t VALUES (?, ?, ?)", data.rows(start, min(n, start + batch))
                 )
         conn.close()
         return n
@@ -272,33 +297,21 @@ def bench_log(n: int, batch: int, folder: Path) -> list[Figure]:
     )
 
     path = folder / "verify.sqlite"
-    log = MessageLog(SQLiteLogStore(path), log_id=str(civil.subsystem), signing_key=key)
-    for start in range(0, n, batch):
-        for i in range(start, min(n, start + batch)):
-            log.append(
-                LogEntry(
-                    "received",
-                    f"{i:032x}",
-                    header.type,
-                    str(header.sender),
-                    str(header.recipient),
-                    envelope,
-                )
-            )
-        log.flush()
+    log = MessageLog(SQLiteLogStore(path), log_id="bench", signing_key=data.key)
+    data.fill(log, n, batch)
     log.close()
     leaves = [record.leaf_data() for record in _records(path)]
 
     def product_verify() -> int:
         store = SQLiteLogStore(path)
-        verify_log(store, public_key=key.public_key())
+        verify_log(store, public_key=data.key.public_key())
         store.close()
         return n
 
     def raw_verify() -> int:
         for leaf in leaves:
             hashlib.sha256(b"\x00" + leaf).digest()
-            hashlib.sha256(envelope).digest()
+            hashlib.sha256(data.envelope).digest()
         return n
 
     verify = Figure(
@@ -314,37 +327,14 @@ def bench_log(n: int, batch: int, folder: Path) -> list[Figure]:
 def bench_log_postgres(n: int, batch: int, url: str) -> Figure:
     """Durable appends with group commit on PostgreSQL, beside psycopg inserting the same
     rows with one commit per batch."""
-    sandbox, civil, tax = _bus()
-    key, _ = civil.keys.signer()
-    envelope = build_envelope(
-        tax.signer,
-        message_type=LOOKUP,
-        schema_version="1.0.0",
-        kind="request",
-        payload=json.dumps(default_registry().latest(LOOKUP).examples[0]).encode(),
-        classification="INTERNAL",
-        recipient=sandbox.recipient(civil),
-    )
-    header = parse_envelope(envelope).header
+    data = _LogInput.make()
     schemas: list[str] = []
 
     def product() -> int:
         name = f"bench_log_{uuid.uuid4().hex[:10]}"
         schemas.append(name)
-        log = MessageLog(PostgresLogStore(url, name=name), log_id="bench", signing_key=key)
-        for start in range(0, n, batch):
-            for i in range(start, min(n, start + batch)):
-                log.append(
-                    LogEntry(
-                        "received",
-                        f"{i:032x}",
-                        header.type,
-                        str(header.sender),
-                        str(header.recipient),
-                        envelope,
-                    )
-                )
-            log.flush()
+        log = MessageLog(PostgresLogStore(url, name=name), log_id="bench", signing_key=data.key)
+        data.fill(log, n, batch)
         log.close()
         return n
 
@@ -359,7 +349,7 @@ def bench_log_postgres(n: int, batch: int, url: str) -> Figure:
                 with conn.cursor() as cur:
                     cur.executemany(
                         f"INSERT INTO {name}.t VALUES (%s, %s, %s)",  # noqa: S608 - generated name
-                        [(i, f"{i:032x}", envelope) for i in range(start, min(n, start + batch))],
+                        data.rows(start, min(n, start + batch)),
                     )
                 conn.commit()
         return n

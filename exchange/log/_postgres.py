@@ -11,8 +11,16 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from exchange._errors import LogError
-from exchange.log._records import LogRecord, SignedTreeHead
-from exchange.log._store import DEFAULT_NAME, Node, NodeKey, StoredRecord
+from exchange.log._records import SignedTreeHead
+from exchange.log._store import COLUMNS as _COLUMNS
+from exchange.log._store import (
+    DEFAULT_NAME,
+    Node,
+    NodeKey,
+    StoredRecord,
+    record_row,
+    stored_from_row,
+)
 
 if TYPE_CHECKING:
     import psycopg
@@ -49,44 +57,6 @@ _SCHEMA = (
         signature bytea NOT NULL
     )""",
 )
-
-_COLUMNS = (
-    "seq, direction, at, message_id, message_type, sender, recipient, reject_code, "
-    "envelope_sha256, envelope, leaf_hash"
-)
-
-
-def _row(stored: StoredRecord) -> tuple[Any, ...]:
-    r = stored.record
-    return (
-        r.seq,
-        r.direction,
-        r.at,
-        r.message_id,
-        r.message_type,
-        r.sender,
-        r.recipient,
-        r.reject_code,
-        r.envelope_sha256,
-        r.envelope,
-        stored.leaf_hash,
-    )
-
-
-def _stored(row: Sequence[Any]) -> StoredRecord:
-    record = LogRecord(
-        seq=int(row[0]),
-        direction=row[1],
-        at=row[2],
-        message_id=row[3],
-        message_type=row[4],
-        sender=row[5],
-        recipient=row[6],
-        reject_code=row[7],
-        envelope_sha256=row[8],
-        envelope=bytes(row[9]),
-    )
-    return StoredRecord(record, bytes(row[10]))
 
 
 class PostgresLogStore:
@@ -148,7 +118,7 @@ class PostgresLogStore:
                     if records:
                         with cur.copy(self._q(f"COPY {{s}}.records ({_COLUMNS}) FROM STDIN")) as cp:
                             for stored in records:
-                                cp.write_row(_row(stored))
+                                cp.write_row(record_row(stored))
                     if nodes:
                         with cur.copy(
                             self._q("COPY {s}.nodes (level, idx, hash) FROM STDIN")
@@ -181,7 +151,7 @@ class PostgresLogStore:
                 params,
             ).fetchall()
             self._conn.rollback()
-        return [_stored(row) for row in rows]
+        return [stored_from_row(row) for row in rows]
 
     def read_range(self, start: int, stop: int) -> list[StoredRecord]:
         return self._select("WHERE seq >= %s AND seq < %s ORDER BY seq", (start, stop))

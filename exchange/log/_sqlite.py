@@ -7,11 +7,11 @@ import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 from exchange._errors import LogError
-from exchange.log._records import LogRecord, SignedTreeHead
-from exchange.log._store import Node, NodeKey, StoredRecord
+from exchange.log._records import SignedTreeHead
+from exchange.log._store import COLUMNS as _COLUMNS
+from exchange.log._store import Node, NodeKey, StoredRecord, record_row, stored_from_row
 
 _SCHEMA = (
     """CREATE TABLE IF NOT EXISTS records (
@@ -42,44 +42,6 @@ _SCHEMA = (
         signature BLOB NOT NULL
     )""",
 )
-
-_COLUMNS = (
-    "seq, direction, at, message_id, message_type, sender, recipient, reject_code, "
-    "envelope_sha256, envelope, leaf_hash"
-)
-
-
-def _row(stored: StoredRecord) -> tuple[Any, ...]:
-    r = stored.record
-    return (
-        r.seq,
-        r.direction,
-        r.at,
-        r.message_id,
-        r.message_type,
-        r.sender,
-        r.recipient,
-        r.reject_code,
-        r.envelope_sha256,
-        r.envelope,
-        stored.leaf_hash,
-    )
-
-
-def _stored(row: Sequence[Any]) -> StoredRecord:
-    record = LogRecord(
-        seq=int(row[0]),
-        direction=row[1],
-        at=row[2],
-        message_id=row[3],
-        message_type=row[4],
-        sender=row[5],
-        recipient=row[6],
-        reject_code=row[7],
-        envelope_sha256=row[8],
-        envelope=bytes(row[9]),
-    )
-    return StoredRecord(record, bytes(row[10]))
 
 
 class SQLiteLogStore:
@@ -141,7 +103,7 @@ class SQLiteLogStore:
             try:
                 conn.executemany(
                     f"INSERT INTO records ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?)",  # noqa: S608 - constant column list
-                    map(_row, records),
+                    map(record_row, records),
                 )
                 conn.executemany("INSERT INTO nodes (level, idx, hash) VALUES (?,?,?)", nodes)
                 if head is not None:
@@ -160,7 +122,7 @@ class SQLiteLogStore:
                 f"SELECT {_COLUMNS} FROM records WHERE seq >= ? AND seq < ? ORDER BY seq",  # noqa: S608
                 (start, stop),
             ).fetchall()
-        return [_stored(row) for row in rows]
+        return [stored_from_row(row) for row in rows]
 
     def scan(self, batch: int = 2048) -> Iterator[list[StoredRecord]]:
         last: int | None = None
@@ -178,7 +140,7 @@ class SQLiteLogStore:
                     ).fetchall()
             if not rows:
                 return
-            yield [_stored(row) for row in rows]
+            yield [stored_from_row(row) for row in rows]
             last = rows[-1][0]
 
     def read_by_message_id(self, message_id: str) -> list[StoredRecord]:
@@ -187,7 +149,7 @@ class SQLiteLogStore:
                 f"SELECT {_COLUMNS} FROM records WHERE message_id = ? ORDER BY seq",  # noqa: S608
                 (message_id,),
             ).fetchall()
-        return [_stored(row) for row in rows]
+        return [stored_from_row(row) for row in rows]
 
     def leaf_hashes(self) -> Iterator[bytes]:
         with self._errors("cannot read the message log"):

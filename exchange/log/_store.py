@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from exchange.log._records import LogRecord, SignedTreeHead
 
@@ -79,3 +79,45 @@ class LogStore(Protocol):
     def close(self) -> None:
         """Release the connection; the store is unusable afterwards."""
         ...
+
+
+# the records table of both stores, in the order record_row writes and stored_from_row reads
+COLUMNS = (
+    "seq, direction, at, message_id, message_type, sender, recipient, reject_code, "
+    "envelope_sha256, envelope, leaf_hash"
+)
+
+
+def record_row(stored: StoredRecord) -> tuple[Any, ...]:
+    """A stored record as a table row, in the order of :data:`COLUMNS`."""
+    r = stored.record
+    return (
+        r.seq,
+        r.direction,
+        r.at,
+        r.message_id,
+        r.message_type,
+        r.sender,
+        r.recipient,
+        r.reject_code,
+        r.envelope_sha256,
+        r.envelope,
+        stored.leaf_hash,
+    )
+
+
+def stored_from_row(row: Sequence[Any]) -> StoredRecord:
+    """The inverse of :func:`record_row`."""
+    record = LogRecord(
+        seq=int(row[0]),
+        direction=row[1],
+        at=row[2],
+        message_id=row[3],
+        message_type=row[4],
+        sender=row[5],
+        recipient=row[6],
+        reject_code=row[7],
+        envelope_sha256=row[8],
+        envelope=bytes(row[9]),
+    )
+    return StoredRecord(record, bytes(row[10]))

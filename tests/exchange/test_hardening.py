@@ -18,7 +18,6 @@ from exchange import (
     KeyStoreError,
     Malformed,
     SubsystemId,
-    build_envelope,
     inspect_certificate,
     issue_for,
     parse_envelope,
@@ -35,15 +34,7 @@ def test_classification_is_the_highest_of_all_versions(bus):
     """Listing a less classified version after a RESTRICTED one does not let a sender drop
     encryption."""
     bus.sandbox.classify(ALERT, "INTERNAL", version="0.9.0")
-    plain = build_envelope(
-        bus.treasury.signer,
-        message_type=ALERT,
-        schema_version="1.0.0",
-        kind="message",
-        payload=b"{}",
-        classification="INTERNAL",
-        recipient=bus.sandbox.recipient(bus.tax),
-    )
+    plain = bus.build(bus.treasury, ALERT, "message", b"{}", "INTERNAL", to=bus.tax)
     with pytest.raises(Forbidden, match="is RESTRICTED"):
         bus.inspector(bus.tax).inspect(plain)
 
@@ -91,14 +82,13 @@ def test_error_reply_needs_a_provided_service(bus):
     request = parse_envelope(bus.lookup())
 
     def error_from(party):
-        return build_envelope(
-            party.signer,
-            message_type="tabadul.error",
-            schema_version="1.0.0",
-            kind="error",
-            payload=b'{"code": "forbidden", "message": "no"}',
-            classification="INTERNAL",
-            recipient=bus.sandbox.recipient(bus.tax),
+        return bus.build(
+            party,
+            "tabadul.error",
+            "error",
+            b'{"code": "forbidden", "message": "no"}',
+            "INTERNAL",
+            to=bus.tax,
             in_reply_to=request.digest,
         )
 

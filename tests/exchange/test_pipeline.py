@@ -23,7 +23,6 @@ from exchange import (
     Stale,
     Undecryptable,
     UnknownSender,
-    build_envelope,
     canonical,
     parse_envelope,
     utcnow,
@@ -54,28 +53,26 @@ def test_response_is_bound_to_its_request(bus):
     """A response names its request's digest; the asker accepts it under the provider's
     service declaration."""
     request = parse_envelope(bus.lookup())
-    reply = build_envelope(
-        bus.civil.signer,
-        message_type=LOOKUP_REPLY,
-        schema_version="1.0.0",
-        kind="response",
-        payload=b'{"found": false}',
-        classification="INTERNAL",
-        recipient=bus.sandbox.recipient(bus.tax),
+    reply = bus.build(
+        bus.civil,
+        LOOKUP_REPLY,
+        "response",
+        b'{"found": false}',
+        "INTERNAL",
+        to=bus.tax,
         correlation_id=request.header.id,
         in_reply_to=request.digest,
     )
     accepted = bus.inspector(bus.tax).inspect(reply)
     assert accepted.envelope.header.in_reply_to == request.digest
     # the same response type from a subsystem that does not provide the service is refused
-    forged = build_envelope(
-        bus.customs.signer,
-        message_type=LOOKUP_REPLY,
-        schema_version="1.0.0",
-        kind="response",
-        payload=b'{"found": true}',
-        classification="INTERNAL",
-        recipient=bus.sandbox.recipient(bus.tax),
+    forged = bus.build(
+        bus.customs,
+        LOOKUP_REPLY,
+        "response",
+        b'{"found": true}',
+        "INTERNAL",
+        to=bus.tax,
         in_reply_to=request.digest,
     )
     with pytest.raises(Forbidden, match="may not answer"):
@@ -84,14 +81,7 @@ def test_response_is_bound_to_its_request(bus):
 
 def test_event_reaches_subscriber_only(bus):
     """An event is accepted by a subscriber and refused by a subsystem without the grant."""
-    event = build_envelope(
-        bus.customs.signer,
-        message_type=LODGED,
-        schema_version="1.0.0",
-        kind="event",
-        payload=b'{"declaration": "2026-0001"}',
-        classification="INTERNAL",
-    )
+    event = bus.build(bus.customs, LODGED, "event", b'{"declaration": "2026-0001"}', "INTERNAL")
     assert bus.inspector(bus.tax).inspect(event).payload == {"declaration": "2026-0001"}
     with pytest.raises(Forbidden, match="no subscription"):
         bus.inspector(bus.treasury).inspect(event)
@@ -118,14 +108,13 @@ def test_restricted_event_travels_as_one_encrypted_copy_per_subscriber(bus):
     bus.sandbox.subscribe(bus.tax, "civil.birth-registered")
     bus.sandbox.subscribe(bus.treasury, "civil.birth-registered")
     copies = {
-        party.subsystem: build_envelope(
-            bus.civil.signer,
-            message_type="civil.birth-registered",
-            schema_version="1.0.0",
-            kind="event",
-            payload=b'{"act_number": "1532/2026"}',
-            classification="RESTRICTED",
-            recipient=bus.sandbox.recipient(party),
+        party.subsystem: bus.build(
+            bus.civil,
+            "civil.birth-registered",
+            "event",
+            b'{"act_number": "1532/2026"}',
+            "RESTRICTED",
+            to=party,
         )
         for party in (bus.tax, bus.treasury)
     }
@@ -139,14 +128,7 @@ def test_restricted_event_travels_as_one_encrypted_copy_per_subscriber(bus):
 def test_restricted_without_recipient_key_is_refused_at_the_source(bus):
     """The sender cannot build a RESTRICTED message without the recipient's key."""
     with pytest.raises(SealError, match="must be encrypted"):
-        build_envelope(
-            bus.treasury.signer,
-            message_type=ALERT,
-            schema_version="1.0.0",
-            kind="event",
-            payload=b"{}",
-            classification="RESTRICTED",
-        )
+        bus.build(bus.treasury, ALERT, "event", b"{}", "RESTRICTED")
 
 
 # --------------------------------------------------------------------------- reject codes
@@ -171,15 +153,7 @@ def test_reject_unknown_sender(bus):
     """A signer certificate the directory does not list: unknown-sender."""
     stranger = Sandbox(ca=bus.sandbox.ca)
     party = stranger.add("MA/GOV/MEF/CUSTOMS2")
-    data = build_envelope(
-        party.signer,
-        message_type=LOOKUP,
-        schema_version="1.0.0",
-        kind="request",
-        payload=b'{"cin": "A1"}',
-        classification="INTERNAL",
-        recipient=bus.sandbox.recipient(bus.civil),
-    )
+    data = bus.build(party, LOOKUP, "request", b'{"cin": "A1"}', "INTERNAL", to=bus.civil)
     with pytest.raises(UnknownSender, match="not in directory"):
         bus.inspector(bus.civil).inspect(data)
 
@@ -250,28 +224,12 @@ def test_reject_duplicate(bus):
 
 def test_reject_forbidden(bus):
     """No grant, wrong recipient, or a downgraded classification: forbidden."""
-    no_grant = build_envelope(
-        bus.customs.signer,
-        message_type=LOOKUP,
-        schema_version="1.0.0",
-        kind="request",
-        payload=b'{"cin": "A1"}',
-        classification="INTERNAL",
-        recipient=bus.sandbox.recipient(bus.civil),
-    )
+    no_grant = bus.build(bus.customs, LOOKUP, "request", b'{"cin": "A1"}', "INTERNAL", to=bus.civil)
     with pytest.raises(Forbidden, match="no grant"):
         bus.inspector(bus.civil).inspect(no_grant)
     with pytest.raises(Forbidden, match="arrived at MA/GOV/MEF/TREASURY"):
         bus.inspector(bus.treasury).inspect(bus.lookup())
-    downgraded = build_envelope(
-        bus.treasury.signer,
-        message_type=ALERT,
-        schema_version="1.0.0",
-        kind="message",
-        payload=b"{}",
-        classification="INTERNAL",
-        recipient=bus.sandbox.recipient(bus.tax),
-    )
+    downgraded = bus.build(bus.treasury, ALERT, "message", b"{}", "INTERNAL", to=bus.tax)
     with pytest.raises(Forbidden, match="is RESTRICTED"):
         bus.inspector(bus.tax).inspect(downgraded)
 

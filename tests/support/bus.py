@@ -48,29 +48,37 @@ class Bus:
             **kwargs,
         )
 
-    def lookup(self, payload: Any = None, **kwargs: Any) -> bytes:
-        body = json.dumps(payload if payload is not None else {"cin": "AB123456"}).encode()
+    def build(
+        self,
+        sender: Party,
+        message_type: str,
+        kind: str,
+        payload: bytes,
+        classification: str,
+        *,
+        to: Party | None = None,
+        **kwargs: Any,
+    ) -> bytes:
+        """A signed message from ``sender`` (encrypted to ``to`` when classified so)."""
         return build_envelope(
-            self.tax.signer,
-            message_type=LOOKUP,
+            sender.signer,
+            message_type=message_type,
             schema_version="1.0.0",
-            kind="request",
-            payload=body,
-            classification="INTERNAL",
-            recipient=self.sandbox.recipient(self.civil),
+            kind=kind,
+            payload=payload,
+            classification=classification,
+            recipient=None if to is None else self.sandbox.recipient(to),
             **kwargs,
         )
 
+    def lookup(self, payload: Any = None, **kwargs: Any) -> bytes:
+        body = json.dumps(payload if payload is not None else {"cin": "AB123456"}).encode()
+        return self.build(self.tax, LOOKUP, "request", body, "INTERNAL", to=self.civil, **kwargs)
+
     def alert(self, **kwargs: Any) -> bytes:
-        return build_envelope(
-            self.treasury.signer,
-            message_type=ALERT,
-            schema_version="1.0.0",
-            kind="message",
-            payload=b'{"account": "MA64011519000001205000534921", "score": 97}',
-            classification="RESTRICTED",
-            recipient=self.sandbox.recipient(self.tax),
-            **kwargs,
+        body = b'{"account": "MA64011519000001205000534921", "score": 97}'
+        return self.build(
+            self.treasury, ALERT, "message", body, "RESTRICTED", to=self.tax, **kwargs
         )
 
 
