@@ -1,1 +1,74 @@
-"""connectors: see DESIGN in docs/architecture.md (not built yet)."""
+"""The connector runtime each agency deploys: transport seam (RabbitMQ or in memory), the
+receive pipeline with durable effects, request/response, events and one-way messages,
+handlers, and the connector's own database.
+
+Imports the exchange core and the schema registry; nothing imports it but ``tabadul``.
+"""
+
+from connectors._errors import (
+    ConfigError,
+    ConnectorError,
+    NotConfirmed,
+    RemoteError,
+    RequestTimeout,
+    SendRefused,
+    StoreError,
+    TransportError,
+)
+from connectors._handlers import Context, Delivery, Handler, Refuse
+from connectors._memory import MemoryBroker, MemoryTransport
+from connectors._metrics import Metrics
+from connectors._runtime import Connector, DirectorySource, RuntimeSettings
+from connectors._store import ConnectorStore
+from connectors._transport import (
+    ATTEMPT_HEADER,
+    BUS_EXCHANGE,
+    CONTENT_TYPE,
+    DEAD_LETTER_EXCHANGE,
+    REASON_HEADER,
+    REJECT_HEADER,
+    InboundMessage,
+    OutboundMessage,
+    Transport,
+    dead_letter_queue,
+    direct_key,
+    event_key,
+    queue_name,
+    retry_queue,
+)
+
+__all__ = [
+    "ATTEMPT_HEADER",
+    "BUS_EXCHANGE",
+    "CONTENT_TYPE",
+    "DEAD_LETTER_EXCHANGE",
+    "REASON_HEADER",
+    "REJECT_HEADER",
+    "ConfigError",
+    "Connector",
+    "ConnectorError",
+    "ConnectorStore",
+    "Context",
+    "Delivery",
+    "DirectorySource",
+    "Handler",
+    "InboundMessage",
+    "MemoryBroker",
+    "MemoryTransport",
+    "Metrics",
+    "NotConfirmed",
+    "OutboundMessage",
+    "Refuse",
+    "RemoteError",
+    "RequestTimeout",
+    "RuntimeSettings",
+    "SendRefused",
+    "StoreError",
+    "Transport",
+    "TransportError",
+    "dead_letter_queue",
+    "direct_key",
+    "event_key",
+    "queue_name",
+    "retry_queue",
+]

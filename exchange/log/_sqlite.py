@@ -49,7 +49,9 @@ class SQLiteLogStore:
 
     ``create=False`` refuses a file that does not exist or holds no message log (for
     verification). ``factory`` is passed to :func:`sqlite3.connect` (tests count commits
-    with it). Use from one thread. Every failure raises ``LogError``.
+    with it). Not thread-safe: callers on several threads serialise their calls (the
+    connector holds a lock); the connection may move between threads. Every failure raises
+    ``LogError``.
     """
 
     def __init__(
@@ -62,12 +64,14 @@ class SQLiteLogStore:
         self.path = Path(path)
         with self._errors(f"cannot open the message log {self.path}"):
             if create:
-                self._conn = sqlite3.connect(self.path, factory=factory)
+                self._conn = sqlite3.connect(self.path, factory=factory, check_same_thread=False)
             else:
                 if not self.path.is_file():
                     raise LogError(f"no message log at {self.path}")
                 uri = self.path.resolve().as_uri() + "?mode=rw"
-                self._conn = sqlite3.connect(uri, uri=True, factory=factory)
+                self._conn = sqlite3.connect(
+                    uri, uri=True, factory=factory, check_same_thread=False
+                )
             self._conn.execute("PRAGMA journal_mode=WAL")
             self._conn.execute("PRAGMA synchronous=FULL")
             if create:

@@ -1,0 +1,69 @@
+"""What an agency's code sees: a delivery, a context to call others, and handlers.
+
+A handler is a plain function registered per message type::
+
+    def answer_lookup(delivery: Delivery, ctx: Context) -> dict:
+        person = registry.find(delivery.payload["cin"])
+        if person is None:
+            return {"found": False}
+        return {"found": True, "person": person}
+
+For a request, the handler's return value is the response payload (validated against the
+response type's schema, then signed and sent back). For events and one-way messages the
+return value is ignored. A handler raises :class:`Refuse` to answer a request with an error
+response at once; any other exception is treated as transient: the delivery is tried again
+with backoff, and after the last attempt it is dead-lettered with the code ``handler-failed``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from exchange import SubsystemId
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """An accepted message: verified, authorised, decrypted and valid."""
+
+    message_id: str
+    message_type: str
+    kind: str
+    sender: SubsystemId
+    payload: Any
+    correlation_id: str | None = None
+    attempt: int = 1
+
+
+class Context(Protocol):
+    """What a handler may do on the bus, as its own subsystem."""
+
+    @property
+    def me(self) -> SubsystemId: ...
+
+    def request(
+        self, message_type: str, to: str | SubsystemId, payload: Any, *, timeout: float = 10.0
+    ) -> Any:
+        """Send a request and wait for the response payload. Raises
+        :class:`~connectors.RemoteError` when the provider answers with an error and
+        :class:`~connectors.RequestTimeout` when it does not answer in time."""
+
+    def send(self, message_type: str, to: str | SubsystemId, payload: Any) -> str:
+        """Send a one-way message; returns its message id once the broker confirmed it."""
+
+    def publish(self, message_type: str, payload: Any) -> str:
+        """Publish an event to every subscriber; returns its message id once confirmed."""
+
+
+class Refuse(Exception):
+    """Raised by a handler to answer a request with an error response (not retried)."""
+
+    def __init__(self, message: str, code: str = "refused") -> None:
+        super().__init__(message)
+        self.message = message
+        self.code = code
+
+
+Handler = Callable[[Delivery, Context], Any]

@@ -1,0 +1,818 @@
+"""The connector: sends with the sender's checks, receives through the pipeline of
+docs/protocol.md §8 with durable effects, dispatches to handlers, and answers requests.
+
+Receiving, per batch of deliveries (group commit)::
+
+    inspect each (exchange.Inspector: steps 1-8)
+    -> append every outcome to the message log, one durable flush
+    -> record accepted ids as seen and their messages in the inbox, one transaction
+    -> publish dead letters, error responses, repeated responses (confirmed)
+    -> acknowledge the deliveries to the broker
+    -> hand inbox entries to the handler workers; resolve waiting requests
+
+So a delivery is acknowledged only once its outcome is durable; a redelivered message is a
+duplicate and never reaches a handler twice; a message in the inbox survives a crash and is
+handled after restart. Handlers run on worker threads; a failing handler is retried with
+backoff and, after the last attempt, dead-lettered as ``handler-failed``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import queue
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any, Self
+
+import orjson
+from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import x25519
+
+from connectors._errors import (
+    ConnectorError,
+    RemoteError,
+    RequestTimeout,
+    SendRefused,
+    TransportError,
+)
+from connectors._handlers import Context, Delivery, Handler, Refuse
+from connectors._metrics import Metrics
+from connectors._store import Accepted as StoreAccepted
+from connectors._store import ConnectorStore
+from connectors._transport import (
+    DEAD_LETTER_EXCHANGE,
+    REASON_HEADER,
+    REJECT_HEADER,
+    InboundMessage,
+    OutboundMessage,
+    Transport,
+    direct_key,
+    event_key,
+)
+from exchange import (
+    ENCRYPTED_CLASSIFICATIONS,
+    ERROR_TYPE,
+    Accepted,
+    AccessPolicy,
+    AccessRequest,
+    Directory,
+    DirectoryError,
+    DirectoryExpiredError,
+    Duplicate,
+    Envelope,
+    ExchangeError,
+    Forbidden,
+    Inspector,
+    KeyRing,
+    PayloadIssue,
+    Recipient,
+    RejectError,
+    Signer,
+    SubsystemId,
+    build_envelope,
+    directory_policy,
+    load_directory,
+    open_payload,
+    parse_envelope,
+    utcnow,
+)
+from exchange.log import Direction, LogEntry, MessageLog
+from schemas import SchemaError, SchemaRegistry
+
+logger = logging.getLogger("connectors.runtime")
+
+# the sender of these cannot be trusted to be who it claims: no signed error goes back
+_NO_ERROR_REPLY = frozenset({"malformed", "unknown-sender", "bad-signature", "duplicate"})
+ERROR_SCHEMA_VERSION = "1.0.0"
+
+
+@dataclass(frozen=True, slots=True)
+class RuntimeSettings:
+    """Tuning of one connector; the defaults suit a small agency."""
+
+    prefetch: int = 512
+    batch: int = 256
+    handler_workers: int = 4
+    max_attempts: int = 5
+    retry_base: float = 0.5
+    retry_cap: float = 30.0
+    request_timeout: float = 10.0
+    directory_poll: float = 5.0
+    skew: timedelta = timedelta(seconds=30)
+    max_age: timedelta = timedelta(minutes=10)
+    ttl: timedelta = timedelta(minutes=5)
+
+
+DirectorySource = Callable[[], bytes]
+"""Returns the latest signed directory bytes (from a file, a URL...)."""
+
+
+@dataclass
+class _Pending:
+    """A request of ours waiting for its response."""
+
+    digest: str
+    future: Future[Any] = field(default_factory=Future)
+
+
+class Connector:
+    """One subsystem's connector. ``start()`` it, use ``send``/``publish``/``request``,
+    ``stop()`` it (or ``run_forever()``, which stops on SIGTERM/SIGINT)."""
+
+    def __init__(  # noqa: PLR0913 - the composition root passes each collaborator explicitly
+        self,
+        *,
+        subsystem: SubsystemId,
+        keys: KeyRing,
+        ca_certificate: x509.Certificate,
+        directory_source: DirectorySource,
+        transport: Transport,
+        store: ConnectorStore,
+        log: MessageLog,
+        registry: SchemaRegistry,
+        handlers: Mapping[str, Handler] | None = None,
+        settings: RuntimeSettings | None = None,
+    ) -> None:
+        self.me = subsystem
+        self.keys = keys
+        self.ca_certificate = ca_certificate
+        self.transport = transport
+        self.store = store
+        self.log = log
+        self.registry = registry
+        self.handlers = dict(handlers or {})
+        self.settings = settings or RuntimeSettings()
+        self.metrics = Metrics()
+        self._directory_source = directory_source
+        self._directory = self._load_directory(None)
+        self._inspector = Inspector(
+            receiver=subsystem,
+            directory=self._directory,
+            decryption_keys=keys.decryption_keys(),
+            validator=self._validate_incoming,
+            seen=store,
+            skew=self.settings.skew,
+            max_age=self.settings.max_age,
+        )
+        self._deliveries: queue.Queue[InboundMessage] = queue.Queue()
+        self._pending: dict[str, _Pending] = {}
+        self._pending_lock = threading.Lock()
+        self._log_lock = threading.RLock()  # the receive path logs replies while holding it
+        self._stopping = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._workers = ThreadPoolExecutor(
+            self.settings.handler_workers, thread_name_prefix=f"handler-{subsystem.slug}"
+        )
+        self._started = False
+        self._policy_cache: tuple[Directory, AccessPolicy] | None = None
+
+    # ------------------------------------------------------------------ lifecycle
+
+    @property
+    def directory(self) -> Directory:
+        return self._directory
+
+    def start(self) -> None:
+        """Declare the topology, resume unfinished handlers, start consuming."""
+        if self._started:
+            return
+        self._started = True
+        self.transport.declare(self.me.slug, self._topics())
+        for entry in self.store.pending():
+            self._workers.submit(self._handle, entry.message_id, entry.envelope, entry.attempts)
+        for target, name in ((self._receive_loop, "receive"), (self._watch_directory, "dir")):
+            thread = threading.Thread(target=target, name=f"{name}-{self.me.slug}", daemon=True)
+            thread.start()
+            self._threads.append(thread)
+        self.transport.consume(self.me.slug, self._deliveries.put, prefetch=self.settings.prefetch)
+        logger.info("connector %s started (directory %s)", self.me, self._directory.serial)
+
+    def stop(self) -> None:
+        """Graceful: stop consuming, finish in-flight deliveries and handlers, flush the log."""
+        if self._stopping.is_set():
+            return
+        self._stopping.set()
+        for thread in self._threads:
+            thread.join(timeout=10)
+        self._workers.shutdown(wait=True)
+        with self._log_lock:
+            self.log.flush()
+        self.transport.close()
+        self.log.close()
+        self.store.close()
+        logger.info("connector %s stopped", self.me)
+
+    def run_forever(self) -> None:
+        """Run until SIGTERM or SIGINT, then stop gracefully."""
+        done = threading.Event()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda *_: done.set())
+        self.start()
+        done.wait()
+        self.stop()
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.stop()
+
+    # ------------------------------------------------------------------ directory
+
+    def _load_directory(self, held: int | None) -> Directory:
+        try:
+            directory = load_directory(
+                self._directory_source(), self.ca_certificate, held_serial=held
+            )
+        except OSError as exc:
+            raise DirectoryError(f"cannot read the directory: {exc}") from exc
+        self.metrics.directory_serial.set(directory.serial)
+        return directory
+
+    def _topics(self) -> list[str]:
+        return sorted(g.topic for g in self._directory.subscribe_grants if g.subscriber == self.me)
+
+    def refresh_directory(self) -> bool:
+        """Load the directory again; switch to it when newer. Returns whether it changed."""
+        fresh = self._load_directory(self._directory.serial)
+        if fresh.serial == self._directory.serial:
+            return False
+        topics_before = self._topics()
+        self._directory = fresh
+        self._inspector.directory = fresh
+        if self._topics() != topics_before:
+            self.transport.declare(self.me.slug, self._topics())
+        logger.info("connector %s now uses directory %s", self.me, fresh.serial)
+        return True
+
+    def _watch_directory(self) -> None:
+        while not self._stopping.wait(self.settings.directory_poll):
+            try:
+                self.refresh_directory()
+            except (ExchangeError, TransportError) as exc:
+                logger.warning("directory not refreshed: %s", exc)
+
+    # ------------------------------------------------------------------ sending
+
+    def signer(self) -> Signer:
+        key, cert = self.keys.signer()
+        return Signer(self.me, key, cert)
+
+    def _recipient(self, subsystem: SubsystemId) -> Recipient:
+        entry = self._directory.encryption_certificate(subsystem, utcnow())
+        if entry is None:
+            return Recipient(subsystem)
+        key = entry.info.public_key
+        assert isinstance(key, x25519.X25519PublicKey)  # usage "encryption" guarantees it
+        return Recipient(subsystem, key, entry.info.fingerprint)
+
+    def _check_payload(self, message_type: str, payload: Any) -> tuple[str, str]:
+        """(schema version, classification) of the type, once the payload is valid."""
+        try:
+            entry = self.registry.latest(message_type)
+        except SchemaError as exc:
+            raise SendRefused(exc.message, exc.code) from exc
+        report = entry_report = self.registry.validate(message_type, entry.version, payload)
+        if not report.ok:
+            raise SendRefused(
+                f"{message_type} payload does not match its schema {entry.version}",
+                "schema-invalid",
+                [issue.as_dict() for issue in entry_report.errors],
+            )
+        return entry.version, entry.classification.value
+
+    def _check_grant(self, request: AccessRequest) -> None:
+        if request.kind == "event":
+            publishers = {
+                (s.subsystem, s.message_type)
+                for s in self._directory.services
+                if s.role == "publishes"
+            }
+            if (self.me, request.message_type) not in publishers:
+                raise SendRefused(
+                    f"{self.me} is not a publisher of {request.message_type}", "forbidden"
+                )
+            return
+        try:
+            self._policy().check(request)
+        except Forbidden as exc:
+            raise SendRefused(exc.message, exc.code) from exc
+
+    def _build(  # noqa: PLR0913 - the header fields of one message
+        self,
+        message_type: str,
+        kind: str,
+        to: SubsystemId | None,
+        payload: Any,
+        *,
+        correlation_id: str | None = None,
+        in_reply_to: str | None = None,
+        checked: tuple[str, str] | None = None,
+    ) -> bytes:
+        version, classification = checked or self._check_payload(message_type, payload)
+        recipient = None if to is None else self._recipient(to)
+        self._check_grant(
+            AccessRequest(
+                sender=self.me,
+                message_type=message_type,
+                kind=kind,
+                recipient=to,
+                classification=classification,
+                encrypted=classification in ENCRYPTED_CLASSIFICATIONS,
+                receiver=to or self.me,
+            )
+        )
+        try:
+            return build_envelope(
+                self.signer(),
+                message_type=message_type,
+                schema_version=version,
+                kind=kind,  # type: ignore[arg-type]
+                payload=orjson.dumps(payload),
+                classification=classification,
+                recipient=recipient,
+                ttl=self.settings.ttl,
+                correlation_id=correlation_id,
+                in_reply_to=in_reply_to,
+            )
+        except ExchangeError as exc:
+            raise SendRefused(exc.message, exc.code) from exc
+
+    def _emit(self, envelopes: Sequence[tuple[bytes, str]]) -> None:
+        """Log as sent (durably), then publish and wait for the broker's confirms."""
+        outbound = []
+        with self._log_lock:
+            for data, routing_key in envelopes:
+                header = parse_envelope(data).header
+                self.log.append(_log_entry("sent", data))
+                outbound.append(
+                    OutboundMessage(routing_key, data, header.id, header.correlation_id)
+                )
+            self.log.flush()
+        self.transport.publish(outbound)
+        for data, _ in envelopes:
+            self.metrics.sent.labels(parse_envelope(data).header.type).inc()
+
+    def _policy(self) -> AccessPolicy:
+        """The directory's access policy, rebuilt only when the directory changes."""
+        cached = self._policy_cache
+        if cached is None or cached[0] is not self._directory:
+            cached = (self._directory, directory_policy(self._directory))
+            self._policy_cache = cached
+        return cached[1]
+
+    def _resolve_target(self, to: str | SubsystemId) -> SubsystemId:
+        try:
+            return to if isinstance(to, SubsystemId) else SubsystemId.parse(to)
+        except ExchangeError as exc:
+            raise SendRefused(exc.message, exc.code) from exc
+
+    def send(self, message_type: str, to: str | SubsystemId, payload: Any) -> str:
+        """A one-way message; returns its id once confirmed by the broker."""
+        target = self._resolve_target(to)
+        data = self._build(message_type, "message", target, payload)
+        self._emit([(data, direct_key(target.slug))])
+        return parse_envelope(data).header.id
+
+    def send_many(self, message_type: str, to: str | SubsystemId, payloads: Iterable[Any]) -> int:
+        """Many one-way messages: one log flush and one confirmed publish for all."""
+        target = self._resolve_target(to)
+        envelopes = [
+            (self._build(message_type, "message", target, payload), direct_key(target.slug))
+            for payload in payloads
+        ]
+        self._emit(envelopes)
+        return len(envelopes)
+
+    def publish(self, message_type: str, payload: Any) -> str:
+        """An event to every granted subscriber. A RESTRICTED or SECRET event goes as one
+        encrypted copy per subscriber. Returns the id (of the first copy)."""
+        version, classification = self._check_payload(message_type, payload)
+        if classification not in ENCRYPTED_CLASSIFICATIONS:
+            data = self._build(message_type, "event", None, payload)
+            self._emit([(data, event_key(message_type))])
+            return parse_envelope(data).header.id
+        copies = [
+            (
+                self._build(
+                    message_type, "event", subscriber, payload, checked=(version, classification)
+                ),
+                direct_key(subscriber.slug),
+            )
+            for subscriber in self._directory.subscribers(message_type)
+        ]
+        if not copies:
+            raise SendRefused(f"{message_type} has no subscribers to send to", "no-subscriber")
+        self._emit(copies)
+        return parse_envelope(copies[0][0]).header.id
+
+    def request(
+        self,
+        message_type: str,
+        to: str | SubsystemId,
+        payload: Any,
+        *,
+        timeout: float | None = None,
+    ) -> Any:
+        """Send a request and wait for the response payload. Raises :class:`RemoteError`
+        (the provider refused or failed), :class:`RequestTimeout` or :class:`SendRefused`."""
+        target = self._resolve_target(to)
+        data = self._build(message_type, "request", target, payload)
+        envelope = parse_envelope(data)
+        pending = _Pending(envelope.digest)
+        with self._pending_lock:
+            self._pending[envelope.header.id] = pending
+        try:
+            self._emit([(data, direct_key(target.slug))])
+            return pending.future.result(timeout or self.settings.request_timeout)
+        except FutureTimeout as exc:
+            raise RequestTimeout(
+                f"no response from {target} to {message_type} within "
+                f"{timeout or self.settings.request_timeout:g} s"
+            ) from exc
+        finally:
+            with self._pending_lock:
+                self._pending.pop(envelope.header.id, None)
+
+    # ------------------------------------------------------------------ receiving
+
+    def _validate_incoming(
+        self, message_type: str, version: str, payload: Any
+    ) -> list[PayloadIssue]:
+        if message_type == ERROR_TYPE:
+            ok = isinstance(payload, dict) and isinstance(payload.get("code"), str)
+            return [] if ok else [PayloadIssue("$.code", "an error has a string code", "type")]
+        try:
+            report = self.registry.validate(message_type, version, payload)
+        except SchemaError as exc:
+            return [PayloadIssue("$", exc.message, exc.code)]
+        return [PayloadIssue(e.path, e.message, e.keyword) for e in report.errors]
+
+    def _receive_loop(self) -> None:
+        while not (self._stopping.is_set() and self._deliveries.empty()):
+            try:
+                first = self._deliveries.get(timeout=0.1)
+            except queue.Empty:
+                continue
+            batch = [first]
+            with contextlib.suppress(queue.Empty):
+                while len(batch) < self.settings.batch:
+                    batch.append(self._deliveries.get_nowait())
+            try:
+                self._process(batch)
+            except Exception:  # a bug or an outage must not kill the loop: give them back
+                logger.exception("batch of %d deliveries failed; returning them", len(batch))
+                with contextlib.suppress(ConnectorError):
+                    self.transport.requeue([m.delivery_tag for m in batch])
+                time.sleep(1.0)
+
+    def _process(self, batch: list[InboundMessage]) -> None:
+        accepted: list[tuple[InboundMessage, Accepted]] = []
+        outgoing: list[OutboundMessage] = []
+        answers: list[tuple[Accepted, _Pending | None]] = []
+        batch_ids: set[str] = set()
+        try:
+            judged = [(m, self._judge(m, batch_ids)) for m in batch]
+        except DirectoryExpiredError as exc:
+            logger.error("not consuming: %s", exc)  # noqa: TRY400 - expected, no traceback
+            self.transport.requeue([m.delivery_tag for m in batch])
+            time.sleep(self.settings.directory_poll)
+            return
+        with self._log_lock:
+            for message, outcome in judged:
+                if isinstance(outcome, Accepted):
+                    self.log.append(_log_entry("received", message.body))
+                    kind = outcome.envelope.header.kind
+                    if kind in ("response", "error"):
+                        answers.append((outcome, self._match_request(outcome)))
+                    else:
+                        accepted.append((message, outcome))
+                else:
+                    self.log.append(_log_entry("rejected", message.body, outcome.code))
+                    outgoing += self._after_reject(message, outcome)
+            self.log.flush()
+            self.metrics.log_size.set(self.log.size)
+        self.store.accept(
+            [
+                StoreAccepted(a.envelope.header.id, self._inspector.keep_until(a.envelope), m.body)
+                for m, a in accepted
+            ],
+            also_seen=[
+                (a.envelope.header.id, self._inspector.keep_until(a.envelope)) for a, _ in answers
+            ],
+        )
+        if outgoing:
+            self.transport.publish(outgoing)
+        self.transport.ack([m.delivery_tag for m in batch])
+        for message, outcome in accepted:
+            header = outcome.envelope.header
+            self.metrics.received.labels(header.type).inc()
+            self._workers.submit(self._handle, header.id, message.body, 0, outcome)
+        for outcome, pending in answers:
+            self.metrics.received.labels(outcome.envelope.header.type).inc()
+            if pending is not None:
+                self._answer(pending, outcome)
+
+    def _judge(self, message: InboundMessage, batch_ids: set[str]) -> Accepted | RejectError:
+        try:
+            outcome = self._inspector.inspect(message.body)
+        except RejectError as exc:
+            self.metrics.rejected.labels(exc.code).inc()
+            return exc
+        message_id = outcome.envelope.header.id
+        if message_id in batch_ids:
+            self.metrics.rejected.labels("duplicate").inc()
+            return Duplicate(f"message {message_id} was already received")
+        batch_ids.add(message_id)
+        return outcome
+
+    def _match_request(self, outcome: Accepted) -> _Pending | None:
+        header = outcome.envelope.header
+        with self._pending_lock:
+            pending = self._pending.get(header.correlation_id or "")
+        if pending is not None and pending.digest != header.in_reply_to:
+            logger.warning("response %s answers a different request; ignored", header.id)
+            return None
+        return pending
+
+    def _answer(self, pending: _Pending, outcome: Accepted) -> None:
+        header = outcome.envelope.header
+        if header.kind == "error":
+            payload = outcome.payload
+            pending.future.set_exception(
+                RemoteError(
+                    f"{header.sender} refused the request: {payload.get('message', '')}",
+                    str(payload.get("code")),
+                    list(payload.get("errors", [])),
+                )
+            )
+        else:
+            pending.future.set_result(outcome.payload)
+
+    def _after_reject(self, message: InboundMessage, error: RejectError) -> list[OutboundMessage]:
+        """The dead letter, plus a signed error (or the stored response to a duplicate)."""
+        if isinstance(error, Duplicate):
+            return self._repeat_response(message)
+        out = [
+            OutboundMessage(
+                routing_key=self.me.slug,
+                body=message.body,
+                message_id=message.message_id or "",
+                correlation_id=message.correlation_id,
+                headers={REJECT_HEADER: error.code, REASON_HEADER: error.message[:500]},
+                exchange=DEAD_LETTER_EXCHANGE,
+            )
+        ]
+        if error.code not in _NO_ERROR_REPLY:
+            reply = self._error_reply(message.body, error.code, error.message, error.as_dict())
+            if reply is not None:
+                out.append(reply)
+        return out
+
+    def _repeat_response(self, message: InboundMessage) -> list[OutboundMessage]:
+        try:
+            envelope = parse_envelope(message.body)
+        except RejectError:
+            return []
+        if envelope.header.kind != "request":
+            return []
+        stored = self.store.response_for(envelope.header.id)
+        if stored is None:  # still being handled: the response will follow
+            return []
+        with self._log_lock:
+            self.log.append(_log_entry("sent", stored))
+        header = parse_envelope(stored).header
+        return [
+            OutboundMessage(
+                direct_key(envelope.header.sender.slug), stored, header.id, header.correlation_id
+            )
+        ]
+
+    def _error_reply(
+        self, body: bytes, code: str, message: str, details: Mapping[str, object]
+    ) -> OutboundMessage | None:
+        try:
+            request = parse_envelope(body)
+        except RejectError:
+            return None
+        if request.header.kind != "request":
+            return None
+        payload = {"code": code, "message": message, "errors": details.get("errors", [])}
+        try:
+            data = self._build_error(request, payload)
+        except ConnectorError as exc:
+            logger.warning("no error response for %s: %s", request.header.id, exc)
+            return None
+        with self._log_lock:
+            self.log.append(_log_entry("sent", data))
+        return OutboundMessage(
+            direct_key(request.header.sender.slug),
+            data,
+            parse_envelope(data).header.id,
+            request.header.id,
+        )
+
+    def _build_error(self, request: Envelope, payload: Mapping[str, object]) -> bytes:
+        try:
+            return build_envelope(
+                self.signer(),
+                message_type=ERROR_TYPE,
+                schema_version=ERROR_SCHEMA_VERSION,
+                kind="error",
+                payload=orjson.dumps(payload),
+                classification="INTERNAL",
+                recipient=Recipient(request.header.sender),
+                ttl=self.settings.ttl,
+                correlation_id=request.header.id,
+                in_reply_to=request.digest,
+            )
+        except ExchangeError as exc:
+            raise SendRefused(exc.message, exc.code) from exc
+
+    # ------------------------------------------------------------------ handlers
+
+    def _handle(
+        self,
+        message_id: str,
+        body: bytes,
+        attempts: int,
+        outcome: Accepted | None = None,
+    ) -> None:
+        """Run the handler of one inbox entry; retry with backoff; answer requests."""
+        try:
+            envelope = outcome.envelope if outcome else parse_envelope(body)
+            payload = (
+                outcome.payload
+                if outcome
+                else orjson.loads(open_payload(envelope, self.keys.decryption_keys()))
+            )
+        except (ExchangeError, orjson.JSONDecodeError) as exc:
+            self.store.finish(message_id, failed=f"cannot reopen the stored message: {exc}")
+            return
+        header = envelope.header
+        handler = self.handlers.get(header.type)
+        delivery = Delivery(
+            header.id,
+            header.type,
+            header.kind,
+            header.sender,
+            payload,
+            header.correlation_id,
+            attempts + 1,
+        )
+        started = time.perf_counter()
+        if handler is None:
+            self._finish_request(
+                envelope,
+                None,
+                Refuse(f"{self.me} has no handler for {header.type}", "not-implemented"),
+            )
+            return
+        try:
+            result = handler(delivery, _HandlerContext(self))
+        except Refuse as refusal:
+            self._finish_request(envelope, None, refusal)
+            return
+        except Exception as exc:  # noqa: BLE001 - the agency's code failed: retry, then give up loudly
+            self._retry(envelope, message_id, body, exc)
+            return
+        finally:
+            self.metrics.handler_seconds.labels(header.type).observe(time.perf_counter() - started)
+        self._finish_request(envelope, result, None)
+
+    def _finish_request(self, envelope: Envelope, result: Any, refusal: Refuse | None) -> None:
+        header = envelope.header
+        if header.kind != "request":
+            self.store.finish(header.id, failed=refusal.message if refusal else "")
+            return
+        try:
+            if refusal is None:
+                response_type = self._response_type(header.type)
+                data = self._build(
+                    response_type,
+                    "response",
+                    header.sender,
+                    result,
+                    correlation_id=header.id,
+                    in_reply_to=envelope.digest,
+                )
+            else:
+                data = self._build_error(
+                    envelope, {"code": refusal.code, "message": refusal.message, "errors": []}
+                )
+        except SendRefused as exc:  # the handler's answer breaks the response schema
+            logger.error(  # noqa: TRY400 - the reason is in the message
+                "handler of %s gave an invalid response: %s", header.type, exc.message
+            )
+            data = self._build_error(
+                envelope,
+                {
+                    "code": "handler-failed",
+                    "message": "the provider could not answer",
+                    "errors": [],
+                },
+            )
+        self.store.finish(header.id, response=(header.id, data))
+        self._emit([(data, direct_key(header.sender.slug))])
+
+    def _response_type(self, request_type: str) -> str:
+        for service in self._directory.services:
+            if (
+                service.subsystem == self.me
+                and service.message_type == request_type
+                and service.response_type
+            ):
+                return service.response_type
+        return request_type.removesuffix(".request") + ".response"
+
+    def _retry(self, envelope: Envelope, message_id: str, body: bytes, exc: Exception) -> None:
+        attempts = self.store.attempted(message_id)
+        if attempts < self.settings.max_attempts and not self._stopping.is_set():
+            delay = min(self.settings.retry_cap, self.settings.retry_base * 2 ** (attempts - 1))
+            logger.warning(
+                "handler of %s failed (%s); attempt %d in %.1f s",
+                envelope.header.type,
+                exc,
+                attempts + 1,
+                delay,
+            )
+            timer = threading.Timer(
+                delay, lambda: self._workers.submit(self._handle, message_id, body, attempts)
+            )
+            timer.daemon = True
+            timer.start()
+            return
+        reason = f"handler failed {attempts} times: {exc}"
+        logger.error("giving up on %s: %s", message_id, reason)
+        self.metrics.rejected.labels("handler-failed").inc()
+        dead = OutboundMessage(
+            self.me.slug,
+            body,
+            message_id,
+            envelope.header.correlation_id,
+            {REJECT_HEADER: "handler-failed", REASON_HEADER: reason[:500]},
+            DEAD_LETTER_EXCHANGE,
+        )
+        with contextlib.suppress(ConnectorError):
+            self.transport.publish([dead])
+        if envelope.header.kind == "request":
+            self._finish_request(envelope, None, Refuse(reason, "handler-failed"))
+        else:
+            self.store.finish(message_id, failed=reason)
+
+    # ------------------------------------------------------------------ health
+
+    def health(self) -> dict[str, object]:
+        """Broker, database and directory state, for /health."""
+        now = utcnow()
+        return {
+            "subsystem": str(self.me),
+            "database": self.store.ping(),
+            "directory": {
+                "serial": self._directory.serial,
+                "expires": self._directory.expires.isoformat(),
+                "fresh": not self._directory.is_stale(now),
+            },
+            "log_records": self.log.size,
+            "inbox": self.store.counts(),
+        }
+
+
+def _log_entry(direction: Direction, data: bytes, code: str | None = None) -> LogEntry:
+    """The log entry of a message; bytes that do not parse are logged as they came."""
+    try:
+        header = parse_envelope(data).header
+    except RejectError:
+        return LogEntry(direction, "0" * 32, "unknown", "unknown", "unknown", data, code)
+    recipient = str(header.recipient) if header.recipient is not None else header.topic or ""
+    return LogEntry(direction, header.id, header.type, str(header.sender), recipient, data, code)
+
+
+class _HandlerContext(Context):
+    """What a handler may do, on behalf of its connector."""
+
+    def __init__(self, connector: Connector) -> None:
+        self._connector = connector
+
+    @property
+    def me(self) -> SubsystemId:
+        return self._connector.me
+
+    def request(
+        self, message_type: str, to: str | SubsystemId, payload: Any, *, timeout: float = 10.0
+    ) -> Any:
+        return self._connector.request(message_type, to, payload, timeout=timeout)
+
+    def send(self, message_type: str, to: str | SubsystemId, payload: Any) -> str:
+        return self._connector.send(message_type, to, payload)
+
+    def publish(self, message_type: str, payload: Any) -> str:
+        return self._connector.publish(message_type, payload)

@@ -1,0 +1,240 @@
+"""The connector's own database: the seen-store (replay protection), the inbox (accepted
+messages waiting for, or done with, their handler) and the stored responses (answered again
+to a duplicate request). SQLite file by default, PostgreSQL by URL, through SQLAlchemy Core.
+
+Accepting a batch is one transaction: the ids become *seen* and the messages enter the inbox
+together, so a message acknowledged to the broker is never lost and never handled twice
+because of a redelivery.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+
+from connectors._errors import StoreError
+from exchange import format_time, utcnow
+
+_meta = sa.MetaData()
+seen = sa.Table(
+    "seen",
+    _meta,
+    sa.Column("message_id", sa.String(32), primary_key=True),
+    sa.Column("keep_until", sa.String(24), nullable=False, index=True),
+)
+inbox = sa.Table(
+    "inbox",
+    _meta,
+    sa.Column("seq", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("message_id", sa.String(32), nullable=False, unique=True),
+    sa.Column("envelope", sa.LargeBinary, nullable=False),
+    sa.Column("state", sa.String(8), nullable=False, index=True),  # pending, done, failed
+    sa.Column("attempts", sa.Integer, nullable=False, default=0),
+    sa.Column("received_at", sa.String(24), nullable=False),
+    sa.Column("error", sa.Text, nullable=True),
+)
+responses = sa.Table(
+    "responses",
+    _meta,
+    sa.Column("request_id", sa.String(32), primary_key=True),
+    sa.Column("envelope", sa.LargeBinary, nullable=False),
+    sa.Column("created", sa.String(24), nullable=False),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Accepted:
+    """A message to accept: its id, how long to remember it, its envelope bytes."""
+
+    message_id: str
+    keep_until: datetime
+    envelope: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class InboxEntry:
+    message_id: str
+    envelope: bytes
+    attempts: int
+
+
+def database_url(location: str) -> str:
+    """A SQLAlchemy URL: ``postgresql://`` URLs use psycopg 3; anything else is a SQLite file."""
+    if location.startswith(("postgresql://", "postgresql+psycopg://")):
+        return location.replace("postgresql://", "postgresql+psycopg://", 1)
+    if location.startswith("sqlite:"):
+        return location
+    return f"sqlite:///{location}"
+
+
+class ConnectorStore:
+    """The database of one connector. Thread-safe; every failure raises :class:`StoreError`."""
+
+    def __init__(self, location: str, *, schema: str | None = None) -> None:
+        url = database_url(location)
+        self._sqlite = url.startswith("sqlite")
+        try:
+            self._engine = sa.create_engine(url, pool_pre_ping=True)
+            if self._sqlite:
+                sa.event.listen(self._engine, "connect", _sqlite_pragmas)
+            elif schema:
+                self._engine = self._engine.execution_options(schema_translate_map={None: schema})
+                with self._engine.begin() as conn:
+                    conn.execute(sa.text(f'CREATE SCHEMA IF NOT EXISTS "{schema}"'))
+            _meta.create_all(self._engine)
+        except SQLAlchemyError as exc:
+            raise StoreError(f"cannot open the connector database: {exc}") from exc
+        self._seen_cache: set[str] = set()
+        self._lock = threading.Lock()
+
+    @contextmanager
+    def _tx(self, what: str) -> Iterator[sa.Connection]:
+        try:
+            with self._lock, self._engine.begin() as conn:
+                yield conn
+        except SQLAlchemyError as exc:
+            raise StoreError(f"connector database failed to {what}: {exc}") from exc
+
+    # ---- seen-store (exchange.SeenStore) ------------------------------------------------
+
+    def contains(self, message_id: str) -> bool:
+        if message_id in self._seen_cache:
+            return True
+        with self._tx("read the seen-store") as conn:
+            found = conn.execute(
+                sa.select(seen.c.message_id).where(seen.c.message_id == message_id)
+            ).first()
+        return found is not None
+
+    def add(self, message_id: str, keep_until: datetime) -> None:
+        self.accept([], also_seen=[(message_id, keep_until)])
+
+    # ---- inbox ---------------------------------------------------------------------------
+
+    def accept(
+        self,
+        batch: Sequence[Accepted],
+        *,
+        also_seen: Sequence[tuple[str, datetime]] = (),
+    ) -> None:
+        """Record ``batch`` as seen and pending in one transaction (plus ids that are only
+        to be remembered, e.g. responses to our own requests)."""
+        now = format_time(utcnow())
+        seen_rows = [
+            {"message_id": a.message_id, "keep_until": format_time(a.keep_until)} for a in batch
+        ] + [{"message_id": i, "keep_until": format_time(k)} for i, k in also_seen]
+        inbox_rows = [
+            {
+                "message_id": a.message_id,
+                "envelope": a.envelope,
+                "state": "pending",
+                "attempts": 0,
+                "received_at": now,
+            }
+            for a in batch
+        ]
+        try:
+            with self._tx("accept messages") as conn:
+                if seen_rows:
+                    conn.execute(seen.insert(), seen_rows)
+                if inbox_rows:
+                    conn.execute(inbox.insert(), inbox_rows)
+        except StoreError as exc:
+            if isinstance(exc.__cause__, IntegrityError):
+                raise StoreError(f"a message of the batch was already accepted: {exc}") from exc
+            raise
+        self._seen_cache.update(row["message_id"] for row in seen_rows)
+
+    def pending(self, limit: int = 1000) -> list[InboxEntry]:
+        """Accepted messages whose handler has not finished, oldest first."""
+        with self._tx("read the inbox") as conn:
+            rows = conn.execute(
+                sa.select(inbox.c.message_id, inbox.c.envelope, inbox.c.attempts)
+                .where(inbox.c.state == "pending")
+                .order_by(inbox.c.seq)
+                .limit(limit)
+            ).all()
+        return [InboxEntry(r.message_id, bytes(r.envelope), r.attempts) for r in rows]
+
+    def finish(
+        self, message_id: str, *, response: tuple[str, bytes] | None = None, failed: str = ""
+    ) -> None:
+        """Mark a handled message done (storing the response to a request in the same
+        transaction) or failed with a reason."""
+        with self._tx("record a handled message") as conn:
+            conn.execute(
+                inbox.update()
+                .where(inbox.c.message_id == message_id)
+                .values(state="failed" if failed else "done", error=failed or None)
+            )
+            if response is not None:
+                conn.execute(
+                    responses.insert(),
+                    {
+                        "request_id": response[0],
+                        "envelope": response[1],
+                        "created": format_time(utcnow()),
+                    },
+                )
+
+    def attempted(self, message_id: str) -> int:
+        """Count one more attempt at handling ``message_id``; returns the new count."""
+        with self._tx("count an attempt") as conn:
+            conn.execute(
+                inbox.update()
+                .where(inbox.c.message_id == message_id)
+                .values(attempts=inbox.c.attempts + 1)
+            )
+            count = conn.execute(
+                sa.select(inbox.c.attempts).where(inbox.c.message_id == message_id)
+            ).scalar_one()
+        return int(count)
+
+    def response_for(self, request_id: str) -> bytes | None:
+        with self._tx("read a stored response") as conn:
+            found = conn.execute(
+                sa.select(responses.c.envelope).where(responses.c.request_id == request_id)
+            ).first()
+        return None if found is None else bytes(found.envelope)
+
+    def counts(self) -> dict[str, int]:
+        """Inbox entries by state (for /health and tests)."""
+        with self._tx("count the inbox") as conn:
+            rows = conn.execute(
+                sa.select(inbox.c.state, sa.func.count()).group_by(inbox.c.state)
+            ).all()
+        return {state: int(n) for state, n in rows}
+
+    def prune(self, now: datetime | None = None) -> int:
+        """Forget ids past their keep-until time (they would be refused as stale anyway)."""
+        cutoff = format_time(now or utcnow())
+        with self._tx("prune the seen-store") as conn:
+            result = conn.execute(seen.delete().where(seen.c.keep_until < cutoff))
+        self._seen_cache.clear()
+        return int(result.rowcount or 0)
+
+    def ping(self) -> bool:
+        try:
+            with self._tx("answer a ping") as conn:
+                conn.execute(sa.text("SELECT 1"))
+        except StoreError:
+            return False
+        return True
+
+    def close(self) -> None:
+        self._engine.dispose()
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=FULL")
+    cursor.execute("PRAGMA busy_timeout=5000")
+    cursor.close()

@@ -1,0 +1,66 @@
+"""Several connectors on one machine: the sandbox's keys and directory, a transport per
+connector (RabbitMQ or in memory), and a database and message log per connector in a folder.
+
+Used by the demo, the benchmarks and the tests. A deployment runs one connector per host with
+``tabadul connector run --config FILE`` instead; the objects are the same.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from connectors import Connector, ConnectorStore, Handler, RuntimeSettings, Transport
+from exchange.log import MessageLog, SQLiteLogStore
+from schemas import SchemaRegistry, default_registry
+from tabadul.sandbox import Party, Sandbox
+
+
+@dataclass
+class LocalBus:
+    """Connectors for the parties of ``sandbox``; ``directory()`` republishes on change."""
+
+    sandbox: Sandbox
+    folder: Path
+    transport_factory: Callable[[], Transport]
+    registry: SchemaRegistry = field(default_factory=default_registry)
+    settings: RuntimeSettings = field(default_factory=RuntimeSettings)
+    connectors: dict[str, Connector] = field(default_factory=dict)
+    _directory: bytes = b""
+
+    def publish_directory(self) -> bytes:
+        """Sign the sandbox's current directory; running connectors pick it up."""
+        self._directory = self.sandbox.sign()
+        return self._directory
+
+    def connector(
+        self, name: str, party: Party, handlers: Mapping[str, Handler] | None = None
+    ) -> Connector:
+        """Create (not start) the connector of ``party``, registered under ``name``."""
+        if not self._directory:
+            self.publish_directory()
+        self.folder.mkdir(parents=True, exist_ok=True)
+        key, _ = party.keys.signer()
+        connector = Connector(
+            subsystem=party.subsystem,
+            keys=party.keys,
+            ca_certificate=self.sandbox.ca.certificate,
+            directory_source=lambda: self._directory,
+            transport=self.transport_factory(),
+            store=ConnectorStore(str(self.folder / f"{party.subsystem.slug}.db")),
+            log=MessageLog(
+                SQLiteLogStore(self.folder / f"{party.subsystem.slug}.log.sqlite"),
+                log_id=str(party.subsystem),
+                signing_key=key,
+            ),
+            registry=self.registry,
+            handlers=handlers,
+            settings=self.settings,
+        )
+        self.connectors[name] = connector
+        return connector
+
+    def stop(self) -> None:
+        for connector in self.connectors.values():
+            connector.stop()

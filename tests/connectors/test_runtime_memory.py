@@ -1,0 +1,145 @@
+"""The connector runtime on the in-memory transport (fast); the same behaviours are proven
+on RabbitMQ in test_runtime_rabbitmq.py."""
+
+from __future__ import annotations
+
+import base64
+import json
+
+import orjson
+import pytest
+
+from connectors import (
+    REJECT_HEADER,
+    MemoryBroker,
+    OutboundMessage,
+    RemoteError,
+    SendRefused,
+    dead_letter_queue,
+    direct_key,
+)
+from exchange import build_envelope
+from exchange.log import SQLiteLogStore
+from tests.support.federation import (
+    ALERT,
+    LODGED,
+    LOOKUP,
+    Federation,
+    build_federation,
+    example,
+    strings,
+)
+
+
+@pytest.fixture
+def broker():
+    return MemoryBroker()
+
+
+@pytest.fixture
+def fed(tmp_path, broker):
+    federation = build_federation(tmp_path, broker.transport)
+    yield federation
+    federation.bus.stop()
+
+
+def test_request_response_round_trip(fed: Federation):
+    """tax asks the civil registry; the handler's answer comes back as the response."""
+    asked = example(LOOKUP)
+    answer = fed["tax"].request(LOOKUP, fed.parties["civil"].subsystem, asked)
+    assert answer["person"]["cin"] == asked["cin"]
+    assert fed.recorders["civil"].seen[0].sender == fed.parties["tax"].subsystem
+
+
+def test_refusal_comes_back_as_remote_error(fed: Federation):
+    """A handler's Refuse reaches the caller as RemoteError with its code."""
+    asked = dict(example(LOOKUP), cin="ZZ999999")
+    with pytest.raises(RemoteError) as info:
+        fed["tax"].request(LOOKUP, fed.parties["civil"].subsystem, asked)
+    assert info.value.remote_code == "not-found"
+
+
+def test_event_fans_out_to_subscribers_only(fed: Federation):
+    """A declaration reaches tax and treasury, each once; civil is not subscribed."""
+    fed["customs"].publish(LODGED, example(LODGED))
+    assert len(fed.recorders["tax"].wait_for(1)) == 1
+    assert len(fed.recorders["treasury"].wait_for(1)) == 1
+    assert fed.recorders["civil"].seen == []
+
+
+def test_restricted_message_is_encrypted_on_the_wire(fed: Federation, broker):
+    """The alert's plaintext is never in what the broker carries; tax reads it."""
+    carried: list[bytes] = []
+    route = broker.route
+    broker.route = lambda m: (carried.append(m.body), route(m))[1]
+    alert = example(ALERT)
+    fed["treasury"].send(ALERT, fed.parties["tax"].subsystem, alert)
+    got = fed.recorders["tax"].wait_for(1)
+    assert got[0].payload == alert
+    secrets = [text.encode() for text in strings(alert) if len(text) >= 6]
+    assert secrets
+    assert carried
+    assert not [s for s in secrets for body in carried if s in body]
+
+
+def test_sender_checks_refuse_before_publishing(fed: Federation, broker):
+    """An invalid payload or a missing grant is refused at the source, with the reason."""
+    with pytest.raises(SendRefused) as invalid:
+        fed["tax"].request(LOOKUP, fed.parties["civil"].subsystem, {"cin": 12})
+    assert invalid.value.reason == "schema-invalid"
+    assert invalid.value.details
+    with pytest.raises(SendRefused) as denied:
+        fed["customs"].request(LOOKUP, fed.parties["civil"].subsystem, example(LOOKUP))
+    assert denied.value.reason == "forbidden"
+
+
+def _inject(broker: MemoryBroker, fed: Federation, name: str, body: bytes) -> None:
+    slug = fed.parties[name].subsystem.slug
+    broker.route(OutboundMessage(direct_key(slug), body, "x"))
+
+
+def test_tampered_message_is_dead_lettered_logged_and_never_handled(fed: Federation, broker):
+    """A forged payload lands in the dead-letter queue with its code, in the log as
+    rejected, and the handler never sees it."""
+    data = build_envelope(
+        fed["tax"].signer(),
+        message_type=LOOKUP,
+        schema_version="1.0.0",
+        kind="request",
+        payload=orjson.dumps(example(LOOKUP)),
+        classification="INTERNAL",
+        recipient=fed["tax"]._recipient(fed.parties["civil"].subsystem),
+    )
+    doc = json.loads(data)
+    doc["payload"] = base64.b64encode(b'{"cin": "AA000000"}').decode()
+    _inject(broker, fed, "civil", json.dumps(doc).encode())
+    dead = []
+    for _ in range(100):
+        dead += broker.drain(dead_letter_queue(fed.parties["civil"].subsystem.slug))
+        if dead:
+            break
+        fed.recorders["civil"].arrived.wait(0.05)
+    assert [m.headers[REJECT_HEADER] for m in dead] == ["bad-signature"]
+    assert fed.recorders["civil"].seen == []
+    fed["civil"].log.flush()
+    store = SQLiteLogStore(fed.bus.folder / f"{fed.parties['civil'].subsystem.slug}.log.sqlite")
+    records = [s.record for chunk in store.scan() for s in chunk]
+    store.close()
+    assert [(r.direction, r.reject_code) for r in records] == [("rejected", "bad-signature")]
+
+
+def test_duplicate_request_is_handled_once(fed: Federation, broker):
+    """The same request delivered twice reaches the handler once."""
+    data = build_envelope(
+        fed["tax"].signer(),
+        message_type=LOOKUP,
+        schema_version="1.0.0",
+        kind="request",
+        payload=orjson.dumps(example(LOOKUP)),
+        classification="INTERNAL",
+        recipient=fed["tax"]._recipient(fed.parties["civil"].subsystem),
+    )
+    _inject(broker, fed, "civil", data)
+    assert len(fed.recorders["civil"].wait_for(1)) == 1
+    _inject(broker, fed, "civil", data)
+    assert len(fed.recorders["civil"].wait_for(2, timeout=1.0)) == 1
