@@ -18,6 +18,7 @@ from connectors._errors import (
 from connectors._handlers import Context, Delivery, Handler, Refuse
 from connectors._memory import MemoryBroker, MemoryTransport
 from connectors._metrics import Metrics
+from connectors._pika import PikaTransport
 from connectors._runtime import Connector, DirectorySource, RuntimeSettings
 from connectors._store import ConnectorStore
 from connectors._transport import (
@@ -58,6 +59,7 @@ __all__ = [
     "Metrics",
     "NotConfirmed",
     "OutboundMessage",
+    "PikaTransport",
     "Refuse",
     "RemoteError",
     "RequestTimeout",

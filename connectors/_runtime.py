@@ -500,15 +500,23 @@ class Connector:
                     outgoing += self._after_reject(message, outcome)
             self.log.flush()
             self.metrics.log_size.set(self.log.size)
-        self.store.accept(
-            [
-                StoreAccepted(a.envelope.header.id, self._inspector.keep_until(a.envelope), m.body)
-                for m, a in accepted
-            ],
-            also_seen=[
-                (a.envelope.header.id, self._inspector.keep_until(a.envelope)) for a, _ in answers
-            ],
-        )
+        # Responses settle our own waiting requests: answer them as soon as they are in the
+        # log. Their ids are remembered in memory only; after a restart a replayed response
+        # finds no waiting request and is just logged.
+        for outcome, pending in answers:
+            self.metrics.received.labels(outcome.envelope.header.type).inc()
+            self.store.remember(outcome.envelope.header.id)
+            if pending is not None:
+                self._answer(pending, outcome)
+        if accepted:
+            self.store.accept(
+                [
+                    StoreAccepted(
+                        a.envelope.header.id, self._inspector.keep_until(a.envelope), m.body
+                    )
+                    for m, a in accepted
+                ]
+            )
         if outgoing:
             self.transport.publish(outgoing)
         self.transport.ack([m.delivery_tag for m in batch])
@@ -516,10 +524,6 @@ class Connector:
             header = outcome.envelope.header
             self.metrics.received.labels(header.type).inc()
             self._workers.submit(self._handle, header.id, message.body, 0, outcome)
-        for outcome, pending in answers:
-            self.metrics.received.labels(outcome.envelope.header.type).inc()
-            if pending is not None:
-                self._answer(pending, outcome)
 
     def _judge(self, message: InboundMessage, batch_ids: set[str]) -> Accepted | RejectError:
         try:
@@ -558,9 +562,11 @@ class Connector:
             pending.future.set_result(outcome.payload)
 
     def _after_reject(self, message: InboundMessage, error: RejectError) -> list[OutboundMessage]:
-        """The dead letter, plus a signed error (or the stored response to a duplicate)."""
-        if isinstance(error, Duplicate):
-            return self._repeat_response(message)
+        """The dead letter, plus a signed error (or the stored response to a duplicate). A
+        repeated response is expected (a provider answers a repeated request again) and is
+        only logged."""
+        if isinstance(error, Duplicate) and _kind(message.body) in ("response", "error"):
+            return []
         out = [
             OutboundMessage(
                 routing_key=self.me.slug,
@@ -571,7 +577,9 @@ class Connector:
                 exchange=DEAD_LETTER_EXCHANGE,
             )
         ]
-        if error.code not in _NO_ERROR_REPLY:
+        if isinstance(error, Duplicate):
+            out += self._repeat_response(message)
+        elif error.code not in _NO_ERROR_REPLY:
             reply = self._error_reply(message.body, error.code, error.message, error.as_dict())
             if reply is not None:
                 out.append(reply)
@@ -784,6 +792,13 @@ class Connector:
             "log_records": self.log.size,
             "inbox": self.store.counts(),
         }
+
+
+def _kind(body: bytes) -> str | None:
+    try:
+        return parse_envelope(body).header.kind
+    except RejectError:
+        return None
 
 
 def _log_entry(direction: Direction, data: bytes, code: str | None = None) -> LogEntry:

@@ -116,6 +116,10 @@ class ConnectorStore:
     def add(self, message_id: str, keep_until: datetime) -> None:
         self.accept([], also_seen=[(message_id, keep_until)])
 
+    def remember(self, message_id: str) -> None:
+        """Remember an id in memory only (responses to our own requests)."""
+        self._seen_cache.add(message_id)
+
     # ---- inbox ---------------------------------------------------------------------------
 
     def accept(

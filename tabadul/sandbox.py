@@ -6,7 +6,7 @@ through the CA folder, the key stores and the registry instead; the objects are 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from cryptography.hazmat.primitives.asymmetric import ed25519, x25519
@@ -44,14 +44,14 @@ class Party:
         return Signer(self.subsystem, key, cert)
 
 
-@dataclass(slots=True)
 class Sandbox:
     """Build a bus: ``add`` subsystems, declare services and grants, then sign a directory."""
 
-    instance: str = "MA"
-    ca: CertificateAuthority = field(default_factory=lambda: CertificateAuthority.create("MA"))
-    parties: dict[SubsystemId, Party] = field(default_factory=dict)
-    draft: DirectoryDraft = field(default_factory=lambda: DirectoryDraft("MA", 1))
+    def __init__(self, instance: str = "MA", ca: CertificateAuthority | None = None) -> None:
+        self.instance = instance
+        self.ca = ca or CertificateAuthority.create(instance)
+        self.parties: dict[SubsystemId, Party] = {}
+        self.draft = DirectoryDraft(instance, 1)
 
     def add(self, name: str, *, days: int = 365, now: datetime | None = None) -> Party:
         subsystem = SubsystemId.parse(name)

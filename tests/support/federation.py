@@ -95,13 +95,15 @@ def build_federation(
     *,
     settings: RuntimeSettings | None = None,
     start: bool = True,
+    instance: str = "MA",
 ) -> Federation:
-    sandbox = Sandbox()
+    """Four connectors; a unique ``instance`` keeps their queues apart on a shared broker."""
+    sandbox = Sandbox(instance)
     names = {
-        "civil": "MA/GOV/MOI/CIVIL-REGISTRY",
-        "tax": "MA/GOV/MEF/TAX",
-        "customs": "MA/GOV/MEF/CUSTOMS",
-        "treasury": "MA/GOV/MEF/TREASURY",
+        "civil": f"{instance}/GOV/MOI/CIVIL-REGISTRY",
+        "tax": f"{instance}/GOV/MEF/TAX",
+        "customs": f"{instance}/GOV/MEF/CUSTOMS",
+        "treasury": f"{instance}/GOV/MEF/TREASURY",
     }
     parties = {name: sandbox.add(ident) for name, ident in names.items()}
     for entry in REGISTRY.entries():
