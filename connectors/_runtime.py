@@ -40,6 +40,7 @@ from connectors._errors import (
     RemoteError,
     RequestTimeout,
     SendRefused,
+    StoreError,
     TransportError,
 )
 from connectors._handlers import Context, Delivery, Handler, Refuse
@@ -162,6 +163,7 @@ class Connector:
             max_age=self.settings.max_age,
         )
         self._deliveries: queue.Queue[InboundMessage] = queue.Queue()
+        self._done: queue.Queue[str | None] = queue.Queue()
         self._pending: dict[str, _Pending] = {}
         self._pending_lock = threading.Lock()
         self._log_lock = threading.RLock()  # the receive path logs replies while holding it
@@ -187,7 +189,11 @@ class Connector:
         self.transport.declare(self.me.slug, self._topics())
         for entry in self.store.pending():
             self._workers.submit(self._handle, entry.message_id, entry.envelope, entry.attempts)
-        for target, name in ((self._receive_loop, "receive"), (self._watch_directory, "dir")):
+        for target, name in (
+            (self._receive_loop, "receive"),
+            (self._watch_directory, "dir"),
+            (self._finish_loop, "finish"),
+        ):
             thread = threading.Thread(target=target, name=f"{name}-{self.me.slug}", daemon=True)
             thread.start()
             self._threads.append(thread)
@@ -199,9 +205,12 @@ class Connector:
         if self._stopping.is_set():
             return
         self._stopping.set()
-        for thread in self._threads:
+        for thread in self._threads[:2]:  # the receive loop and the directory watcher
             thread.join(timeout=10)
         self._workers.shutdown(wait=True)
+        self._done.put(None)  # the finisher commits what the handlers finished, then ends
+        for thread in self._threads[2:]:
+            thread.join(timeout=10)
         with self._log_lock:
             self.log.flush()
         self.transport.close()
@@ -414,6 +423,18 @@ class Connector:
         self._emit(copies)
         return parse_envelope(copies[0][0]).header.id
 
+    def publish_many(self, message_type: str, payloads: Iterable[Any]) -> int:
+        """Many broadcast events: one log flush and one confirmed publish for all. Only for
+        types that travel in clear (RESTRICTED events go one copy per subscriber)."""
+        envelopes = [
+            (self._build(message_type, "event", None, payload), event_key(message_type))
+            for payload in payloads
+        ]
+        if envelopes and parse_envelope(envelopes[0][0]).header.encryption is not None:
+            raise SendRefused(f"{message_type} is encrypted: use publish()", "encrypted-type")
+        self._emit(envelopes)
+        return len(envelopes)
+
     def request(
         self,
         message_type: str,
@@ -481,6 +502,7 @@ class Connector:
         batch_ids: set[str] = set()
         try:
             judged = [(m, self._judge(m, batch_ids)) for m in batch]
+            judged = self._recheck_seen(judged)
         except DirectoryExpiredError as exc:
             logger.error("not consuming: %s", exc)  # noqa: TRY400 - expected, no traceback
             self.transport.requeue([m.delivery_tag for m in batch])
@@ -524,6 +546,25 @@ class Connector:
             header = outcome.envelope.header
             self.metrics.received.labels(header.type).inc()
             self._workers.submit(self._handle, header.id, message.body, 0, outcome)
+
+    def _recheck_seen(
+        self, judged: list[tuple[InboundMessage, Accepted | RejectError]]
+    ) -> list[tuple[InboundMessage, Accepted | RejectError]]:
+        """Ask the database, once for the batch, whether any accepted id was seen by another
+        replica or before a restart; those become duplicates."""
+        ids = [o.envelope.header.id for _, o in judged if isinstance(o, Accepted)]
+        known = self.store.already_seen(ids)
+        if not known:
+            return judged
+        out: list[tuple[InboundMessage, Accepted | RejectError]] = []
+        for message, outcome in judged:
+            if isinstance(outcome, Accepted) and outcome.envelope.header.id in known:
+                self.metrics.rejected.labels("duplicate").inc()
+                message_id = outcome.envelope.header.id
+                out.append((message, Duplicate(f"message {message_id} was already received")))
+                continue
+            out.append((message, outcome))
+        return out
 
     def _judge(self, message: InboundMessage, batch_ids: set[str]) -> Accepted | RejectError:
         try:
@@ -699,7 +740,10 @@ class Connector:
     def _finish_request(self, envelope: Envelope, result: Any, refusal: Refuse | None) -> None:
         header = envelope.header
         if header.kind != "request":
-            self.store.finish(header.id, failed=refusal.message if refusal else "")
+            if refusal is None:
+                self._done.put(header.id)  # marked done in groups by the finisher
+            else:
+                self.store.finish(header.id, failed=refusal.message)
             return
         try:
             if refusal is None:
@@ -740,6 +784,28 @@ class Connector:
             ):
                 return service.response_type
         return request_type.removesuffix(".request") + ".response"
+
+    def _finish_loop(self) -> None:
+        """Mark handled events and one-way messages done in groups (one commit for many).
+        A crash before the commit makes their handlers run again after restart, as for any
+        handler interrupted mid-way: handlers must tolerate a repeat (at least once)."""
+        while True:
+            first = self._done.get()
+            batch = [] if first is None else [first]
+            ending = first is None
+            with contextlib.suppress(queue.Empty):
+                while len(batch) < 1000:
+                    item = self._done.get_nowait()
+                    if item is None:
+                        ending = True
+                    else:
+                        batch.append(item)
+            try:
+                self.store.finish_many(batch)
+            except StoreError:
+                logger.exception("could not mark %d handled messages done", len(batch))
+            if ending:
+                return
 
     def _retry(self, envelope: Envelope, message_id: str, body: bytes, exc: Exception) -> None:
         attempts = self.store.attempted(message_id)

@@ -91,8 +91,15 @@ class ConnectorStore:
             _meta.create_all(self._engine)
         except SQLAlchemyError as exc:
             raise StoreError(f"cannot open the connector database: {exc}") from exc
-        self._seen_cache: set[str] = set()
         self._lock = threading.Lock()
+        self._seen_cache: set[str] = self._load_seen()
+
+    def _load_seen(self) -> set[str]:
+        """The ids still remembered (bounded by the freshness window), for fast checks."""
+        now = format_time(utcnow())
+        with self._tx("load the seen-store") as conn:
+            rows = conn.execute(sa.select(seen.c.message_id).where(seen.c.keep_until >= now))
+            return {row.message_id for row in rows}
 
     @contextmanager
     def _tx(self, what: str) -> Iterator[sa.Connection]:
@@ -105,13 +112,22 @@ class ConnectorStore:
     # ---- seen-store (exchange.SeenStore) ------------------------------------------------
 
     def contains(self, message_id: str) -> bool:
-        if message_id in self._seen_cache:
-            return True
+        """Whether this process saw the id (memory only: the inspector asks for every message).
+        The durable check is :meth:`already_seen`, one query per batch, which also catches
+        ids accepted by another replica or before a restart."""
+        return message_id in self._seen_cache
+
+    def already_seen(self, message_ids: Sequence[str]) -> set[str]:
+        """Which of ``message_ids`` the database already holds as seen."""
+        if not message_ids:
+            return set()
         with self._tx("read the seen-store") as conn:
-            found = conn.execute(
-                sa.select(seen.c.message_id).where(seen.c.message_id == message_id)
-            ).first()
-        return found is not None
+            rows = conn.execute(
+                sa.select(seen.c.message_id).where(seen.c.message_id.in_(message_ids))
+            ).all()
+        found = {row.message_id for row in rows}
+        self._seen_cache.update(found)
+        return found
 
     def add(self, message_id: str, keep_until: datetime) -> None:
         self.accept([], also_seen=[(message_id, keep_until)])
@@ -188,6 +204,15 @@ class ConnectorStore:
                     },
                 )
 
+    def finish_many(self, message_ids: Sequence[str]) -> None:
+        """Mark handled messages (not requests) done, in one transaction."""
+        if not message_ids:
+            return
+        with self._tx("record handled messages") as conn:
+            conn.execute(
+                inbox.update().where(inbox.c.message_id.in_(message_ids)).values(state="done")
+            )
+
     def attempted(self, message_id: str) -> int:
         """Count one more attempt at handling ``message_id``; returns the new count."""
         with self._tx("count an attempt") as conn:
@@ -221,7 +246,7 @@ class ConnectorStore:
         cutoff = format_time(now or utcnow())
         with self._tx("prune the seen-store") as conn:
             result = conn.execute(seen.delete().where(seen.c.keep_until < cutoff))
-        self._seen_cache.clear()
+        self._seen_cache = self._load_seen()
         return int(result.rowcount or 0)
 
     def ping(self) -> bool:

@@ -1,0 +1,404 @@
+"""A connector's configuration: one TOML file, validated with pydantic, then composed into a
+:class:`~connectors.Connector` (the only place that wires the real collaborators together).
+
+A minimal file (every other setting has a default)::
+
+    subsystem = "MA/GOV/MEF/TAX"
+    keys = "keys"                    # the key folder; passphrase in $TABADUL_KEY_PASSPHRASE
+    ca_certificate = "ca.pem"
+    directory = "https://registry.example/directory.json"   # or a file path
+
+Relative paths resolve against the folder of the configuration file, not the working
+directory, so a deployment folder can be moved as a whole.
+
+:func:`load_config` raises :class:`~connectors.ConfigError` naming each invalid field;
+:func:`check_config` proves the keys, the CA certificate and the directory without a broker;
+:func:`build_connector` also connects to RabbitMQ and opens the databases.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tomllib
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Any, Self
+
+from cryptography import x509
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
+
+from connectors._errors import ConfigError
+from connectors._pika import DEFAULT_URL, PikaTransport
+from connectors._runtime import Connector, DirectorySource, RuntimeSettings
+from connectors._store import ConnectorStore
+from exchange import (
+    Directory,
+    DirectoryError,
+    IdentityError,
+    KeyRing,
+    KeyStore,
+    SubsystemId,
+    cert_from_pem,
+    load_directory,
+)
+from exchange.log import MessageLog, open_store
+from schemas import default_registry
+
+DEFAULT_PASSPHRASE_ENV = "TABADUL_KEY_PASSPHRASE"  # noqa: S105 - the variable's name, not a secret
+DIRECTORY_TIMEOUT = 10.0  # seconds to fetch the directory over HTTP(S)
+DIRECTORY_MAX_BYTES = 16 * 1024 * 1024  # a directory far larger than this is not one
+_DATABASE_URLS = ("postgresql://", "postgresql+psycopg://", "postgres://", "sqlite:")
+_HTTP = ("http://", "https://")
+
+PositiveInt = Annotated[int, Field(ge=1)]
+
+
+class ApiConfig(BaseModel):
+    """The local HTTP API for the agency's information system (``[api]`` table)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=1, le=65535)
+    token_env: str | None = Field(
+        default=None,
+        description="Environment variable holding the bearer token the API requires.",
+    )
+
+
+class RuntimeConfig(BaseModel):
+    """Tuning of the runtime (``[runtime]`` table); see :class:`~connectors.RuntimeSettings`."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    prefetch: PositiveInt = 512
+    batch: PositiveInt = 256
+    handler_workers: PositiveInt = 4
+    max_attempts: PositiveInt = 5
+    request_timeout: float = Field(default=10.0, gt=0, le=600)
+    directory_poll: float = Field(default=5.0, gt=0, le=3600)
+
+
+class ConnectorConfig(BaseModel):
+    """One connector's settings. Paths are absolute once returned by :func:`load_config`."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    subsystem: str
+    agency: str | None = None
+    keys: Path
+    key_passphrase_env: str = DEFAULT_PASSPHRASE_ENV
+    ca_certificate: Path
+    directory: str
+    broker_urls: list[str] = Field(default_factory=lambda: [DEFAULT_URL], min_length=1)
+    database: str | None = None
+    log: str | None = None
+    api: ApiConfig = Field(default_factory=ApiConfig)
+    webhook_url: str | None = None
+    runtime: RuntimeConfig = Field(default_factory=RuntimeConfig)
+
+    @field_validator("subsystem")
+    @classmethod
+    def _subsystem_id(cls, value: str) -> str:
+        return str(_parse_subsystem(value))
+
+    @field_validator("agency")
+    @classmethod
+    def _known_agency(cls, value: str | None, info: ValidationInfo) -> str | None:
+        from connectors.ministries import AGENCIES  # noqa: PLC0415 - loads sample data: on use
+
+        if value is None:
+            return None
+        if value not in AGENCIES:
+            raise ValueError(f"unknown agency {value!r}; one of {', '.join(sorted(AGENCIES))}")
+        expected = AGENCIES[value].subsystem
+        subsystem = info.data.get("subsystem")  # absent when the subsystem itself is invalid
+        if subsystem is not None and subsystem != expected:
+            raise ValueError(f"agency {value!r} is the connector of {expected}, not {subsystem}")
+        return value
+
+    @field_validator("broker_urls")
+    @classmethod
+    def _amqp_urls(cls, value: list[str]) -> list[str]:
+        for url in value:
+            if not url.startswith(("amqp://", "amqps://")):
+                raise ValueError(f"{url.split('@')[-1]!r} is not an amqp:// or amqps:// URL")
+        return value
+
+    @field_validator("webhook_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(_HTTP):
+            raise ValueError("the webhook must be an http:// or https:// URL")
+        return value
+
+    @field_validator("directory")
+    @classmethod
+    def _directory_location(cls, value: str) -> str:
+        if "://" in value and not value.startswith(_HTTP):
+            raise ValueError("the directory is a file path or an http(s):// URL")
+        return value
+
+    @property
+    def subsystem_id(self) -> SubsystemId:
+        return SubsystemId.parse(self.subsystem)
+
+    @property
+    def slug(self) -> str:
+        return self.subsystem_id.slug
+
+    def resolved(self, base: Path) -> Self:
+        """This configuration with relative paths made absolute against ``base`` and the
+        database and log defaults (``var/<slug>.db``, ``var/<slug>.log.sqlite``) filled in."""
+        database = self.database or f"var/{self.slug}.db"
+        log = self.log or f"var/{self.slug}.log.sqlite"
+        return self.model_copy(
+            update={
+                "keys": base / self.keys,
+                "ca_certificate": base / self.ca_certificate,
+                "directory": self.directory
+                if self.directory.startswith(_HTTP)
+                else str(base / self.directory),
+                "database": database
+                if database.startswith(_DATABASE_URLS)
+                else str(base / database),
+                "log": log if log.startswith(_DATABASE_URLS) else str(base / log),
+            }
+        )
+
+    def api_token(self) -> str | None:
+        """The API's bearer token from ``api.token_env``; ``None`` when no token is asked.
+        Raises :class:`ConfigError` when the variable is named but empty or unset."""
+        if self.api.token_env is None:
+            return None
+        token = os.environ.get(self.api.token_env)
+        if not token:
+            raise ConfigError(
+                f"api.token_env names ${self.api.token_env}, which is not set; set it to the "
+                "bearer token the local API must require"
+            )
+        return token
+
+    def passphrase(self) -> bytes:
+        """The key passphrase from ``$<key_passphrase_env>``; raises :class:`ConfigError`."""
+        value = os.environ.get(self.key_passphrase_env)
+        if not value:
+            raise ConfigError(
+                f"the key passphrase is read from ${self.key_passphrase_env}, which is not set"
+            )
+        return value.encode()
+
+    def settings(self) -> RuntimeSettings:
+        tuning = self.runtime
+        return RuntimeSettings(
+            prefetch=tuning.prefetch,
+            batch=tuning.batch,
+            handler_workers=tuning.handler_workers,
+            max_attempts=tuning.max_attempts,
+            request_timeout=tuning.request_timeout,
+            directory_poll=tuning.directory_poll,
+        )
+
+
+def _parse_subsystem(value: str) -> SubsystemId:
+    try:
+        return SubsystemId.parse(value)
+    except IdentityError as exc:
+        # pydantic reports a ValueError as the field's error, with this message
+        raise ValueError(f"{exc.message} (expected INSTANCE/CLASS/MEMBER/SUBSYSTEM)") from exc
+
+
+def load_config(path: Path | str) -> ConnectorConfig:
+    """Read and validate the TOML file at ``path``. Raises :class:`ConfigError` when the file
+    cannot be read or parsed, or listing every invalid field (``api.port: ...``)."""
+    file = Path(path)
+    try:
+        data = tomllib.loads(file.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"cannot read {file}: {exc.strerror or exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{file} is not UTF-8 text: {exc.reason}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{file} is not valid TOML: {exc}") from exc
+    try:
+        config = ConnectorConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(f"invalid configuration {file}:\n{_describe(exc)}") from exc
+    return config.resolved(file.resolve().parent)
+
+
+def _describe(error: ValidationError) -> str:
+    """One line per invalid field: ``  - api.port: Input should be ...``."""
+    lines = []
+    for item in error.errors(include_url=False):
+        where = ".".join(str(part) for part in item["loc"]) or "(file)"
+        message = str(item["msg"]).removeprefix("Value error, ")
+        if item["type"] == "extra_forbidden":
+            message = "unknown setting (misspelt?)"
+        lines.append(f"  - {where}: {message}")
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------- composition
+
+
+def directory_source(location: str) -> DirectorySource:
+    """A callable returning the signed directory bytes from a file or an http(s) URL.
+    Failures raise :class:`~exchange.DirectoryError` (the runtime keeps its current
+    directory and tries again at the next poll)."""
+    if location.startswith(_HTTP):
+        return _url_source(location)
+    path = Path(location)
+
+    def read_file() -> bytes:
+        try:
+            return path.read_bytes()
+        except OSError as exc:
+            raise DirectoryError(f"cannot read the directory {path}: {exc.strerror}") from exc
+
+    return read_file
+
+
+def _url_source(url: str) -> Callable[[], bytes]:
+    def fetch() -> bytes:
+        request = urllib.request.Request(url, headers={"Accept": "application/json"})  # noqa: S310 - scheme checked above: http(s) only
+        try:
+            with urllib.request.urlopen(request, timeout=DIRECTORY_TIMEOUT) as response:  # noqa: S310 - same
+                data: bytes = response.read(DIRECTORY_MAX_BYTES + 1)
+        except urllib.error.HTTPError as exc:
+            raise DirectoryError(f"cannot fetch the directory from {url}: HTTP {exc.code}") from exc
+        except (urllib.error.URLError, OSError) as exc:
+            reason = getattr(exc, "reason", exc)
+            raise DirectoryError(f"cannot fetch the directory from {url}: {reason}") from exc
+        if len(data) > DIRECTORY_MAX_BYTES:
+            raise DirectoryError(f"the directory at {url} is larger than {DIRECTORY_MAX_BYTES} B")
+        return data
+
+    return fetch
+
+
+@dataclass(frozen=True, slots=True)
+class Checked:
+    """What :func:`check_config` proved: the keys, the CA certificate and the directory."""
+
+    config: ConnectorConfig
+    keys: KeyRing
+    ca_certificate: x509.Certificate
+    directory: Directory
+
+    def summary(self) -> dict[str, Any]:
+        """For people and scripts: what the connector would run as."""
+        me = self.config.subsystem_id
+        _, signing = self.keys.signer()
+        expires: datetime = self.directory.expires
+        return {
+            "subsystem": str(me),
+            "agency": self.config.agency,
+            "key_generations": len(self.keys.generations),
+            "signing_certificate_expires": signing.not_valid_after_utc.isoformat(),
+            "directory": {
+                "serial": self.directory.serial,
+                "expires": expires.isoformat(),
+                "fresh": not self.directory.is_stale(),
+            },
+            "subscribes": sorted(
+                g.topic for g in self.directory.subscribe_grants if g.subscriber == me
+            ),
+            "provides": sorted(
+                s.message_type
+                for s in self.directory.services
+                if s.subsystem == me and s.role == "provides"
+            ),
+            "broker_urls": [url.split("@")[-1] for url in self.config.broker_urls],
+            "database": _hide_password(self.config.database or ""),
+            "log": _hide_password(self.config.log or ""),
+            "api": f"http://{self.config.api.host}:{self.config.api.port}",
+            "webhook_url": self.config.webhook_url,
+        }
+
+
+def _hide_password(location: str) -> str:
+    if "://" in location and "@" in location:
+        scheme, rest = location.split("://", 1)
+        return f"{scheme}://…@{rest.split('@', 1)[1]}"
+    return location
+
+
+def check_config(config: ConnectorConfig) -> Checked:
+    """Load the keys, the CA certificate and the directory, and check they belong together;
+    touches no broker and no database. Raises :class:`ConfigError` or the exchange core's
+    errors (``KeyStoreError``, ``CertificateError``, ``DirectoryError``...)."""
+    keys = KeyStore(config.keys, config.passphrase()).load()
+    if keys.subsystem != config.subsystem_id:
+        raise ConfigError(
+            f"{config.keys} holds the keys of {keys.subsystem}, not of {config.subsystem}"
+        )
+    keys.signer()  # raises when no generation is certified yet
+    try:
+        ca_pem = config.ca_certificate.read_bytes()
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot read the CA certificate {config.ca_certificate}: {exc.strerror}"
+        ) from exc
+    ca_certificate = cert_from_pem(ca_pem)
+    directory = load_directory(directory_source(config.directory)(), ca_certificate)
+    return Checked(config, keys, ca_certificate, directory)
+
+
+def build_connector(config: ConnectorConfig) -> Connector:
+    """The connector ``config`` describes, not started: keys, CA certificate and directory
+    (checked first, so a bad one fails before any connection), RabbitMQ, the connector's
+    database and its message log, the schema registry and the agency's handlers.
+
+    Raises :class:`ConfigError`, :class:`~connectors.TransportError` (broker unreachable),
+    :class:`~connectors.StoreError`, or the exchange core's errors."""
+    checked = check_config(config)
+    handlers = {}
+    if config.agency is not None:
+        from connectors.ministries import AGENCIES  # noqa: PLC0415 - loads sample data: on use
+
+        handlers = dict(AGENCIES[config.agency].handlers)
+    assert config.database is not None  # filled in by resolved()
+    assert config.log is not None
+    for location in (config.database, config.log):
+        if not location.startswith(_DATABASE_URLS):
+            Path(location).parent.mkdir(parents=True, exist_ok=True)
+    signing_key, _ = checked.keys.signer()
+    transport = PikaTransport(config.broker_urls, name=config.slug)
+    closers: list[Callable[[], None]] = [transport.close]
+    try:
+        store = ConnectorStore(config.database)
+        closers.append(store.close)
+        log = MessageLog(
+            open_store(config.log), log_id=str(config.subsystem_id), signing_key=signing_key
+        )
+        closers.append(log.close)
+        return Connector(
+            subsystem=config.subsystem_id,
+            keys=checked.keys,
+            ca_certificate=checked.ca_certificate,
+            directory_source=directory_source(config.directory),
+            transport=transport,
+            store=store,
+            log=log,
+            registry=default_registry(),
+            handlers=handlers,
+            settings=config.settings(),
+        )
+    except BaseException:
+        for close in reversed(closers):
+            with contextlib.suppress(Exception):  # the first error is the one to report
+                close()
+        raise
