@@ -31,6 +31,7 @@ from typing import Annotated, Any, Self
 
 from cryptography import x509
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -63,6 +64,16 @@ _DATABASE_URLS = ("postgresql://", "postgresql+psycopg://", "postgres://", "sqli
 _HTTP = ("http://", "https://")
 
 PositiveInt = Annotated[int, Field(ge=1)]
+
+
+def _amqp_url(url: str) -> str:
+    if not url.startswith(("amqp://", "amqps://")):
+        # only what follows the credentials is repeated in the error
+        raise ValueError(f"{url.split('@')[-1]!r} is not an amqp:// or amqps:// URL")
+    return url
+
+
+AmqpUrl = Annotated[str, AfterValidator(_amqp_url)]
 
 
 class ApiConfig(BaseModel):
@@ -102,7 +113,7 @@ class ConnectorConfig(BaseModel):
     key_passphrase_env: str = DEFAULT_PASSPHRASE_ENV
     ca_certificate: Path
     directory: str
-    broker_urls: list[str] = Field(default_factory=lambda: [DEFAULT_URL], min_length=1)
+    broker_urls: list[AmqpUrl] = Field(default_factory=lambda: [DEFAULT_URL], min_length=1)
     database: str | None = None
     log: str | None = None
     api: ApiConfig = Field(default_factory=ApiConfig)
@@ -127,14 +138,6 @@ class ConnectorConfig(BaseModel):
         subsystem = info.data.get("subsystem")  # absent when the subsystem itself is invalid
         if subsystem is not None and subsystem != expected:
             raise ValueError(f"agency {value!r} is the connector of {expected}, not {subsystem}")
-        return value
-
-    @field_validator("broker_urls")
-    @classmethod
-    def _amqp_urls(cls, value: list[str]) -> list[str]:
-        for url in value:
-            if not url.startswith(("amqp://", "amqps://")):
-                raise ValueError(f"{url.split('@')[-1]!r} is not an amqp:// or amqps:// URL")
         return value
 
     @field_validator("webhook_url")

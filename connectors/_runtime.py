@@ -80,6 +80,7 @@ from exchange import (
     build_envelope,
     directory_policy,
     load_directory,
+    new_message_id,
     open_payload,
     parse_envelope,
     utcnow,
@@ -113,6 +114,18 @@ class RuntimeSettings:
 
 DirectorySource = Callable[[], bytes]
 """Returns the latest signed directory bytes (from a file, a URL...)."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Out:
+    """A built message with what logging and publishing need, so nothing parses it again."""
+
+    data: bytes
+    message_id: str
+    message_type: str
+    recipient: str  # the recipient, or the topic of a broadcast event
+    correlation_id: str | None
+    routing_key: str
 
 
 @dataclass
@@ -325,7 +338,8 @@ class Connector:
         correlation_id: str | None = None,
         in_reply_to: str | None = None,
         checked: tuple[str, str] | None = None,
-    ) -> bytes:
+    ) -> _Out:
+        """Validate, authorise, (encrypt,) sign: the message ready to log and publish."""
         version, classification = checked or self._check_payload(message_type, payload)
         recipient = None if to is None else self._recipient(to)
         self._check_grant(
@@ -339,8 +353,9 @@ class Connector:
                 receiver=to or self.me,
             )
         )
+        message_id = new_message_id()
         try:
-            return build_envelope(
+            data = build_envelope(
                 self.signer(),
                 message_type=message_type,
                 schema_version=version,
@@ -351,24 +366,36 @@ class Connector:
                 ttl=self.settings.ttl,
                 correlation_id=correlation_id,
                 in_reply_to=in_reply_to,
+                message_id=message_id,
             )
         except ExchangeError as exc:
             raise SendRefused(exc.message, exc.code) from exc
+        return _Out(
+            data=data,
+            message_id=message_id,
+            message_type=message_type,
+            recipient=str(to) if to is not None else message_type,
+            correlation_id=correlation_id,
+            routing_key=event_key(message_type) if to is None else direct_key(to.slug),
+        )
 
-    def _emit(self, envelopes: Sequence[tuple[bytes, str]]) -> None:
+    def _emit(self, messages: Sequence[_Out]) -> None:
         """Log as sent (durably), then publish and wait for the broker's confirms."""
-        outbound = []
+        me = str(self.me)
         with self._log_lock:
-            for data, routing_key in envelopes:
-                header = parse_envelope(data).header
-                self.log.append(_log_entry("sent", data))
-                outbound.append(
-                    OutboundMessage(routing_key, data, header.id, header.correlation_id)
+            for out in messages:
+                self.log.append(
+                    LogEntry("sent", out.message_id, out.message_type, me, out.recipient, out.data)
                 )
             self.log.flush()
-        self.transport.publish(outbound)
-        for data, _ in envelopes:
-            self.metrics.sent.labels(parse_envelope(data).header.type).inc()
+        self.transport.publish(
+            [
+                OutboundMessage(out.routing_key, out.data, out.message_id, out.correlation_id)
+                for out in messages
+            ]
+        )
+        for out in messages:
+            self.metrics.sent.labels(out.message_type).inc()
 
     def _policy(self) -> AccessPolicy:
         """The directory's access policy, rebuilt only when the directory changes."""
@@ -386,54 +413,51 @@ class Connector:
 
     def send(self, message_type: str, to: str | SubsystemId, payload: Any) -> str:
         """A one-way message; returns its id once confirmed by the broker."""
-        target = self._resolve_target(to)
-        data = self._build(message_type, "message", target, payload)
-        self._emit([(data, direct_key(target.slug))])
-        return parse_envelope(data).header.id
+        out = self._build(message_type, "message", self._resolve_target(to), payload)
+        self._emit([out])
+        return out.message_id
 
     def send_many(self, message_type: str, to: str | SubsystemId, payloads: Iterable[Any]) -> int:
         """Many one-way messages: one log flush and one confirmed publish for all."""
         target = self._resolve_target(to)
-        envelopes = [
-            (self._build(message_type, "message", target, payload), direct_key(target.slug))
-            for payload in payloads
-        ]
-        self._emit(envelopes)
-        return len(envelopes)
+        messages = [self._build(message_type, "message", target, p) for p in payloads]
+        self._emit(messages)
+        return len(messages)
 
     def publish(self, message_type: str, payload: Any) -> str:
         """An event to every granted subscriber. A RESTRICTED or SECRET event goes as one
         encrypted copy per subscriber. Returns the id (of the first copy)."""
         version, classification = self._check_payload(message_type, payload)
         if classification not in ENCRYPTED_CLASSIFICATIONS:
-            data = self._build(message_type, "event", None, payload)
-            self._emit([(data, event_key(message_type))])
-            return parse_envelope(data).header.id
+            out = self._build(
+                message_type, "event", None, payload, checked=(version, classification)
+            )
+            self._emit([out])
+            return out.message_id
         copies = [
-            (
-                self._build(
-                    message_type, "event", subscriber, payload, checked=(version, classification)
-                ),
-                direct_key(subscriber.slug),
+            self._build(
+                message_type, "event", subscriber, payload, checked=(version, classification)
             )
             for subscriber in self._directory.subscribers(message_type)
         ]
         if not copies:
             raise SendRefused(f"{message_type} has no subscribers to send to", "no-subscriber")
         self._emit(copies)
-        return parse_envelope(copies[0][0]).header.id
+        return copies[0].message_id
 
     def publish_many(self, message_type: str, payloads: Iterable[Any]) -> int:
         """Many broadcast events: one log flush and one confirmed publish for all. Only for
         types that travel in clear (RESTRICTED events go one copy per subscriber)."""
-        envelopes = [
-            (self._build(message_type, "event", None, payload), event_key(message_type))
-            for payload in payloads
-        ]
-        if envelopes and parse_envelope(envelopes[0][0]).header.encryption is not None:
-            raise SendRefused(f"{message_type} is encrypted: use publish()", "encrypted-type")
-        self._emit(envelopes)
-        return len(envelopes)
+        messages = []
+        for payload in payloads:
+            version, classification = self._check_payload(message_type, payload)
+            if classification in ENCRYPTED_CLASSIFICATIONS:
+                raise SendRefused(f"{message_type} is encrypted: use publish()", "encrypted")
+            messages.append(
+                self._build(message_type, "event", None, payload, checked=(version, classification))
+            )
+        self._emit(messages)
+        return len(messages)
 
     def request(
         self,
@@ -446,13 +470,12 @@ class Connector:
         """Send a request and wait for the response payload. Raises :class:`RemoteError`
         (the provider refused or failed), :class:`RequestTimeout` or :class:`SendRefused`."""
         target = self._resolve_target(to)
-        data = self._build(message_type, "request", target, payload)
-        envelope = parse_envelope(data)
-        pending = _Pending(envelope.digest)
+        out = self._build(message_type, "request", target, payload)
+        pending = _Pending(parse_envelope(out.data).digest)
         with self._pending_lock:
-            self._pending[envelope.header.id] = pending
+            self._pending[out.message_id] = pending
         try:
-            self._emit([(data, direct_key(target.slug))])
+            self._emit([out])
             return pending.future.result(timeout or self.settings.request_timeout)
         except FutureTimeout as exc:
             raise RequestTimeout(
@@ -461,7 +484,7 @@ class Connector:
             ) from exc
         finally:
             with self._pending_lock:
-                self._pending.pop(envelope.header.id, None)
+                self._pending.pop(out.message_id, None)
 
     # ------------------------------------------------------------------ receiving
 
@@ -511,7 +534,7 @@ class Connector:
         with self._log_lock:
             for message, outcome in judged:
                 if isinstance(outcome, Accepted):
-                    self.log.append(_log_entry("received", message.body))
+                    self.log.append(_received_entry(outcome.envelope, message.body))
                     kind = outcome.envelope.header.kind
                     if kind in ("response", "error"):
                         answers.append((outcome, self._match_request(outcome)))
@@ -656,22 +679,18 @@ class Connector:
             return None
         payload = {"code": code, "message": message, "errors": details.get("errors", [])}
         try:
-            data = self._build_error(request, payload)
+            out = self._build_error(request, payload)
         except ConnectorError as exc:
             logger.warning("no error response for %s: %s", request.header.id, exc)
             return None
         with self._log_lock:
-            self.log.append(_log_entry("sent", data))
-        return OutboundMessage(
-            direct_key(request.header.sender.slug),
-            data,
-            parse_envelope(data).header.id,
-            request.header.id,
-        )
+            self.log.append(_log_entry("sent", out.data))
+        return OutboundMessage(out.routing_key, out.data, out.message_id, out.correlation_id)
 
-    def _build_error(self, request: Envelope, payload: Mapping[str, object]) -> bytes:
+    def _build_error(self, request: Envelope, payload: Mapping[str, object]) -> _Out:
+        message_id = new_message_id()
         try:
-            return build_envelope(
+            data = build_envelope(
                 self.signer(),
                 message_type=ERROR_TYPE,
                 schema_version=ERROR_SCHEMA_VERSION,
@@ -682,9 +701,18 @@ class Connector:
                 ttl=self.settings.ttl,
                 correlation_id=request.header.id,
                 in_reply_to=request.digest,
+                message_id=message_id,
             )
         except ExchangeError as exc:
             raise SendRefused(exc.message, exc.code) from exc
+        return _Out(
+            data=data,
+            message_id=message_id,
+            message_type=ERROR_TYPE,
+            recipient=str(request.header.sender),
+            correlation_id=request.header.id,
+            routing_key=direct_key(request.header.sender.slug),
+        )
 
     # ------------------------------------------------------------------ handlers
 
@@ -772,8 +800,8 @@ class Connector:
                     "errors": [],
                 },
             )
-        self.store.finish(header.id, response=(header.id, data))
-        self._emit([(data, direct_key(header.sender.slug))])
+        self.store.finish(header.id, response=(header.id, data.data))
+        self._emit([data])
 
     def _response_type(self, request_type: str) -> str:
         for service in self._directory.services:
@@ -865,6 +893,12 @@ def _kind(body: bytes) -> str | None:
         return parse_envelope(body).header.kind
     except RejectError:
         return None
+
+
+def _received_entry(envelope: Envelope, body: bytes) -> LogEntry:
+    header = envelope.header
+    recipient = str(header.recipient) if header.recipient is not None else header.topic or ""
+    return LogEntry("received", header.id, header.type, str(header.sender), recipient, body)
 
 
 def _log_entry(direction: Direction, data: bytes, code: str | None = None) -> LogEntry:
