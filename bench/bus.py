@@ -106,7 +106,7 @@ def run(
         bus, counter = _bus(Path(tmp), instance, messages)
         try:
             customs, tax = bus.connectors["customs"], bus.connectors["tax"]
-            size = len(customs._build(LODGED, "event", None, declaration))  # noqa: SLF001
+            size = len(customs._build(LODGED, "event", None, declaration).data)  # noqa: SLF001
             say(f"raw pika, {messages} messages of {size} bytes")
             raw = raw_pika_throughput(messages, size)
             say(f"Tabadul, {messages} events customs -> tax")
