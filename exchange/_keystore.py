@@ -255,6 +255,33 @@ class KeyStore:
         self._save(manifest)
         return n
 
+    def import_generation(self, subsystem: SubsystemId, generation: Generation) -> int:
+        """Store an existing generation (keys and certificates) as the newest one, e.g. keys
+        made elsewhere; returns its number here."""
+        manifest = self._manifest_or_new(subsystem)
+        n = max((g["n"] for g in manifest["generations"]), default=0) + 1
+        folder = self.root / f"gen-{n}"
+        write_private_key(folder / "signing.key", generation.signing_key, self._passphrase)
+        write_private_key(folder / "encryption.key", generation.encryption_key, self._passphrase)
+        pub = serialization.PublicFormat.SubjectPublicKeyInfo
+        keys = (("signing", generation.signing_key), ("encryption", generation.encryption_key))
+        for name, key in keys:
+            pem = key.public_key().public_bytes(serialization.Encoding.PEM, pub)
+            _write_text(folder / f"{name}.pub.pem", pem.decode("ascii"))
+        retire = generation.retire_after
+        manifest["generations"].append(
+            {
+                "n": n,
+                "created": format_time(generation.created),
+                "retire_after": format_time(retire) if retire else None,
+            }
+        )
+        self._save(manifest)
+        if generation.signing_cert is not None and generation.encryption_cert is not None:
+            folder.joinpath("signing.pem").write_text(cert_to_pem(generation.signing_cert))
+            folder.joinpath("encryption.pem").write_text(cert_to_pem(generation.encryption_cert))
+        return n
+
     def public_keys(self, n: int | None = None) -> tuple[SubsystemId, int, PublicKey, PublicKey]:
         """(subsystem, generation, signing public key, encryption public key) for the CA."""
         manifest = self._manifest()

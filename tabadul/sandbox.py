@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric import ed25519, x25519
 
@@ -17,6 +18,7 @@ from exchange import (
     DirectoryDraft,
     Generation,
     KeyRing,
+    KeyStore,
     Recipient,
     SchemaRef,
     SendGrant,
@@ -99,6 +101,13 @@ class Sandbox:
         party.keys.generations.append(gen)
         self.draft.certificates += [(signing_cert, None), (encryption_cert, None)]
         return gen
+
+    def export_keys(self, party: Party, folder: Path, passphrase: bytes) -> KeyStore:
+        """Write ``party``'s key generations to a key folder a connector can load."""
+        store = KeyStore(folder, passphrase)
+        for generation in party.keys.generations:
+            store.import_generation(party.subsystem, generation)
+        return store
 
     def revoke(self, party: Party) -> None:
         """Revoke the current signing certificate of ``party``."""

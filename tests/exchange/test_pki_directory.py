@@ -22,6 +22,7 @@ from exchange import (
     read_private_key,
     utcnow,
 )
+from tabadul.sandbox import Sandbox
 
 PASS = b"correct horse battery staple"
 CUSTOMS = SubsystemId.parse("MA/GOV/MEF/CUSTOMS")
@@ -147,3 +148,18 @@ def test_directory_garbage_is_a_clear_error(bus):
     for data in (b"", b"[]", b'{"directory": {}, "signature": "!!"}'):
         with pytest.raises(DirectoryError):
             load_directory(data, bus.sandbox.ca.certificate)
+
+
+def test_keys_made_elsewhere_can_be_imported(tmp_path):
+    """A generation (keys and certificates) imported into a key folder loads back the same,
+    with private keys encrypted and private."""
+    sandbox = Sandbox()
+    party = sandbox.add("MA/GOV/MEF/TAX")
+    store = sandbox.export_keys(party, tmp_path / "tax", b"secret")
+    ring = store.load()
+    assert ring.signer()[1] == party.keys.signer()[1]
+    assert ring.decryption_keys().keys() == party.keys.decryption_keys().keys()
+    key_file = tmp_path / "tax" / "gen-1" / "signing.key"
+    assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+    with pytest.raises(KeyStoreError, match="wrong passphrase"):
+        KeyStore(tmp_path / "tax", b"wrong").load()
