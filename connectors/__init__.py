@@ -5,6 +5,8 @@ handlers, and the connector's own database.
 Imports the exchange core and the schema registry; nothing imports it but ``tabadul``.
 """
 
+from connectors._api import Inbox, WebhookError, create_app, install_delivery
+from connectors._config import ConnectorConfig, build_connector, check_config, load_config
 from connectors._errors import (
     ConfigError,
     ConnectorError,
@@ -15,7 +17,7 @@ from connectors._errors import (
     StoreError,
     TransportError,
 )
-from connectors._handlers import Context, Delivery, Handler, Refuse
+from connectors._handlers import Context, Delivery, Handler, Hold, Refuse
 from connectors._memory import MemoryBroker, MemoryTransport
 from connectors._metrics import Metrics
 from connectors._pika import PikaTransport
@@ -47,13 +49,16 @@ __all__ = [
     "REJECT_HEADER",
     "ConfigError",
     "Connector",
+    "ConnectorConfig",
     "ConnectorError",
     "ConnectorStore",
     "Context",
     "Delivery",
     "DirectorySource",
     "Handler",
+    "Hold",
     "InboundMessage",
+    "Inbox",
     "MemoryBroker",
     "MemoryTransport",
     "Metrics",
@@ -68,9 +73,15 @@ __all__ = [
     "StoreError",
     "Transport",
     "TransportError",
+    "WebhookError",
+    "build_connector",
+    "check_config",
+    "create_app",
     "dead_letter_queue",
     "direct_key",
     "event_key",
+    "install_delivery",
+    "load_config",
     "queue_name",
     "retry_queue",
 ]

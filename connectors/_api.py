@@ -18,12 +18,11 @@ traceback. The sender's own checks (schema, grant) answer 422, a provider's erro
 Receiving (:func:`install_delivery`): every message type the connector receives but has no
 Python handler for goes either to a *webhook* of the IS (an HTTP POST of the delivery as
 JSON; a request's response is the webhook's JSON answer) or, without a webhook, to an
-in-memory *pull inbox* that the IS reads with ``GET /inbox`` and empties with
+*pull inbox* that the IS reads with ``GET /inbox`` and empties with
 ``POST /inbox/ack``. Both are at-least-once: the IS deduplicates by message id.
 
-The pull inbox is **in memory**: the connector's durable inbox (its database) considers a
-message handled once it is in the pull inbox, so entries not yet acknowledged are lost if the
-connector process stops. Use the webhook where that matters.
+The pull inbox is the connector's durable inbox (its database): a pulled message stays
+there, across restarts, until the IS acknowledges it.
 
 With a ``token``, every endpoint but ``/health`` and ``/metrics`` needs
 ``Authorization: Bearer <token>`` (the OpenAPI description at ``/openapi.json`` and
@@ -35,8 +34,6 @@ from __future__ import annotations
 
 import hmac
 import logging
-import threading
-from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Annotated, Any
 
@@ -56,9 +53,9 @@ from connectors._errors import (
     StoreError,
     TransportError,
 )
-from connectors._handlers import Context, Delivery, Refuse
+from connectors._handlers import Context, Delivery, Hold, Refuse
 from connectors._runtime import Connector
-from exchange import ExchangeError, format_time, utcnow
+from exchange import ExchangeError, utcnow
 
 logger = logging.getLogger("connectors.api")
 
@@ -68,7 +65,6 @@ PROBLEM_TYPE = "urn:tabadul:problem:"
 # name, so its escaping changes nothing), which every Prometheus version scrapes
 METRICS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 WEBHOOK_TIMEOUT = 10.0  # seconds for the IS to take a delivery or answer a request
-INBOX_CAPACITY = 10_000
 _RECEIVED_KINDS = frozenset({"request", "event", "message"})
 
 
@@ -80,13 +76,6 @@ class WebhookError(ConnectorError):
     the runtime tries again with backoff, then dead-letters as ``handler-failed``."""
 
     code = "webhook-failed"
-
-
-class InboxFull(ConnectorError):
-    """The pull inbox holds its capacity of unacknowledged deliveries; the runtime tries
-    again with backoff, then dead-letters as ``handler-failed``."""
-
-    code = "inbox-full"
 
 
 def delivery_document(delivery: Delivery) -> dict[str, Any]:
@@ -104,21 +93,19 @@ def delivery_document(delivery: Delivery) -> dict[str, Any]:
 
 class Inbox:
     """Where deliveries without a Python handler go: the IS's webhook when ``webhook_url``
-    is set, else a bounded in-memory pull inbox (thread-safe; see the module docstring for
-    what "in memory" means on a crash). :meth:`deliver` is the handler the runtime calls."""
+    is set, else the connector's durable pull inbox. :meth:`deliver` is the handler the
+    runtime calls."""
 
     def __init__(
         self,
+        connector: Connector,
         webhook_url: str | None = None,
         *,
-        capacity: int = INBOX_CAPACITY,
         timeout: float = WEBHOOK_TIMEOUT,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
+        self.connector = connector
         self.webhook_url = webhook_url
-        self.capacity = capacity
-        self._entries: OrderedDict[str, dict[str, Any]] = OrderedDict()
-        self._lock = threading.Lock()
         self._client = (
             httpx.Client(timeout=timeout, transport=transport) if webhook_url is not None else None
         )
@@ -138,21 +125,8 @@ class Inbox:
                     f"no handler for {delivery.message_type}: requests need a webhook",
                     "not-implemented",
                 )
-            self._put(delivery)
-            return None
+            raise Hold
         return self._post(self._client, delivery)
-
-    def _put(self, delivery: Delivery) -> None:
-        entry = {**delivery_document(delivery), "received_at": format_time(utcnow())}
-        with self._lock:
-            if delivery.message_id in self._entries:  # a retried handler: keep the first
-                return
-            if len(self._entries) >= self.capacity:
-                raise InboxFull(
-                    f"the pull inbox holds {self.capacity} unacknowledged messages; "
-                    f"{delivery.message_id} waits"
-                )
-            self._entries[delivery.message_id] = entry
 
     def _post(self, client: httpx.Client, delivery: Delivery) -> Any:
         assert self.webhook_url is not None
@@ -185,21 +159,17 @@ class Inbox:
 
     def pending(self, limit: int = 100) -> list[dict[str, Any]]:
         """The oldest ``limit`` unacknowledged deliveries (they stay until acknowledged)."""
-        with self._lock:
-            return [entry for _, entry in zip(range(limit), self._entries.values(), strict=False)]
+        return [delivery_document(d) for d in self.connector.held(limit)]
 
     def ack(self, message_ids: Iterable[str]) -> int:
-        """Forget the given deliveries; returns how many were waiting (unknown ids are
+        """Mark pulled deliveries done; returns how many were waiting (unknown ids are
         ignored, so acknowledging twice is harmless)."""
-        with self._lock:
-            return sum(self._entries.pop(i, None) is not None for i in message_ids)
+        return self.connector.release(list(message_ids))
 
     def counts(self) -> dict[str, Any]:
-        with self._lock:
-            waiting = len(self._entries)
         if self.webhook_url is not None:
-            return {"mode": "webhook"}
-        return {"mode": "pull", "waiting": waiting, "capacity": self.capacity}
+            return {"mode": self.mode}
+        return {"mode": self.mode, "waiting": self.connector.store.counts().get("held", 0)}
 
     def close(self) -> None:
         """Close the webhook's HTTP client (after the connector stopped)."""
@@ -239,7 +209,6 @@ def install_delivery(
     connector: Connector,
     webhook_url: str | None = None,
     *,
-    capacity: int = INBOX_CAPACITY,
     timeout: float = WEBHOOK_TIMEOUT,
     transport: httpx.BaseTransport | None = None,
 ) -> Inbox:
@@ -250,8 +219,9 @@ def install_delivery(
     Besides the types the directory grants today, every request, event and one-way type of
     the schema registry is covered, so a grant added later needs no restart: the receive
     pipeline has already refused anything not granted before a handler is looked up.
-    ``transport`` is for tests (an ``httpx.MockTransport``)."""
-    inbox = Inbox(webhook_url, capacity=capacity, timeout=timeout, transport=transport)
+    ``transport`` replaces httpx's network transport for the webhook (``httpx.MockTransport``
+    in tests)."""
+    inbox = Inbox(connector, webhook_url, timeout=timeout, transport=transport)
     known = {e.type for e in connector.registry.entries() if e.kind.value in _RECEIVED_KINDS}
     for message_type in sorted(received_types(connector) | known):
         connector.handlers.setdefault(message_type, inbox.deliver)
@@ -534,12 +504,9 @@ def _pull_mode(inbox: Inbox) -> None:
 
 
 def broker_state(connector: Connector) -> str:
-    """``ok`` or ``unreachable`` from the transport's ``ping()``; ``unknown`` without one."""
-    ping = getattr(connector.transport, "ping", None)
-    if not callable(ping):
-        return "unknown"
+    """``ok`` or ``unreachable``, from the transport's ``ping()``."""
     try:
-        return "ok" if ping() else "unreachable"
+        return "ok" if connector.transport.ping() else "unreachable"
     except (ConnectorError, OSError):
         return "unreachable"
 

@@ -68,9 +68,13 @@ PositiveInt = Annotated[int, Field(ge=1)]
 
 def _amqp_url(url: str) -> str:
     if not url.startswith(("amqp://", "amqps://")):
-        # only what follows the credentials is repeated in the error
-        raise ValueError(f"{url.split('@')[-1]!r} is not an amqp:// or amqps:// URL")
+        raise ValueError(f"{_without_credentials(url)!r} is not an amqp:// or amqps:// URL")
     return url
+
+
+def _without_credentials(url: str) -> str:
+    """What follows the ``user:password@`` part, to repeat a URL in a message safely."""
+    return url.rpartition("@")[2]
 
 
 AmqpUrl = Annotated[str, AfterValidator(_amqp_url)]
@@ -128,7 +132,7 @@ class ConnectorConfig(BaseModel):
     @field_validator("agency")
     @classmethod
     def _known_agency(cls, value: str | None, info: ValidationInfo) -> str | None:
-        from connectors.ministries import AGENCIES  # noqa: PLC0415 - loads sample data: on use
+        from connectors.ministries import AGENCIES  # noqa: PLC0415 - only with an agency
 
         if value is None:
             return None
@@ -324,7 +328,7 @@ class Checked:
                 for s in self.directory.services
                 if s.subsystem == me and s.role == "provides"
             ),
-            "broker_urls": [url.split("@")[-1] for url in self.config.broker_urls],
+            "broker_urls": [_without_credentials(url) for url in self.config.broker_urls],
             "database": _hide_password(self.config.database or ""),
             "log": _hide_password(self.config.log or ""),
             "api": f"http://{self.config.api.host}:{self.config.api.port}",
@@ -335,7 +339,7 @@ class Checked:
 def _hide_password(location: str) -> str:
     if "://" in location and "@" in location:
         scheme, rest = location.split("://", 1)
-        return f"{scheme}://…@{rest.split('@', 1)[1]}"
+        return f"{scheme}://***@{rest.rpartition('@')[2]}"
     return location
 
 
@@ -370,7 +374,7 @@ def build_connector(config: ConnectorConfig) -> Connector:
     checked = check_config(config)
     handlers = {}
     if config.agency is not None:
-        from connectors.ministries import AGENCIES  # noqa: PLC0415 - loads sample data: on use
+        from connectors.ministries import AGENCIES  # noqa: PLC0415 - only with an agency
 
         handlers = dict(AGENCIES[config.agency].handlers)
     assert config.database is not None  # filled in by resolved()

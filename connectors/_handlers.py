@@ -13,6 +13,8 @@ response type's schema, then signed and sent back). For events and one-way messa
 return value is ignored. A handler raises :class:`Refuse` to answer a request with an error
 response at once; any other exception is treated as transient: the delivery is tried again
 with backoff, and after the last attempt it is dead-lettered with the code ``handler-failed``.
+A handler raises :class:`Hold` to keep an event or one-way message in the connector's
+durable inbox until the information system pulls and acknowledges it.
 """
 
 from __future__ import annotations
@@ -64,6 +66,11 @@ class Refuse(Exception):
         super().__init__(message)
         self.message = message
         self.code = code
+
+
+class Hold(Exception):
+    """Raised by a handler to leave the message in the connector's durable inbox, where the
+    information system pulls it (``GET /inbox``) and acknowledges it (``POST /inbox/ack``)."""
 
 
 Handler = Callable[[Delivery, Context], Any]

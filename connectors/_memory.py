@@ -146,6 +146,9 @@ class MemoryTransport:
         timer.start()
         self.ack([message.delivery_tag])
 
+    def ping(self) -> bool:
+        return not self._stopping.is_set()
+
     def close(self) -> None:
         self._stopping.set()
         for thread in self._threads:

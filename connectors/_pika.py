@@ -326,6 +326,10 @@ class PikaTransport:
         self._wait_batch(batch, [_Pending(parked, batch, expiration=expiration)], 30.0)
         self.ack([message.delivery_tag])
 
+    def ping(self) -> bool:
+        """Whether the connection to the broker is open right now (for health checks)."""
+        return self._io_connection_open()
+
     def close(self) -> None:
         """Stop consuming, wait up to ``CLOSE_CONFIRM_WAIT`` seconds for outstanding confirms
         (publishers still waiting then get :class:`~connectors.TransportError`), close the

@@ -43,7 +43,7 @@ from connectors._errors import (
     StoreError,
     TransportError,
 )
-from connectors._handlers import Context, Delivery, Handler, Refuse
+from connectors._handlers import Context, Delivery, Handler, Hold, Refuse
 from connectors._metrics import Metrics
 from connectors._store import Accepted as StoreAccepted
 from connectors._store import ConnectorStore
@@ -755,6 +755,9 @@ class Connector:
             return
         try:
             result = handler(delivery, _HandlerContext(self))
+        except Hold:
+            self.store.hold(header.id)
+            return
         except Refuse as refusal:
             self._finish_request(envelope, None, refusal)
             return
@@ -869,6 +872,32 @@ class Connector:
             self._finish_request(envelope, None, Refuse(reason, "handler-failed"))
         else:
             self.store.finish(message_id, failed=reason)
+
+    # ------------------------------------------------------------------ pull inbox
+
+    def held(self, limit: int = 100) -> list[Delivery]:
+        """Messages a handler held for the information system to pull, oldest first."""
+        out = []
+        for entry in self.store.held(limit):
+            envelope = parse_envelope(entry.envelope)
+            payload = orjson.loads(open_payload(envelope, self.keys.decryption_keys()))
+            header = envelope.header
+            out.append(
+                Delivery(
+                    header.id,
+                    header.type,
+                    header.kind,
+                    header.sender,
+                    payload,
+                    header.correlation_id,
+                    entry.attempts + 1,
+                )
+            )
+        return out
+
+    def release(self, message_ids: Sequence[str]) -> int:
+        """The information system has the pulled messages: they are done."""
+        return self.store.release(message_ids)
 
     # ------------------------------------------------------------------ health
 

@@ -35,7 +35,8 @@ inbox = sa.Table(
     sa.Column("seq", sa.Integer, primary_key=True, autoincrement=True),
     sa.Column("message_id", sa.String(32), nullable=False, unique=True),
     sa.Column("envelope", sa.LargeBinary, nullable=False),
-    sa.Column("state", sa.String(8), nullable=False, index=True),  # pending, done, failed
+    # pending (for a handler), held (for the IS to pull), done, failed
+    sa.Column("state", sa.String(8), nullable=False, index=True),
     sa.Column("attempts", sa.Integer, nullable=False, default=0),
     sa.Column("received_at", sa.String(24), nullable=False),
     sa.Column("error", sa.Text, nullable=True),
@@ -212,6 +213,36 @@ class ConnectorStore:
             conn.execute(
                 inbox.update().where(inbox.c.message_id.in_(message_ids)).values(state="done")
             )
+
+    def hold(self, message_id: str) -> None:
+        """Keep a handled message for the information system to pull."""
+        with self._tx("hold a message") as conn:
+            conn.execute(
+                inbox.update().where(inbox.c.message_id == message_id).values(state="held")
+            )
+
+    def held(self, limit: int = 100) -> list[InboxEntry]:
+        """Messages waiting to be pulled, oldest first."""
+        with self._tx("read held messages") as conn:
+            rows = conn.execute(
+                sa.select(inbox.c.message_id, inbox.c.envelope, inbox.c.attempts)
+                .where(inbox.c.state == "held")
+                .order_by(inbox.c.seq)
+                .limit(limit)
+            ).all()
+        return [InboxEntry(r.message_id, bytes(r.envelope), r.attempts) for r in rows]
+
+    def release(self, message_ids: Sequence[str]) -> int:
+        """Mark pulled messages done; returns how many were held (unknown ids are ignored)."""
+        if not message_ids:
+            return 0
+        with self._tx("release pulled messages") as conn:
+            result = conn.execute(
+                inbox.update()
+                .where(inbox.c.message_id.in_(message_ids), inbox.c.state == "held")
+                .values(state="done")
+            )
+        return int(result.rowcount or 0)
 
     def attempted(self, message_id: str) -> int:
         """Count one more attempt at handling ``message_id``; returns the new count."""

@@ -107,5 +107,8 @@ class Transport(Protocol):
         it returns to the subsystem's queue; the original delivery is acknowledged once the
         parked copy is confirmed. The header ``x-tabadul-attempt`` counts the attempts."""
 
+    def ping(self) -> bool:
+        """Whether the broker is reachable right now (for health checks)."""
+
     def close(self) -> None:
         """Stop consuming, wait for outstanding confirms, close the connection."""

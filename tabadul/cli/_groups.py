@@ -9,6 +9,7 @@ def mount(app: typer.Typer) -> None:
     """Add every command group to ``app``."""
     from tabadul.cli._bench import bench_app
     from tabadul.cli._ca import ca_app, keys_app
+    from tabadul.cli._connector import connector_app
     from tabadul.cli._demo import demo
     from tabadul.cli._log import evidence_app, log_app
     from tabadul.cli._schema import schema_app
@@ -20,3 +21,4 @@ def mount(app: typer.Typer) -> None:
     app.add_typer(schema_app, name="schema")
     app.add_typer(bench_app, name="bench")
     app.command("demo")(demo)
+    app.add_typer(connector_app, name="connector")

@@ -11,6 +11,8 @@ import pytest
 
 from connectors import (
     REJECT_HEADER,
+    ConnectorStore,
+    Hold,
     MemoryBroker,
     OutboundMessage,
     RemoteError,
@@ -143,3 +145,23 @@ def test_duplicate_request_is_handled_once(fed: Federation, broker):
     assert len(fed.recorders["civil"].wait_for(1)) == 1
     _inject(broker, fed, "civil", data)
     assert len(fed.recorders["civil"].wait_for(2, timeout=1.0)) == 1
+
+
+def test_held_messages_wait_durably_until_released(fed: Federation):
+    """A handler that holds an event leaves it in the connector's database: a connector
+    opened anew on that database still offers it, until the information system releases it."""
+    tax = fed["tax"]
+    tax.handlers[LODGED] = lambda _d, _c: (_ for _ in ()).throw(Hold())
+    fed["customs"].publish(LODGED, example(LODGED))
+    fed.recorders["treasury"].wait_for(1)
+    for _ in range(100):
+        if tax.held():
+            break
+        fed.recorders["tax"].arrived.wait(0.05)
+    [held] = tax.held()
+    assert held.payload == example(LODGED)
+    reopened = ConnectorStore(str(fed.bus.folder / f"{fed.parties['tax'].subsystem.slug}.db"))
+    assert [e.message_id for e in reopened.held()] == [held.message_id]
+    assert tax.release([held.message_id, "f" * 32]) == 1
+    assert reopened.held() == []
+    reopened.close()

@@ -1,0 +1,180 @@
+"""``tabadul connector``: run one agency's connector from its configuration file, or check it.
+
+``run`` composes the connector (keys, CA, directory, RabbitMQ, database, message log), hands
+the types without a Python handler to the information system (webhook or pull inbox), starts
+consuming, serves the local HTTP API, and on SIGTERM or SIGINT stops the API first (no new
+calls), then the connector (in-flight deliveries and handlers finish, the log is flushed).
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import socket
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from types import FrameType
+
+import typer
+import uvicorn
+
+from connectors import ConnectorError
+from connectors._api import create_app
+from connectors._config import (
+    ConnectorConfig,
+    build_connector,
+    check_config,
+    load_config,
+)
+from tabadul.cli._output import console, fail, print_json, reporting, usage_error
+
+connector_app = typer.Typer(help="Run or check an agency's connector.", no_args_is_help=True)
+
+CONFIG = typer.Option(..., "--config", "-c", help="The connector's TOML configuration file.")
+JSON = typer.Option(False, "--json", help="Print JSON for scripts.")
+API_START_TIMEOUT = 15.0  # seconds for the local API to start listening
+API_STOP_TIMEOUT = 30.0  # seconds for the local API to finish the calls in progress
+
+
+@contextmanager
+def _reporting(*, as_json: bool = False) -> Iterator[None]:
+    """The project's errors, the connector's included, as ``error [code]: message``; exit 2."""
+    with reporting(as_json=as_json):
+        try:
+            yield
+        except ConnectorError as exc:
+            fail(exc, as_json=as_json)
+
+
+def _load(path: Path, *, as_json: bool) -> ConnectorConfig:
+    with _reporting(as_json=as_json):
+        return load_config(path)
+    raise AssertionError("unreachable: fail() exits")  # pragma: no cover - for mypy
+
+
+@connector_app.command("check")
+def check(config: Path = CONFIG, as_json: bool = JSON) -> None:
+    """Validate the configuration and load the keys, CA certificate and directory (no broker)."""
+    settings = _load(config, as_json=as_json)
+    with _reporting(as_json=as_json):
+        summary = check_config(settings).summary()
+        settings.api_token()  # a named but unset token variable is a configuration error
+    if as_json:
+        print_json({"ok": True, **summary})
+        return
+    directory = summary["directory"]
+    console.print(f"{summary['subsystem']}: configuration {config} is valid")
+    console.print(f"  agency handlers  {summary['agency'] or '(none: everything to the IS)'}")
+    console.print(
+        f"  keys             {summary['key_generations']} generation(s), certified to "
+        f"{summary['signing_certificate_expires'][:10]}"
+    )
+    console.print(
+        f"  directory        serial {directory['serial']}, expires {directory['expires']}"
+        f"{'' if directory['fresh'] else ' (STALE)'}"
+    )
+    console.print(f"  subscribes       {', '.join(summary['subscribes']) or '-'}")
+    console.print(f"  provides         {', '.join(summary['provides']) or '-'}")
+    console.print(f"  broker           {', '.join(summary['broker_urls'])} (not contacted)")
+    console.print(f"  database, log    {summary['database']}, {summary['log']}")
+    console.print(f"  local API        {summary['api']}")
+    console.print(f"  deliveries       {summary['webhook_url'] or 'pull inbox (GET /inbox)'}")
+
+
+@connector_app.command("run")
+def run(config: Path = CONFIG) -> None:
+    """Run the connector and its local API until SIGTERM or SIGINT."""
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    logging.getLogger("pika").setLevel(logging.WARNING)  # it narrates every frame at INFO
+    settings = _load(config, as_json=False)
+    with _reporting():
+        token = settings.api_token()
+    listener = _listen(settings)  # before connecting: a taken port fails at once
+    try:
+        with _reporting():
+            connector = build_connector(settings)
+    except BaseException:
+        listener.close()
+        raise
+    app = create_app(connector, webhook_url=settings.webhook_url, token=token)
+    server = uvicorn.Server(
+        uvicorn.Config(
+            app,
+            host=settings.api.host,
+            port=settings.api.port,
+            lifespan="off",
+            log_level="info",
+        )
+    )
+    done = threading.Event()
+
+    def on_signal(_signum: int, _frame: FrameType | None) -> None:
+        done.set()
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, on_signal)
+    # uvicorn installs no signal handlers off the main thread: this one decides when to stop
+    api = threading.Thread(
+        target=server.run, kwargs={"sockets": [listener]}, name="local-api", daemon=True
+    )
+    try:
+        with _reporting():
+            connector.start()
+        api.start()
+        _wait_until_listening(server, api, settings)
+        console.print(
+            f"connector {settings.subsystem} running; local API on "
+            f"http://{settings.api.host}:{settings.api.port}"
+        )
+        while not done.wait(0.5):
+            if not api.is_alive():
+                usage_error("api-stopped", "the local API stopped unexpectedly; see the log above")
+    finally:
+        server.should_exit = True
+        if api.is_alive():
+            api.join(API_STOP_TIMEOUT)
+        connector.stop()
+        app.state.inbox.close()
+        listener.close()
+    console.print(f"connector {settings.subsystem} stopped")
+
+
+def _listen(settings: ConnectorConfig) -> socket.socket:
+    """The API's listening socket on the configured host and port; exit 2 when it cannot."""
+    host, port = settings.api.host, settings.api.port
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+        listener = socket.socket(family, kind, proto)
+    except OSError as exc:
+        usage_error("api-unavailable", f"the local API cannot listen on {host}:{port}: {exc}")
+    try:
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(address)
+        listener.listen(2048)
+    except OSError as exc:
+        listener.close()
+        usage_error(
+            "api-unavailable",
+            f"the local API cannot listen on {host}:{port}: {exc.strerror or exc}",
+        )
+    return listener
+
+
+def _wait_until_listening(
+    server: uvicorn.Server, api: threading.Thread, settings: ConnectorConfig
+) -> None:
+    """Return once the API serves; exit 2 when uvicorn gave up (its log says why)."""
+    for _ in range(int(API_START_TIMEOUT / 0.05)):
+        if server.started:
+            return
+        if not api.is_alive():
+            break
+        api.join(0.05)
+    usage_error(
+        "api-unavailable",
+        f"the local API on {settings.api.host}:{settings.api.port} did not start; see the log",
+    )
