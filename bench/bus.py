@@ -3,10 +3,14 @@
     python -m bench.bus [--messages 20000] [--requests 300]      # or: tabadul bench bus --json
 
 The raw baseline is pika itself moving the same number of same-size persistent messages with
-pipelined publisher confirms through a quorum queue, producer to consumer. The bus figure is
-Tabadul end to end: customs publishes declarations (validate, sign, log durably, publish with
-confirms); tax receives them (verify, check, validate, log durably, record in its inbox, ack,
-handler). The RPC figures are tax asking the civil registry, one request at a time.
+pipelined publisher confirms through a quorum queue, producer to consumer.
+
+The bus figure is Tabadul end to end, each connector in its own process as deployed (built
+from a configuration file by ``connectors.build_connector``): customs publishes declarations
+(validate, sign, log durably, publish with confirms) and tax receives them (verify, check,
+validate, log durably, record in its inbox, ack, handler). The rate is the number of events
+over the time from the first publish to the last handler call. The RPC figures are a tax
+desk asking the civil registry's connector (another process), one request at a time.
 
 Goals on a 2-core machine: ratio at least 0.5; RPC p50 at most 5 ms, p99 at most 25 ms.
 """
@@ -14,8 +18,10 @@ Goals on a 2-core machine: ratio at least 0.5; RPC p50 at most 5 ms, p99 at most
 from __future__ import annotations
 
 import argparse
-import itertools
 import json
+import os
+import signal
+import subprocess
 import sys
 import tempfile
 import threading
@@ -26,69 +32,107 @@ from pathlib import Path
 from typing import Any
 
 import pika
+from cryptography.hazmat.primitives.serialization import Encoding
 
 from bench._raw_pika import raw_pika_throughput
 from bench._timing import machine
-from connectors import Delivery, PikaTransport, RuntimeSettings
+from connectors import Connector, Delivery, build_connector, load_config
+from exchange import SubsystemId
 from schemas import default_registry
-from tabadul.localbus import LocalBus
-from tabadul.sandbox import Sandbox
+from tabadul.sandbox import Party, Sandbox
 
 LODGED = "customs.declaration-lodged"
 LOOKUP = "civil.person-lookup.request"
 LOOKUP_REPLY = "civil.person-lookup.response"
 URL = "amqp://guest:guest@127.0.0.1:5672/%2F"
+PASSPHRASE = "bench-only-passphrase"
 Progress = Callable[[str], None]
+AGENCIES = {
+    "civil": "GOV/MOI/CIVIL-REGISTRY",
+    "tax": "GOV/MEF/TAX",
+    "customs": "GOV/MEF/CUSTOMS",
+    "desk": "GOV/MEF/TAX-DESK",
+}
 
 
-class _Counter:
-    def __init__(self, target: int) -> None:
-        self.count = 0
-        self.target = target
-        self.done = threading.Event()
-        self.lock = threading.Lock()
-
-    def __call__(self, _delivery: Delivery, _ctx: Any) -> None:
-        with self.lock:
-            self.count += 1
-            if self.count >= self.target:
-                self.done.set()
-
-
-def _bus(folder: Path, instance: str, messages: int) -> tuple[LocalBus, _Counter]:
+def _write_bus(folder: Path, instance: str) -> dict[str, Path]:
+    """Keys, CA certificate, directory and one configuration file per connector."""
     registry = default_registry()
     sandbox = Sandbox(instance)
-    civil = sandbox.add(f"{instance}/GOV/MOI/CIVIL-REGISTRY")
-    tax = sandbox.add(f"{instance}/GOV/MEF/TAX")
-    customs = sandbox.add(f"{instance}/GOV/MEF/CUSTOMS")
+    parties: dict[str, Party] = {
+        name: sandbox.add(f"{instance}/{path}") for name, path in AGENCIES.items()
+    }
     for entry in registry.entries():
         sandbox.classify(entry.type, entry.classification.value, entry.version, entry.digest)
-    sandbox.publish(customs, LODGED)
-    sandbox.subscribe(tax, LODGED)
-    sandbox.provide(civil, LOOKUP, LOOKUP_REPLY)
-    sandbox.grant(tax, LOOKUP, civil)
-    counter = _Counter(messages)
-    names = itertools.count()
-    bus = LocalBus(
-        sandbox,
-        folder,
-        lambda: PikaTransport(name=f"bench-{instance}-{next(names)}"),
-        settings=RuntimeSettings(prefetch=1000, batch=500, handler_workers=2),
-    )
-    reply = registry.latest(LOOKUP_REPLY).examples[0]
-    bus.connector("civil", civil, {LOOKUP: lambda _d, _c: reply})
-    bus.connector("tax", tax, {LODGED: counter})
-    bus.connector("customs", customs)
-    for connector in bus.connectors.values():
-        connector.start()
-    return bus, counter
+    sandbox.publish(parties["customs"], LODGED)
+    sandbox.subscribe(parties["tax"], LODGED)
+    sandbox.provide(parties["civil"], LOOKUP, LOOKUP_REPLY)
+    sandbox.grant(parties["desk"], LOOKUP, parties["civil"])
+    (folder / "ca.pem").write_bytes(sandbox.ca.certificate.public_bytes(Encoding.PEM))
+    (folder / "directory.json").write_bytes(sandbox.sign())
+    configs = {}
+    for name, party in parties.items():
+        sandbox.export_keys(party, folder / "keys" / name, PASSPHRASE.encode())
+        config = folder / f"{name}.toml"
+        config.write_text(
+            f'subsystem = "{party.subsystem}"\n'
+            f'keys = "keys/{name}"\n'
+            'ca_certificate = "ca.pem"\n'
+            'directory = "directory.json"\n'
+            f'database = "{name}.db"\n'
+            f'log = "{name}.log.sqlite"\n'
+            "[runtime]\nprefetch = 1000\nbatch = 500\nhandler_workers = 2\n",
+            encoding="utf-8",
+        )
+        configs[name] = config
+    return configs
+
+
+def _connector(config: Path) -> Connector:
+    os.environ["TABADUL_KEY_PASSPHRASE"] = PASSPHRASE
+    return build_connector(load_config(config))
+
+
+def _child(role: str, config: Path, count: int, signal_file: Path) -> None:
+    """A connector process until SIGTERM: tax counts declarations (and writes the time of
+    the last one), civil answers lookups."""
+    connector = _connector(config)
+    finished = threading.Event()
+    if role == "tax":
+        state = {"n": 0}
+        lock = threading.Lock()
+
+        def count_one(_delivery: Delivery, _ctx: Any) -> None:
+            with lock:
+                state["n"] += 1
+                if state["n"] == count:
+                    signal_file.with_suffix(".done").write_text(repr(time.time()))
+
+        connector.handlers[LODGED] = count_one
+    else:
+        answer = default_registry().latest(LOOKUP_REPLY).examples[0]
+        connector.handlers[LOOKUP] = lambda _d, _c: answer
+    signal.signal(signal.SIGTERM, lambda *_: finished.set())
+    connector.start()
+    signal_file.with_suffix(".ready").write_text("ready")
+    finished.wait()
+    connector.stop()
+
+
+def _wait_for(path: Path, timeout: float) -> str:
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{path.name} did not appear within {timeout:g} s")
+        time.sleep(0.02)
+    return path.read_text()
 
 
 def _cleanup(instance: str) -> None:
     connection = pika.BlockingConnection(pika.URLParameters(URL))
     channel = connection.channel()
-    for name in ("CIVIL-REGISTRY", "TAX", "CUSTOMS"):
-        slug = f"{instance}.GOV.{'MOI' if name.startswith('CIVIL') else 'MEF'}.{name}"
+    for path in AGENCIES.values():
+        slug = f"{instance}/{path}".replace("/", ".")
         for kind in ("q", "dlq", "retry"):
             channel.queue_delete(f"tabadul.{kind}.{slug}")
     connection.close()
@@ -103,40 +147,70 @@ def run(
     declaration = registry.latest(LODGED).examples[0]
     instance = "B" + uuid.uuid4().hex[:8].upper()
     with tempfile.TemporaryDirectory() as tmp:
-        bus, counter = _bus(Path(tmp), instance, messages)
+        folder = Path(tmp)
+        configs = _write_bus(folder, instance)
+        children = [
+            subprocess.Popen(  # noqa: S603 - our own module with our own arguments
+                [
+                    sys.executable,
+                    "-m",
+                    "bench.bus",
+                    "--child",
+                    role,
+                    "--config",
+                    str(configs[role]),
+                    "--messages",
+                    str(messages),
+                ],
+            )
+            for role in ("tax", "civil")
+        ]
+        customs = desk = None
         try:
-            customs, tax = bus.connectors["customs"], bus.connectors["tax"]
+            for role in ("tax", "civil"):
+                _wait_for(configs[role].with_suffix(".ready"), 60)
+            customs, desk = _connector(configs["customs"]), _connector(configs["desk"])
+            customs.start()
+            desk.start()
             size = len(customs._build(LODGED, "event", None, declaration).data)  # noqa: SLF001
             say(f"raw pika, {messages} messages of {size} bytes")
             raw = raw_pika_throughput(messages, size)
-            say(f"Tabadul, {messages} events customs -> tax")
-            start = time.perf_counter()
+            say(f"Tabadul, {messages} events customs -> tax (separate processes)")
+            start = time.time()
             for first in range(0, messages, 500):
                 customs.publish_many(LODGED, [declaration] * min(500, messages - first))
-            counter.done.wait(timeout=600)
-            elapsed = time.perf_counter() - start
-            say(f"{requests} requests tax -> civil registry")
+            published = time.time()
+            last = float(_wait_for(configs["tax"].with_suffix(".done"), 600))
+            elapsed = last - start
+            say(f"{requests} requests tax desk -> civil registry")
             asked = registry.latest(LOOKUP).examples[0]
-            civil = bus.connectors["civil"].me
+            civil = SubsystemId.parse(f"{instance}/{AGENCIES['civil']}")
             latencies = []
             for _ in range(requests):
                 began = time.perf_counter()
-                tax.request(LOOKUP, civil, asked)
+                desk.request(LOOKUP, civil, asked)
                 latencies.append((time.perf_counter() - began) * 1000)
         finally:
-            bus.stop()
+            for connector in (customs, desk):
+                if connector is not None:
+                    connector.stop()
+            for child in children:
+                child.send_signal(signal.SIGTERM)
+            for child in children:
+                child.wait(timeout=60)
             _cleanup(instance)
     latencies.sort()
-    bus_rate = counter.count / elapsed
+    bus_rate = messages / elapsed
     return {
         "benchmark": "bus",
         "machine": machine(),
         "messages": messages,
-        "delivered": counter.count,
         "envelope_bytes": size,
         "raw_msgs_per_s": round(raw),
         "bus_msgs_per_s": round(bus_rate),
         "ratio": round(bus_rate / raw, 3),
+        "publish_seconds": round(published - start, 3),
+        "delivery_seconds": round(elapsed, 3),
         "rpc_requests": requests,
         "rpc_p50_ms": round(latencies[len(latencies) // 2], 2),
         "rpc_p99_ms": round(latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))], 2),
@@ -148,7 +222,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--messages", type=int, default=20_000)
     parser.add_argument("--requests", type=int, default=300)
+    parser.add_argument("--child", choices=["tax", "civil"], help=argparse.SUPPRESS)
+    parser.add_argument("--config", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.child:
+        _child(args.child, args.config, args.messages, args.config)
+        return 0
     print(json.dumps(run(args.messages, args.requests), indent=2))
     return 0
 

@@ -187,6 +187,7 @@ class Connector:
         )
         self._started = False
         self._policy_cache: tuple[Directory, AccessPolicy] | None = None
+        self._signer: Signer | None = None
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -285,8 +286,12 @@ class Connector:
     # ------------------------------------------------------------------ sending
 
     def signer(self) -> Signer:
+        """The current signing identity (cached per certificate: rotation changes it)."""
         key, cert = self.keys.signer()
-        return Signer(self.me, key, cert)
+        cached = self._signer
+        if cached is None or cached.certificate is not cert:
+            cached = self._signer = Signer(self.me, key, cert)
+        return cached
 
     def _recipient(self, subsystem: SubsystemId) -> Recipient:
         entry = self._directory.encryption_certificate(subsystem, utcnow())

@@ -90,3 +90,18 @@ def canonical_flat(value: dict[str, Any]) -> bytes:
     if not text.isascii():
         raise Malformed("this object must hold ASCII text only")
     return text
+
+
+def canonical_record(value: dict[str, Any]) -> bytes:
+    """:func:`canonical` for a flat object of strings, integers below 2**53 and nulls (a log
+    record): sorted-key JSON when it is pure ASCII, the general path otherwise."""
+    try:
+        text = _dumps(value)
+    except (TypeError, ValueError):  # e.g. a lone surrogate: the general path explains
+        return canonical(value)
+    if text.isascii() and all(
+        not isinstance(v, int) or -_SAFE_INT <= v <= _SAFE_INT for v in value.values()
+    ):
+        return text
+    return canonical(value)
+

@@ -7,7 +7,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Literal, get_args
 
-from exchange._canonical import canonical
+from exchange._canonical import canonical, canonical_record
 from exchange._errors import LogError
 from exchange.log._merkle import leaf_hash
 
@@ -77,7 +77,7 @@ class LogRecord:
 
     def leaf_data(self) -> bytes:
         """The canonical bytes of :meth:`leaf_fields`: what the Merkle tree commits to."""
-        return canonical(self.leaf_fields())
+        return canonical_record(self.leaf_fields())
 
     def leaf_hash(self) -> bytes:
         """``SHA256(0x00 || leaf_data)``."""

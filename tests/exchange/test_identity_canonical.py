@@ -7,6 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from exchange import IdentityError, Malformed, MemberId, SubsystemId, canonical
+from exchange._canonical import canonical_record
 
 
 def test_subsystem_identity_round_trips():
@@ -131,3 +132,21 @@ def test_canonical_escapes_match_rfc8785_for_every_special_character():
     for ch in specials:
         value = {"k" + ch: ch, "x": [ch, 1, None, True]}
         assert canonical(value) == rfc8785.dumps(value), repr(ch)
+
+
+@given(
+    st.dictionaries(
+        st.text(max_size=6),
+        st.none() | st.text() | st.integers(min_value=-(2**60), max_value=2**60),
+        max_size=8,
+    )
+)
+def test_record_fast_path_equals_canonical(record):
+    """The log records' fast path writes exactly the canonical bytes (or refuses alike)."""
+    try:
+        expected = canonical(record)
+    except Malformed:
+        with pytest.raises(Malformed):
+            canonical_record(record)
+        return
+    assert canonical_record(record) == expected
