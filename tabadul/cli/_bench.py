@@ -82,3 +82,37 @@ def core(
             met,
         )
     console.print(table)
+
+
+@bench_app.command("bus")
+def bus(
+    messages: Annotated[int, typer.Option(min=1, help="Events to move end to end.")] = 20_000,
+    requests: Annotated[int, typer.Option(min=1, help="Requests for the RPC latency.")] = 300,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Tabadul end to end on RabbitMQ (connectors in their own processes) beside raw pika."""
+    from bench.bus import run as run_bus
+    from connectors import ConnectorError
+
+    with Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        TimeElapsedColumn(),
+        console=err_console,
+        transient=True,
+    ) as progress:
+        task = progress.add_task("bus benchmark", total=None)
+        try:
+            report = run_bus(
+                messages, requests, lambda step: progress.update(task, description=step)
+            )
+        except (ConnectorError, OSError, TimeoutError) as exc:
+            usage_error("bench-failed", f"the bus benchmark could not run: {exc}", as_json=as_json)
+    if as_json:
+        print_json(report)
+        return
+    table = Table("figure", "value", "goal")
+    goals = report["goals"]
+    for key in ("raw_msgs_per_s", "bus_msgs_per_s", "ratio", "rpc_p50_ms", "rpc_p99_ms"):
+        table.add_row(key, str(report[key]), goals.get(key, ""))
+    console.print(table)

@@ -28,3 +28,16 @@ def test_tabadul_bench_core_json():
     result = CliRunner().invoke(build_app(), ["bench", "core", "--scale", "0.001", "--json"])
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["benchmark"] == "core"
+
+
+def test_tabadul_bench_bus_json_on_rabbitmq():
+    """`tabadul bench bus --json` moves a few events through real connectors and RabbitMQ
+    and reports every figure of the issue (no time is asserted)."""
+    result = CliRunner().invoke(
+        build_app(), ["bench", "bus", "--messages", "40", "--requests", "5", "--json"]
+    )
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    for key in ("raw_msgs_per_s", "bus_msgs_per_s", "ratio", "rpc_p50_ms", "rpc_p99_ms"):
+        assert report[key] > 0
+    assert report["messages"] == 40
