@@ -104,4 +104,3 @@ def canonical_record(value: dict[str, Any]) -> bytes:
     ):
         return text
     return canonical(value)
-
