@@ -3,12 +3,15 @@ process in tests and benchmarks)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 
 class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
+        self._children: dict[tuple[str, str], Any] = {}
         self.received = Counter(
             "tabadul_messages_received",
             "Messages accepted, by type",
@@ -40,6 +43,15 @@ class Metrics:
         self.directory_serial = Gauge(
             "tabadul_directory_serial", "Serial of the directory in use", registry=self.registry
         )
+
+    def count(self, family: str, label: str) -> None:
+        """Add one to ``received``/``sent`` (by type) or ``rejected`` (by code); the labelled
+        children are cached, as looking them up costs more than counting."""
+        child = self._children.get((family, label))
+        if child is None:
+            metric: Counter = getattr(self, family)
+            child = self._children[(family, label)] = metric.labels(label)
+        child.inc()
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)

@@ -188,6 +188,7 @@ class Connector:
         self._started = False
         self._policy_cache: tuple[Directory, AccessPolicy] | None = None
         self._signer: Signer | None = None
+        self._published_cache: tuple[Directory, frozenset[str]] | None = None
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -318,12 +319,7 @@ class Connector:
 
     def _check_grant(self, request: AccessRequest) -> None:
         if request.kind == "event":
-            publishers = {
-                (s.subsystem, s.message_type)
-                for s in self._directory.services
-                if s.role == "publishes"
-            }
-            if (self.me, request.message_type) not in publishers:
+            if request.message_type not in self._published_types():
                 raise SendRefused(
                     f"{self.me} is not a publisher of {request.message_type}", "forbidden"
                 )
@@ -400,7 +396,7 @@ class Connector:
             ]
         )
         for out in messages:
-            self.metrics.sent.labels(out.message_type).inc()
+            self.metrics.count("sent", out.message_type)
 
     def _policy(self) -> AccessPolicy:
         """The directory's access policy, rebuilt only when the directory changes."""
@@ -408,6 +404,18 @@ class Connector:
         if cached is None or cached[0] is not self._directory:
             cached = (self._directory, directory_policy(self._directory))
             self._policy_cache = cached
+        return cached[1]
+
+    def _published_types(self) -> frozenset[str]:
+        """The event types this subsystem may publish, by the current directory."""
+        cached = self._published_cache
+        if cached is None or cached[0] is not self._directory:
+            types = frozenset(
+                s.message_type
+                for s in self._directory.services
+                if s.role == "publishes" and s.subsystem == self.me
+            )
+            cached = self._published_cache = (self._directory, types)
         return cached[1]
 
     def _resolve_target(self, to: str | SubsystemId) -> SubsystemId:
@@ -554,7 +562,7 @@ class Connector:
         # log. Their ids are remembered in memory only; after a restart a replayed response
         # finds no waiting request and is just logged.
         for outcome, pending in answers:
-            self.metrics.received.labels(outcome.envelope.header.type).inc()
+            self.metrics.count("received", outcome.envelope.header.type)
             self.store.remember(outcome.envelope.header.id)
             if pending is not None:
                 self._answer(pending, outcome)
@@ -570,10 +578,12 @@ class Connector:
         if outgoing:
             self.transport.publish(outgoing)
         self.transport.ack([m.delivery_tag for m in batch])
-        for message, outcome in accepted:
-            header = outcome.envelope.header
-            self.metrics.received.labels(header.type).inc()
-            self._workers.submit(self._handle, header.id, message.body, 0, outcome)
+        for _, outcome in accepted:
+            self.metrics.count("received", outcome.envelope.header.type)
+        # one task per worker rather than per message: submitting is not free
+        workers = self.settings.handler_workers
+        for share in range(min(workers, len(accepted))):
+            self._workers.submit(self._handle_all, accepted[share::workers])
 
     def _recheck_seen(
         self, judged: list[tuple[InboundMessage, Accepted | RejectError]]
@@ -587,7 +597,7 @@ class Connector:
         out: list[tuple[InboundMessage, Accepted | RejectError]] = []
         for message, outcome in judged:
             if isinstance(outcome, Accepted) and outcome.envelope.header.id in known:
-                self.metrics.rejected.labels("duplicate").inc()
+                self.metrics.count("rejected", "duplicate")
                 message_id = outcome.envelope.header.id
                 out.append((message, Duplicate(f"message {message_id} was already received")))
                 continue
@@ -598,11 +608,11 @@ class Connector:
         try:
             outcome = self._inspector.inspect(message.body)
         except RejectError as exc:
-            self.metrics.rejected.labels(exc.code).inc()
+            self.metrics.count("rejected", exc.code)
             return exc
         message_id = outcome.envelope.header.id
         if message_id in batch_ids:
-            self.metrics.rejected.labels("duplicate").inc()
+            self.metrics.count("rejected", "duplicate")
             return Duplicate(f"message {message_id} was already received")
         batch_ids.add(message_id)
         return outcome
@@ -720,6 +730,10 @@ class Connector:
         )
 
     # ------------------------------------------------------------------ handlers
+
+    def _handle_all(self, accepted: list[tuple[InboundMessage, Accepted]]) -> None:
+        for message, outcome in accepted:
+            self._handle(outcome.envelope.header.id, message.body, 0, outcome)
 
     def _handle(
         self,
@@ -862,7 +876,7 @@ class Connector:
             return
         reason = f"handler failed {attempts} times: {exc}"
         logger.error("giving up on %s: %s", message_id, reason)
-        self.metrics.rejected.labels("handler-failed").inc()
+        self.metrics.count("rejected", "handler-failed")
         dead = OutboundMessage(
             self.me.slug,
             body,
