@@ -23,6 +23,7 @@ from connectors._transport import (
     direct_key,
     event_key,
     queue_name,
+    retry_queue,
 )
 
 
@@ -81,6 +82,13 @@ class MemoryTransport:
             for topic in topics:
                 self._broker.bindings[(BUS_EXCHANGE, event_key(topic))].add(own)
             self._broker.bindings[(DEAD_LETTER_EXCHANGE, slug)].add(dead_letter_queue(slug))
+
+    def remove(self, slug: str) -> None:
+        with self._broker.lock:
+            for name in (queue_name(slug), dead_letter_queue(slug), retry_queue(slug)):
+                self._broker.queues.pop(name, None)
+                for names in self._broker.bindings.values():
+                    names.discard(name)
 
     def publish(self, messages: Sequence[OutboundMessage], *, timeout: float = 30.0) -> None:
         del timeout  # an in-process publish is confirmed at once

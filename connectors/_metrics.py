@@ -53,5 +53,13 @@ class Metrics:
             child = self._children[(family, label)] = metric.labels(label)
         child.inc()
 
+    def totals(self, family: str) -> dict[str, int]:
+        """Current counts of ``received``/``sent`` (by type) or ``rejected`` (by code)."""
+        out: dict[str, int] = {}
+        for (name, label), child in list(self._children.items()):
+            if name == family:
+                out[label] = int(child._value.get())  # noqa: SLF001 - prometheus keeps it there
+        return out
+
     def exposition(self) -> bytes:
         return generate_latest(self.registry)

@@ -256,6 +256,20 @@ class PikaTransport:
         )
         self._call_blocking(lambda: self._io_add_admin_op(op), future, op.label)
 
+    def remove(self, slug: str) -> None:
+        """Delete the subsystem's queue, dead-letter queue and retry queue with whatever they
+        hold (a subsystem leaving the bus, or a demonstration starting afresh)."""
+        self._declared.pop(slug, None)
+        self._bound.pop(slug, None)
+        future: Future[None] = Future()
+        names = (queue_name(slug), dead_letter_queue(slug), retry_queue(slug))
+        op = _AdminOp(
+            label=f"remove {queue_name(slug)}",
+            build=lambda: [self._delete_step(name) for name in names],
+            future=future,
+        )
+        self._call_blocking(lambda: self._io_add_admin_op(op), future, op.label)
+
     def publish(self, messages: Sequence[OutboundMessage], *, timeout: float = 30.0) -> None:
         """Publish persistently with confirms (pipelined) and return once every message is
         confirmed. Raises :class:`~connectors.NotConfirmed` after ``timeout`` seconds (what
@@ -568,6 +582,10 @@ class PikaTransport:
         steps.extend(self._unbind_step(own, key) for key in stale)
         steps.append(record)
         return steps
+
+    @staticmethod
+    def _delete_step(queue: str) -> _Step:
+        return lambda ch, done: ch.queue_delete(queue, callback=done)
 
     @staticmethod
     def _bind_step(queue: str, key: str) -> _Step:

@@ -90,8 +90,13 @@ from schemas import SchemaError, SchemaRegistry
 
 logger = logging.getLogger("connectors.runtime")
 
-# the sender of these cannot be trusted to be who it claims: no signed error goes back
-_NO_ERROR_REPLY = frozenset({"malformed", "unknown-sender", "bad-signature", "duplicate"})
+# No signed error goes back when the sender cannot be trusted to be who it claims
+# (malformed, unknown-sender, bad-signature), when the message was already answered
+# (duplicate), or when the sender has no grant to the service (forbidden): it could not
+# accept an answer from us, and its own connector refuses such a request before sending.
+_NO_ERROR_REPLY = frozenset(
+    {"malformed", "unknown-sender", "bad-signature", "duplicate", "forbidden"}
+)
 ERROR_SCHEMA_VERSION = "1.0.0"
 
 
@@ -891,6 +896,11 @@ class Connector:
             self._finish_request(envelope, None, Refuse(reason, "handler-failed"))
         else:
             self.store.finish(message_id, failed=reason)
+
+    def context(self) -> Context:
+        """What a handler gets: this connector's request, send and publish (also for
+        application code that acts on the bus outside a handler)."""
+        return _HandlerContext(self)
 
     # ------------------------------------------------------------------ pull inbox
 

@@ -83,6 +83,9 @@ class Transport(Protocol):
         and bind the queue to ``to.<slug>`` and to ``event.<topic>`` for each topic (removing
         event bindings no longer listed)."""
 
+    def remove(self, slug: str) -> None:
+        """Delete the subsystem's queues with what they hold (decommissioning)."""
+
     def publish(self, messages: Sequence[OutboundMessage], *, timeout: float = 30.0) -> None:
         """Publish persistently and return once the broker confirmed every message; raises
         :class:`~connectors.NotConfirmed` (nothing is known to be sent) or

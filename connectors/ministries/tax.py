@@ -136,6 +136,10 @@ class TaxpayerRegistry:
     def __len__(self) -> int:
         return len(self._by_id)
 
+    def ids(self) -> list[str]:
+        """Every taxpayer id, sorted."""
+        return sorted(self._by_id)
+
 
 def _taxpayer(record: Mapping[str, Any]) -> Taxpayer:
     return Taxpayer(
