@@ -48,6 +48,7 @@ from connectors._metrics import Metrics
 from connectors._store import Accepted as StoreAccepted
 from connectors._store import ConnectorStore
 from connectors._transport import (
+    ATTEMPT_HEADER,
     DEAD_LETTER_EXCHANGE,
     REASON_HEADER,
     REJECT_HEADER,
@@ -72,6 +73,7 @@ from exchange import (
     Forbidden,
     Inspector,
     KeyRing,
+    LogError,
     PayloadIssue,
     Recipient,
     RejectError,
@@ -530,11 +532,26 @@ class Connector:
                     batch.append(self._deliveries.get_nowait())
             try:
                 self._process(batch)
-            except Exception:  # a bug or an outage must not kill the loop: give them back
+            except (StoreError, LogError) as exc:  # the database is away: park and come back
+                logger.warning("database unavailable (%s); %d deliveries wait", exc, len(batch))
+                self._park(batch)
+            except Exception:  # a bug must not kill the loop: give the deliveries back
                 logger.exception("batch of %d deliveries failed; returning them", len(batch))
                 with contextlib.suppress(ConnectorError):
                     self.transport.requeue([m.delivery_tag for m in batch])
                 time.sleep(1.0)
+
+    def _park(self, batch: list[InboundMessage]) -> None:
+        """Send each delivery to the retry queue with a backoff that grows with its attempts
+        (bounded by ``retry_cap``); it comes back then. Nothing is dropped."""
+        for message in batch:
+            attempt = int(str(message.headers.get(ATTEMPT_HEADER, 0)))
+            delay = min(self.settings.retry_cap, self.settings.retry_base * 2**attempt)
+            try:
+                self.transport.retry_later(self.me.slug, message, delay)
+            except ConnectorError:
+                with contextlib.suppress(ConnectorError):
+                    self.transport.requeue([message.delivery_tag])
 
     def _process(self, batch: list[InboundMessage]) -> None:
         accepted: list[tuple[InboundMessage, Accepted]] = []

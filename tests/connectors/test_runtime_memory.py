@@ -17,6 +17,7 @@ from connectors import (
     OutboundMessage,
     RemoteError,
     SendRefused,
+    StoreError,
     dead_letter_queue,
     direct_key,
 )
@@ -165,3 +166,24 @@ def test_held_messages_wait_durably_until_released(fed: Federation):
     assert tax.release([held.message_id, "f" * 32]) == 1
     assert reopened.held() == []
     reopened.close()
+
+
+def test_database_outage_parks_deliveries_and_loses_nothing(fed: Federation, monkeypatch):
+    """While the connector's database refuses writes, deliveries wait in the retry queue;
+    once it answers again each is handled exactly once."""
+    tax = fed["tax"]
+    real_accept = tax.store.accept
+    failures = {"left": 2}
+
+    def flaky_accept(*args, **kwargs):
+        if failures["left"] > 0:
+            failures["left"] -= 1
+            raise StoreError("database is locked")
+        return real_accept(*args, **kwargs)
+
+    monkeypatch.setattr(tax.store, "accept", flaky_accept)
+    for _ in range(3):
+        fed["customs"].publish(LODGED, example(LODGED))
+    got = fed.recorders["tax"].wait_for(3)
+    assert failures["left"] == 0
+    assert len({d.message_id for d in got}) == len(got) == 3

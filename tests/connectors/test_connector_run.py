@@ -1,0 +1,74 @@
+"""`tabadul connector run` as an agency runs it: a process with its configuration, on the real
+RabbitMQ, answering its local API, stopping cleanly on SIGTERM."""
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+
+import httpx
+
+from bench.bus import PASSPHRASE, _cleanup, _write_bus
+from schemas import default_registry
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_run_serves_the_api_and_stops_on_sigterm(tmp_path):
+    """The connector starts from its file, reports healthy, publishes an event through its
+    API, and exits 0 on SIGTERM."""
+    instance = "R" + uuid.uuid4().hex[:8].upper()
+    configs = _write_bus(tmp_path, instance)
+    port = _free_port()
+    with configs["customs"].open("a", encoding="utf-8") as config:
+        config.write(f"[api]\nport = {port}\n")
+    output = (tmp_path / "run.log").open("wb")
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "tabadul.cli",
+            "connector",
+            "run",
+            "--config",
+            str(configs["customs"]),
+        ],
+        env={**os.environ, "TABADUL_KEY_PASSPHRASE": PASSPHRASE},
+        stdout=output,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        base = f"http://127.0.0.1:{port}"
+        health = None
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                health = httpx.get(f"{base}/health", timeout=2)
+                break
+            except httpx.TransportError:
+                time.sleep(0.2)
+        assert health is not None, (tmp_path / "run.log").read_text()
+        assert health.status_code == 200, health.text
+        assert health.json()["broker"] == "ok"
+        declaration = default_registry().latest("customs.declaration-lodged").examples[0]
+        sent = httpx.post(
+            f"{base}/events",
+            json={"type": "customs.declaration-lodged", "payload": declaration},
+            timeout=10,
+        )
+        assert sent.status_code == 202, sent.text
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=30) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        output.close()
+        _cleanup(instance)

@@ -1,0 +1,72 @@
+"""The connector's database on SQLite and on the real PostgreSQL."""
+
+import uuid
+from datetime import timedelta
+
+import psycopg
+import pytest
+
+from connectors import ConnectorStore, StoreError
+from connectors._store import Accepted
+from exchange import utcnow
+
+PG_URL = "postgresql://postgres@127.0.0.1:5432/test"
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def location(request, tmp_path):
+    if request.param == "sqlite":
+        yield str(tmp_path / "connector.db"), None
+        return
+    schema = f"t_conn_{uuid.uuid4().hex[:10]}"
+    yield PG_URL, schema
+    with psycopg.connect(PG_URL, autocommit=True) as conn:
+        conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+
+
+def _accepted(n: int) -> list[Accepted]:
+    keep = utcnow() + timedelta(minutes=10)
+    return [Accepted(f"{i:032x}", keep, f"envelope {i}".encode()) for i in range(n)]
+
+
+def test_accept_remember_and_reopen(location):
+    """Accepted ids are seen (also after reopening), pending in the inbox, in order."""
+    url, schema = location
+    store = ConnectorStore(url, schema=schema)
+    store.accept(_accepted(3))
+    assert store.contains(f"{1:032x}")
+    assert [e.message_id for e in store.pending()] == [f"{i:032x}" for i in range(3)]
+    store.close()
+    again = ConnectorStore(url, schema=schema)
+    assert again.contains(f"{2:032x}")
+    assert again.already_seen([f"{2:032x}", "f" * 32]) == {f"{2:032x}"}
+    again.close()
+
+
+def test_inbox_states_and_stored_responses(location):
+    """done (one by one and in groups), held then released, failed; a stored response."""
+    url, schema = location
+    store = ConnectorStore(url, schema=schema)
+    ids = [a.message_id for a in _accepted(5)]
+    store.accept(_accepted(5))
+    store.finish(ids[0], response=(ids[0], b"the answer"))
+    store.finish_many(ids[1:3])
+    store.hold(ids[3])
+    store.finish(ids[4], failed="handler failed 5 times")
+    assert store.counts() == {"done": 3, "held": 1, "failed": 1}
+    assert store.response_for(ids[0]) == b"the answer"
+    assert [e.message_id for e in store.held()] == [ids[3]]
+    assert store.release([ids[3], ids[0]]) == 1
+    assert store.held() == []
+    assert store.attempted(ids[4]) == 1
+    store.close()
+
+
+def test_accepting_an_id_twice_is_refused(location):
+    """The database is the arbiter of replays: a second accept of the same id fails."""
+    url, schema = location
+    store = ConnectorStore(url, schema=schema)
+    store.accept(_accepted(1))
+    with pytest.raises(StoreError, match="already accepted"):
+        store.accept(_accepted(1))
+    store.close()
