@@ -361,6 +361,30 @@ class Connector:
                 receiver=to or self.me,
             )
         )
+        return self._sign(
+            message_type,
+            version,
+            kind,
+            payload,
+            classification=classification,
+            recipient=recipient,
+            correlation_id=correlation_id,
+            in_reply_to=in_reply_to,
+        )
+
+    def _sign(  # noqa: PLR0913 - the header fields of one message
+        self,
+        message_type: str,
+        version: str,
+        kind: str,
+        payload: Any,
+        *,
+        classification: str,
+        recipient: Recipient | None,
+        correlation_id: str | None = None,
+        in_reply_to: str | None = None,
+    ) -> _Out:
+        """Sign (and encrypt when classified so): no check here, the callers made them."""
         message_id = new_message_id()
         try:
             data = build_envelope(
@@ -378,6 +402,7 @@ class Connector:
             )
         except ExchangeError as exc:
             raise SendRefused(exc.message, exc.code) from exc
+        to = None if recipient is None else recipient.subsystem
         return _Out(
             data=data,
             message_id=message_id,
@@ -630,7 +655,10 @@ class Connector:
         try:
             outcome = self._inspector.inspect(message.body)
         except RejectError as exc:
-            self.metrics.count("rejected", exc.code)
+            # a repeated answer is expected (the provider answers a repeated request again):
+            # it is logged, not counted as refused
+            if not (isinstance(exc, Duplicate) and _kind(message.body) in ("response", "error")):
+                self.metrics.count("rejected", exc.code)
             return exc
         message_id = outcome.envelope.header.id
         if message_id in batch_ids:
@@ -725,30 +753,15 @@ class Connector:
         return OutboundMessage(out.routing_key, out.data, out.message_id, out.correlation_id)
 
     def _build_error(self, request: Envelope, payload: Mapping[str, object]) -> _Out:
-        message_id = new_message_id()
-        try:
-            data = build_envelope(
-                self.signer(),
-                message_type=ERROR_TYPE,
-                schema_version=ERROR_SCHEMA_VERSION,
-                kind="error",
-                payload=orjson.dumps(payload),
-                classification="INTERNAL",
-                recipient=Recipient(request.header.sender),
-                ttl=self.settings.ttl,
-                correlation_id=request.header.id,
-                in_reply_to=request.digest,
-                message_id=message_id,
-            )
-        except ExchangeError as exc:
-            raise SendRefused(exc.message, exc.code) from exc
-        return _Out(
-            data=data,
-            message_id=message_id,
-            message_type=ERROR_TYPE,
-            recipient=str(request.header.sender),
+        return self._sign(
+            ERROR_TYPE,
+            ERROR_SCHEMA_VERSION,
+            "error",
+            payload,
+            classification="INTERNAL",
+            recipient=Recipient(request.header.sender),
             correlation_id=request.header.id,
-            routing_key=direct_key(request.header.sender.slug),
+            in_reply_to=request.digest,
         )
 
     # ------------------------------------------------------------------ handlers

@@ -125,26 +125,23 @@ def _scenario(
 
     civil_queue = direct_key(parties["civil"].subsystem.slug)
     person = registry.latest(LOOKUP).examples[0]
-    valid = build_envelope(
-        c["tax"].signer(),
-        message_type=LOOKUP,
-        schema_version="1.0.0",
-        kind="request",
-        payload=json.dumps(person).encode(),
-        classification="INTERNAL",
-        recipient=Recipient(parties["civil"].subsystem),
-    )
+
+    def lookup_from(sender: str) -> bytes:
+        """A lookup built by hand, past the sender's own checks."""
+        return build_envelope(
+            c[sender].signer(),
+            message_type=LOOKUP,
+            schema_version="1.0.0",
+            kind="request",
+            payload=json.dumps(person).encode(),
+            classification="INTERNAL",
+            recipient=Recipient(parties["civil"].subsystem),
+        )
+
+    valid = lookup_from("tax")
     tampered = json.loads(valid)
     tampered["payload"] = base64.b64encode(b'{"cin": "AA000000"}').decode()
-    unauthorised = build_envelope(
-        c["customs"].signer(),
-        message_type=LOOKUP,
-        schema_version="1.0.0",
-        kind="request",
-        payload=json.dumps(person).encode(),
-        classification="INTERNAL",
-        recipient=Recipient(parties["civil"].subsystem),
-    )
+    unauthorised = lookup_from("customs")
     injector = c["customs"].transport
     for body in (json.dumps(tampered).encode(), valid, valid, unauthorised):
         injector.publish([OutboundMessage(civil_queue, body, "injected")])

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Annotated, Any
 
 import psycopg
@@ -12,6 +14,20 @@ from rich.table import Table
 from tabadul.cli._output import console, err_console, print_json, usage_error
 
 bench_app = typer.Typer(help="Benchmarks (each beside its raw baseline).", no_args_is_help=True)
+
+
+@contextmanager
+def _progress(title: str) -> Iterator[Callable[[str], None]]:
+    """A spinner on stderr; the yielded function names the current step."""
+    with Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        TimeElapsedColumn(),
+        console=err_console,
+        transient=True,
+    ) as progress:
+        task = progress.add_task(title, total=None)
+        yield lambda step: progress.update(task, description=f"{title}: {step}")
 
 
 def markdown(report: dict[str, Any]) -> str:
@@ -43,20 +59,9 @@ def core(
     """Sign, verify, seal/open, validate, log append and log verify per second."""
     from bench.core import run
 
-    with Progress(
-        SpinnerColumn(),
-        TextColumn("{task.description}"),
-        TimeElapsedColumn(),
-        console=err_console,
-        transient=True,
-    ) as progress:
-        task = progress.add_task("core benchmark", total=None)
+    with _progress("core benchmark") as say:
         try:
-            report = run(
-                scale,
-                lambda step: progress.update(task, description=f"benchmark: {step}"),
-                postgres_url=postgres or None,
-            )
+            report = run(scale, say, postgres_url=postgres or None)
         except psycopg.OperationalError as exc:
             usage_error(
                 "postgres-unreachable",
@@ -94,18 +99,9 @@ def bus(
     from bench.bus import run as run_bus
     from connectors import ConnectorError
 
-    with Progress(
-        SpinnerColumn(),
-        TextColumn("{task.description}"),
-        TimeElapsedColumn(),
-        console=err_console,
-        transient=True,
-    ) as progress:
-        task = progress.add_task("bus benchmark", total=None)
+    with _progress("bus benchmark") as say:
         try:
-            report = run_bus(
-                messages, requests, lambda step: progress.update(task, description=step)
-            )
+            report = run_bus(messages, requests, say)
         except (ConnectorError, OSError, TimeoutError) as exc:
             usage_error("bench-failed", f"the bus benchmark could not run: {exc}", as_json=as_json)
     if as_json:

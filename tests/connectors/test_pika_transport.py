@@ -37,8 +37,9 @@ from connectors._transport import (
     queue_name,
     retry_queue,
 )
+from tests.support import rabbit
 
-URL = "amqp://guest:guest@127.0.0.1:5672/%2F"
+URL = rabbit.URL
 
 
 class Inbox:
@@ -125,43 +126,6 @@ def _queue_types() -> dict[str, str]:
     return {row["name"]: row["type"] for row in json.loads(out)}
 
 
-def _close_connections(name_prefix: str) -> int:
-    """Close, from the broker side, the connections whose client name starts with the
-    prefix; returns how many were closed."""
-    listing = subprocess.run(
-        ["rabbitmqctl", "list_connections", "pid", "client_properties", "-q"],
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=60,
-    ).stdout
-    closed = 0
-    for line in listing.splitlines()[1:]:
-        pid, _, properties = line.partition("\t")
-        if f'{{"connection_name","{name_prefix}' in properties:
-            subprocess.run(
-                ["rabbitmqctl", "close_connection", pid, "test"],
-                capture_output=True,
-                check=True,
-                timeout=60,
-            )
-            closed += 1
-    return closed
-
-
-def _basic_get_all(queue: str) -> list[tuple[object, bytes]]:
-    connection = pika.BlockingConnection(pika.URLParameters(URL))
-    channel = connection.channel()
-    found = []
-    while True:
-        _method, properties, body = channel.basic_get(queue, auto_ack=True)
-        if body is None:
-            break
-        found.append((properties, body))
-    connection.close()
-    return found
-
-
 def test_unreachable_broker_raises_transport_error(monkeypatch):
     """The constructor raises TransportError, naming the URL, when no broker answers."""
     monkeypatch.setattr(_pika, "CONNECT_TIMEOUT", 1.0)
@@ -242,7 +206,7 @@ def test_published_properties_follow_the_protocol(open_transport, new_slug):
     transport.declare(slug, [])
     message = _message(direct_key(slug))
     transport.publish([message])
-    [(properties, _body)] = _basic_get_all(queue_name(slug))
+    [(properties, _body)] = rabbit.get_all(queue_name(slug))
     assert properties.delivery_mode == 2
     assert properties.content_type == CONTENT_TYPE
     assert properties.message_id == message.message_id
@@ -323,7 +287,7 @@ def test_dead_letter_lands_in_the_dead_letter_queue(open_transport, new_slug):
     headers = {REJECT_HEADER: "forbidden", REASON_HEADER: "no grant for this type"}
     message = _message(slug, b"rejected", headers=headers, exchange=DEAD_LETTER_EXCHANGE)
     transport.publish([message])
-    [(properties, body)] = _basic_get_all(dead_letter_queue(slug))
+    [(properties, body)] = rabbit.get_all(dead_letter_queue(slug))
     assert body == b"rejected"
     assert properties.message_id == message.message_id
     assert headers.items() <= properties.headers.items()  # quorum adds x-delivery-count
@@ -379,7 +343,7 @@ def test_broker_side_connection_drop_loses_nothing(open_transport, new_slug, cap
         drops = 0
         for _ in range(3):
             time.sleep(0.7)
-            drops += _close_connections(name)
+            drops += rabbit.close_connections(name)
         time.sleep(1.5)  # publishing and consuming go on after the last drop
         delivered_before_stop = inbox.count
         time.sleep(0.5)
@@ -411,3 +375,16 @@ def test_close_is_idempotent_and_refuses_later_publishes(open_transport, new_slu
     transport.close()
     with pytest.raises(TransportError, match="closed"):
         transport.publish([_message(direct_key("x"))])
+
+
+def test_remove_deletes_the_subsystem_queues(open_transport, new_slug):
+    """remove() deletes the queue, dead-letter and retry queues, waiting messages included,
+    and can be called again."""
+    transport = open_transport()
+    slug = new_slug()
+    transport.declare(slug, [])
+    transport.publish([_message(direct_key(slug))])
+    transport.remove(slug)
+    transport.remove(slug)
+    names = _queue_types()
+    assert not {queue_name(slug), dead_letter_queue(slug), retry_queue(slug)} & names.keys()

@@ -96,15 +96,9 @@ def test_sender_checks_refuse_before_publishing(fed: Federation, broker):
     assert denied.value.reason == "forbidden"
 
 
-def _inject(broker: MemoryBroker, fed: Federation, name: str, body: bytes) -> None:
-    slug = fed.parties[name].subsystem.slug
-    broker.route(OutboundMessage(direct_key(slug), body, "x"))
-
-
-def test_tampered_message_is_dead_lettered_logged_and_never_handled(fed: Federation, broker):
-    """A forged payload lands in the dead-letter queue with its code, in the log as
-    rejected, and the handler never sees it."""
-    data = build_envelope(
+def _lookup_from_tax(fed: Federation) -> bytes:
+    """A lookup built by hand (past the sender's checks), to inject."""
+    return build_envelope(
         fed["tax"].signer(),
         message_type=LOOKUP,
         schema_version="1.0.0",
@@ -113,6 +107,17 @@ def test_tampered_message_is_dead_lettered_logged_and_never_handled(fed: Federat
         classification="INTERNAL",
         recipient=fed["tax"]._recipient(fed.parties["civil"].subsystem),
     )
+
+
+def _inject(broker: MemoryBroker, fed: Federation, name: str, body: bytes) -> None:
+    slug = fed.parties[name].subsystem.slug
+    broker.route(OutboundMessage(direct_key(slug), body, "x"))
+
+
+def test_tampered_message_is_dead_lettered_logged_and_never_handled(fed: Federation, broker):
+    """A forged payload lands in the dead-letter queue with its code, in the log as
+    rejected, and the handler never sees it."""
+    data = _lookup_from_tax(fed)
     doc = json.loads(data)
     doc["payload"] = base64.b64encode(b'{"cin": "AA000000"}').decode()
     _inject(broker, fed, "civil", json.dumps(doc).encode())
@@ -133,15 +138,7 @@ def test_tampered_message_is_dead_lettered_logged_and_never_handled(fed: Federat
 
 def test_duplicate_request_is_handled_once(fed: Federation, broker):
     """The same request delivered twice reaches the handler once."""
-    data = build_envelope(
-        fed["tax"].signer(),
-        message_type=LOOKUP,
-        schema_version="1.0.0",
-        kind="request",
-        payload=orjson.dumps(example(LOOKUP)),
-        classification="INTERNAL",
-        recipient=fed["tax"]._recipient(fed.parties["civil"].subsystem),
-    )
+    data = _lookup_from_tax(fed)
     _inject(broker, fed, "civil", data)
     assert len(fed.recorders["civil"].wait_for(1)) == 1
     _inject(broker, fed, "civil", data)
