@@ -133,6 +133,11 @@ def test_every_reject_code_is_dead_lettered_logged_and_never_handled(fed: Federa
     rabbit.inject(queue_name(_slug(fed, "civil")), duplicate)
     assert len(fed.recorders["civil"].wait_for(1)) == 1
     rabbit.inject(queue_name(_slug(fed, "civil")), duplicate)
+    # the replay must be judged before the keys rotate (or it would be certificate-expired)
+    deadline = time.monotonic() + 10
+    while "duplicate" not in fed["civil"].metrics.totals("rejected"):
+        assert time.monotonic() < deadline, "the replay was never judged"
+        time.sleep(0.05)
     # revoked and expired certificates need a new directory first
     sandbox = fed.bus.sandbox
     old_key_request = _request_bytes(fed)
