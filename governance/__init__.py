@@ -1,1 +1,2 @@
-"""governance: see DESIGN in docs/architecture.md (not built yet)."""
+"""Governance: the bus registry and data stewardship (inventory, classification, PII
+screening, four-eyes workflow, audit). Not built yet; see docs/architecture.md."""

@@ -1,1 +1,2 @@
-"""opendata: see DESIGN in docs/architecture.md (not built yet)."""
+"""Open data: Frictionless validation, publishing to CKAN, withdrawal and the consumer client.
+Not built yet; see docs/architecture.md."""
