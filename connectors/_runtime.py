@@ -210,7 +210,9 @@ class Connector:
         self._started = True
         self.transport.declare(self.me.slug, self._topics())
         for entry in self.store.pending():
-            self._workers.submit(self._handle, entry.message_id, entry.envelope, entry.attempts)
+            self._workers.submit(
+                self._handle_safely, entry.message_id, entry.envelope, entry.attempts
+            )
         for target, name in (
             (self._receive_loop, "receive"),
             (self._watch_directory, "dir"),
@@ -768,7 +770,25 @@ class Connector:
 
     def _handle_all(self, accepted: list[tuple[InboundMessage, Accepted]]) -> None:
         for message, outcome in accepted:
-            self._handle(outcome.envelope.header.id, message.body, 0, outcome)
+            self._handle_safely(outcome.envelope.header.id, message.body, 0, outcome)
+
+    def _handle_safely(
+        self, message_id: str, body: bytes, attempts: int, outcome: Accepted | None = None
+    ) -> None:
+        """:meth:`_handle`, but an outage while answering (database, broker) is retried
+        later instead of being lost in a worker thread; the inbox keeps the entry pending."""
+        try:
+            self._handle(message_id, body, attempts, outcome)
+        except Exception:
+            logger.exception("handling %s failed; trying again later", message_id)
+            if self._stopping.is_set():
+                return  # the entry stays pending in the inbox for the next start
+            timer = threading.Timer(
+                min(self.settings.retry_cap, self.settings.retry_base * 2 ** (attempts + 1)),
+                lambda: self._workers.submit(self._handle_safely, message_id, body, attempts + 1),
+            )
+            timer.daemon = True
+            timer.start()
 
     def _handle(
         self,
@@ -789,6 +809,11 @@ class Connector:
             self.store.finish(message_id, failed=f"cannot reopen the stored message: {exc}")
             return
         header = envelope.header
+        if header.kind == "request" and (stored := self.store.response_for(header.id)):
+            # answered before, but the answer may not have left: send it (again), never
+            # run the handler twice for it
+            self._resend(stored, header.sender)
+            return
         handler = self.handlers.get(header.type)
         delivery = Delivery(
             header.id,
@@ -860,6 +885,16 @@ class Connector:
         self.store.finish(header.id, response=(header.id, data.data))
         self._emit([data])
 
+    def _resend(self, stored: bytes, to: SubsystemId) -> None:
+        header = parse_envelope(stored).header
+        with self._log_lock:
+            self.log.append(_log_entry("sent", stored))
+            self.log.flush()
+        self.transport.publish(
+            [OutboundMessage(direct_key(to.slug), stored, header.id, header.correlation_id)]
+        )
+        self.store.finish(header.correlation_id or header.id)
+
     def _response_type(self, request_type: str) -> str:
         for service in self._directory.services:
             if (
@@ -904,7 +939,7 @@ class Connector:
                 delay,
             )
             timer = threading.Timer(
-                delay, lambda: self._workers.submit(self._handle, message_id, body, attempts)
+                delay, lambda: self._workers.submit(self._handle_safely, message_id, body, attempts)
             )
             timer.daemon = True
             timer.start()

@@ -18,6 +18,7 @@ from connectors import (
     RemoteError,
     SendRefused,
     StoreError,
+    TransportError,
     dead_letter_queue,
     direct_key,
 )
@@ -184,3 +185,26 @@ def test_database_outage_parks_deliveries_and_loses_nothing(fed: Federation, mon
     got = fed.recorders["tax"].wait_for(3)
     assert failures["left"] == 0
     assert len({d.message_id for d in got}) == len(got) == 3
+
+
+def test_answer_that_cannot_leave_is_sent_again_without_rerunning_the_handler(
+    fed: Federation, monkeypatch
+):
+    """When the broker refuses the response once, the stored answer goes out later; the
+    handler ran once and the asker gets its answer."""
+    civil = fed["civil"]
+    real_publish = civil.transport.publish
+    refusals = {"left": 1}
+
+    def flaky_publish(messages, **kwargs):
+        if refusals["left"] and any(m.routing_key.startswith("to.") for m in messages):
+            refusals["left"] -= 1
+            raise TransportError("connection lost")
+        return real_publish(messages, **kwargs)
+
+    monkeypatch.setattr(civil.transport, "publish", flaky_publish)
+    asked = example(LOOKUP)
+    answer = fed["tax"].request(LOOKUP, fed.parties["civil"].subsystem, asked)
+    assert answer["person"]["cin"] == asked["cin"]
+    assert refusals["left"] == 0
+    assert len(fed.recorders["civil"].seen) == 1
