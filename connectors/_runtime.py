@@ -646,25 +646,32 @@ class Connector:
         out: list[tuple[InboundMessage, Accepted | RejectError]] = []
         for message, outcome in judged:
             if isinstance(outcome, Accepted) and outcome.envelope.header.id in known:
-                self.metrics.count("rejected", "duplicate")
+                self._count_duplicate(outcome.envelope)
                 message_id = outcome.envelope.header.id
                 out.append((message, Duplicate(f"message {message_id} was already received")))
                 continue
             out.append((message, outcome))
         return out
 
+    def _count_duplicate(self, envelope: Envelope) -> None:
+        """Count a refused duplicate, except a repeated answer: that is expected (a provider
+        answers a repeated request again) and only logged."""
+        if envelope.header.kind not in ("response", "error"):
+            self.metrics.count("rejected", "duplicate")
+
     def _judge(self, message: InboundMessage, batch_ids: set[str]) -> Accepted | RejectError:
         try:
             outcome = self._inspector.inspect(message.body)
         except RejectError as exc:
-            # a repeated answer is expected (the provider answers a repeated request again):
-            # it is logged, not counted as refused
-            if not (isinstance(exc, Duplicate) and _kind(message.body) in ("response", "error")):
+            if isinstance(exc, Duplicate):
+                with contextlib.suppress(RejectError):
+                    self._count_duplicate(parse_envelope(message.body))
+            else:
                 self.metrics.count("rejected", exc.code)
             return exc
         message_id = outcome.envelope.header.id
         if message_id in batch_ids:
-            self.metrics.count("rejected", "duplicate")
+            self._count_duplicate(outcome.envelope)
             return Duplicate(f"message {message_id} was already received")
         batch_ids.add(message_id)
         return outcome
