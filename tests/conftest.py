@@ -1,5 +1,12 @@
-"""Fixtures shared by every test folder."""
+"""Fixtures shared by every test folder, and the suite's hypothesis settings."""
+
+from hypothesis import settings
 
 from tests.support.bus import bus
+
+# Examples are checked for correctness, not speed: a loaded two-core machine must not turn
+# a slow example into a failure.
+settings.register_profile("tabadul", deadline=None)
+settings.load_profile("tabadul")
 
 __all__ = ["bus"]
