@@ -1,2 +1,106 @@
-"""Governance: the bus registry and data stewardship (inventory, classification, PII
-screening, four-eyes workflow, audit). Not built yet; see docs/architecture.md."""
+"""Governance: data stewardship over one database: users and roles, the dataset inventory
+and classification, the four-eyes publication workflow, and the hash-chained audit log.
+(PII screening lives in ``governance.pii``; this package does not need it to import.)
+
+>>> store = GovernanceStore.open("governance.sqlite")   # or a postgresql:// URL
+>>> flow = Workflow(store)
+>>> flow.audit.verify()                                  # AuditReport, or AuditTampered
+"""
+
+from governance._audit import (
+    GENESIS,
+    AuditEntry,
+    AuditLog,
+    AuditReport,
+    append_entry,
+    entry_hash,
+    verify_chain,
+)
+from governance._db import GovernanceStore, database_url, head_revision
+from governance._errors import (
+    AlreadyExists,
+    AuditError,
+    AuditTampered,
+    ChangedSinceApproval,
+    FourEyes,
+    GovernanceError,
+    IllegalTransition,
+    InvalidInput,
+    NotFound,
+    NotPublishable,
+    OtherAgency,
+    PiiUnresolved,
+    Refused,
+    StoreError,
+    UnknownDataset,
+    UnknownFinding,
+    UnknownUser,
+    WrongRole,
+)
+from governance._workflow import (
+    FREQUENCIES,
+    LANGUAGES,
+    ROLES,
+    TRANSITIONS,
+    Classification,
+    Dataset,
+    Finding,
+    Level,
+    Resolution,
+    Review,
+    Role,
+    State,
+    User,
+    Workflow,
+    check_action,
+    check_four_eyes,
+    check_publishable,
+)
+
+__all__ = [
+    "FREQUENCIES",
+    "GENESIS",
+    "LANGUAGES",
+    "ROLES",
+    "TRANSITIONS",
+    "AlreadyExists",
+    "AuditEntry",
+    "AuditError",
+    "AuditLog",
+    "AuditReport",
+    "AuditTampered",
+    "ChangedSinceApproval",
+    "Classification",
+    "Dataset",
+    "Finding",
+    "FourEyes",
+    "GovernanceError",
+    "GovernanceStore",
+    "IllegalTransition",
+    "InvalidInput",
+    "Level",
+    "NotFound",
+    "NotPublishable",
+    "OtherAgency",
+    "PiiUnresolved",
+    "Refused",
+    "Resolution",
+    "Review",
+    "Role",
+    "State",
+    "StoreError",
+    "UnknownDataset",
+    "UnknownFinding",
+    "UnknownUser",
+    "User",
+    "Workflow",
+    "WrongRole",
+    "append_entry",
+    "check_action",
+    "check_four_eyes",
+    "check_publishable",
+    "database_url",
+    "entry_hash",
+    "head_revision",
+    "verify_chain",
+]

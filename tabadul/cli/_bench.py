@@ -112,3 +112,19 @@ def bus(
     for key in ("raw_msgs_per_s", "bus_msgs_per_s", "ratio", "rpc_p50_ms", "rpc_p99_ms"):
         table.add_row(key, str(report[key]), goals.get(key, ""))
     console.print(table)
+
+
+@bench_app.command("pii")
+def pii(
+    rows: Annotated[int, typer.Option(min=1, help="Rows of the generated CSV.")] = 1_000_000,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """PII scan rows/s on a generated CSV beside a plain csv-module pass over the same file."""
+    from bench.pii import run as run_pii
+
+    with _progress("pii benchmark") as say:
+        report = run_pii(rows, say)
+    if as_json:
+        print_json(report)
+        return
+    console.print(markdown(report), markup=False, highlight=False, soft_wrap=True)

@@ -7,11 +7,13 @@ import typer
 
 def mount(app: typer.Typer) -> None:
     """Add every command group to ``app``."""
+    from tabadul.cli._audit import audit_app
     from tabadul.cli._bench import bench_app
     from tabadul.cli._ca import ca_app, keys_app
     from tabadul.cli._connector import connector_app
     from tabadul.cli._demo import demo
     from tabadul.cli._log import evidence_app, log_app
+    from tabadul.cli._pii import pii_app
     from tabadul.cli._schema import schema_app
 
     app.add_typer(ca_app, name="ca")
@@ -22,3 +24,5 @@ def mount(app: typer.Typer) -> None:
     app.add_typer(bench_app, name="bench")
     app.command("demo")(demo)
     app.add_typer(connector_app, name="connector")
+    app.add_typer(pii_app, name="pii")
+    app.add_typer(audit_app, name="audit")

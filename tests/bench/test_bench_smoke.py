@@ -41,3 +41,12 @@ def test_tabadul_bench_bus_json_on_rabbitmq():
     for key in ("raw_msgs_per_s", "bus_msgs_per_s", "ratio", "rpc_p50_ms", "rpc_p99_ms"):
         assert report[key] > 0
     assert report["messages"] == 40
+
+
+def test_tabadul_bench_pii_json():
+    """`tabadul bench pii --json` scans a small generated file beside the csv module."""
+    result = CliRunner().invoke(build_app(), ["bench", "pii", "--rows", "2000", "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["results"]
+    assert all(r["product_per_s"] > 0 and r["raw_per_s"] > 0 for r in report["results"])

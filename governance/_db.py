@@ -1,0 +1,262 @@
+"""Governance's database: users, datasets, reviews with their PII findings, and the audit
+log. SQLite file by default, PostgreSQL by URL (optionally in its own schema), through
+SQLAlchemy Core. The schema is owned by the alembic migrations shipped in
+``governance/migrations``; :meth:`GovernanceStore.open` runs them to head, in code (no
+``alembic.ini``). The tables below describe the same schema for queries; a test compares
+them with what the migrations build.
+
+Timestamps are stored as wire-format text (``2026-11-22T14:00:00.123Z``) so that what the
+audit log hashes is exactly what it stores, on either database.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy.exc import SQLAlchemyError
+
+from governance._errors import StoreError
+
+MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+_SCHEMA_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}\Z")
+# Serialises concurrent migrations of one PostgreSQL database (any constant will do).
+_MIGRATION_LOCK = 0x7A_BAD_01
+
+metadata = sa.MetaData()
+
+users = sa.Table(
+    "users",
+    metadata,
+    sa.Column("user_id", sa.String(64), primary_key=True),
+    sa.Column("name", sa.Text, nullable=False),
+    sa.Column("agency", sa.String(64), nullable=False, index=True),
+    # JSON list of role names: operator, steward, approver, auditor
+    sa.Column("roles", sa.JSON, nullable=False),
+    sa.Column("created_at", sa.String(24), nullable=False),
+)
+
+datasets = sa.Table(
+    "datasets",
+    metadata,
+    sa.Column("dataset_id", sa.String(100), primary_key=True),
+    sa.Column("owner_agency", sa.String(64), nullable=False, index=True),
+    sa.Column("steward", sa.String(64), sa.ForeignKey("users.user_id"), nullable=False),
+    # {"ar": ..., "fr": ..., "en": ...}: at least one language
+    sa.Column("title", sa.JSON, nullable=False),
+    sa.Column("description", sa.JSON, nullable=False),
+    sa.Column("source", sa.Text, nullable=False),
+    sa.Column("table_schema", sa.JSON, nullable=False),
+    sa.Column("licence", sa.String(64), nullable=False),
+    sa.Column("update_frequency", sa.String(16), nullable=False),
+    sa.Column("tags", sa.JSON, nullable=False),
+    sa.Column("state", sa.String(16), nullable=False, index=True),
+    sa.Column("classification", sa.String(16), nullable=True),
+    sa.Column("personal_data", sa.Boolean, nullable=True),
+    sa.Column("legal_basis", sa.Text, nullable=True),
+    sa.Column("justification", sa.Text, nullable=True),
+    sa.Column("classified_by", sa.String(64), nullable=True),
+    # SHA-256 (hex) of the content last submitted for review
+    sa.Column("content_sha256", sa.String(64), nullable=True),
+    # what is live on the portal, if anything
+    sa.Column("published_sha256", sa.String(64), nullable=True),
+    sa.Column("publication_reference", sa.Text, nullable=True),
+    sa.Column("created_at", sa.String(24), nullable=False),
+    sa.Column("updated_at", sa.String(24), nullable=False),
+)
+
+reviews = sa.Table(
+    "reviews",
+    metadata,
+    sa.Column("review_id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("dataset_id", sa.String(100), sa.ForeignKey("datasets.dataset_id"), nullable=False),
+    sa.Column("content_sha256", sa.String(64), nullable=False),
+    sa.Column("submitted_by", sa.String(64), nullable=False),
+    sa.Column("submitted_at", sa.String(24), nullable=False),
+    # open, approved, rejected, superseded (new bytes submitted, or withdrawn)
+    sa.Column("decision", sa.String(16), nullable=False),
+    sa.Column("decided_by", sa.String(64), nullable=True),
+    sa.Column("decided_at", sa.String(24), nullable=True),
+    sa.Column("reason", sa.Text, nullable=True),
+    sa.Index("ix_reviews_dataset", "dataset_id", "review_id"),
+)
+
+findings = sa.Table(
+    "review_findings",
+    metadata,
+    sa.Column("review_id", sa.Integer, sa.ForeignKey("reviews.review_id"), primary_key=True),
+    sa.Column("finding_id", sa.String(128), primary_key=True),
+    # drop, generalise, justify; null while unresolved
+    sa.Column("resolution", sa.String(16), nullable=True),
+    sa.Column("reason", sa.Text, nullable=True),
+    sa.Column("resolved_by", sa.String(64), nullable=True),
+    sa.Column("resolved_at", sa.String(24), nullable=True),
+)
+
+audit_log = sa.Table(
+    "audit_log",
+    metadata,
+    sa.Column("seq", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("at", sa.String(24), nullable=False),
+    sa.Column("actor", sa.String(64), nullable=False),
+    sa.Column("action", sa.String(64), nullable=False),
+    sa.Column("subject", sa.String(200), nullable=False, index=True),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("content_sha256", sa.String(64), nullable=True),
+    # canonical JSON text, hashed as parsed
+    sa.Column("details", sa.Text, nullable=False),
+    sa.Column("prev_hash", sa.String(64), nullable=False),
+    sa.Column("hash", sa.String(64), nullable=False),
+)
+
+# One row (id 1): the seq and hash of the last entry, written with it. Appenders lock it (so
+# PostgreSQL writers queue), and verification compares it with the chain's end, which catches
+# entries cut from the tail or added after it.
+audit_head = sa.Table(
+    "audit_head",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("seq", sa.Integer, nullable=False),
+    sa.Column("hash", sa.String(64), nullable=False),
+)
+
+
+def database_url(location: str) -> str:
+    """A SQLAlchemy URL: ``postgresql://`` URLs use psycopg 3; anything else is a SQLite file."""
+    if location.startswith(("postgresql://", "postgresql+psycopg://")):
+        return location.replace("postgresql://", "postgresql+psycopg://", 1)
+    if location.startswith("sqlite:"):
+        return location
+    return f"sqlite:///{location}"
+
+
+def alembic_config() -> Config:
+    """The alembic configuration, built in code: the migrations shipped in the package."""
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.set_main_option("path_separator", "os")
+    return config
+
+
+def head_revision() -> str:
+    """The newest revision the shipped migrations know."""
+    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    assert head is not None  # the package ships at least one revision
+    return head
+
+
+class GovernanceStore:
+    """Governance's database. Thread-safe; every database failure raises :class:`StoreError`.
+
+    Open it with :meth:`open`; ``close`` releases its connections.
+    """
+
+    def __init__(self, engine: sa.Engine, *, sqlite: bool) -> None:
+        self.engine = engine
+        self.sqlite = sqlite
+        self._lock = threading.RLock()
+
+    @classmethod
+    def open(
+        cls, location: str, *, schema: str | None = None, migrate: bool = True
+    ) -> GovernanceStore:
+        """Open the database at ``location`` (a SQLite path or a ``postgresql://`` URL; on
+        PostgreSQL, in ``schema`` if given, created if missing) and migrate it to head.
+
+        With ``migrate=False`` nothing is created: a missing SQLite file, or a database not
+        at the shipped head revision, raises :class:`StoreError` (what read-only tools want).
+        """
+        url = database_url(location)
+        sqlite = url.startswith("sqlite")
+        if sqlite and not migrate and not _sqlite_file_exists(url):
+            raise StoreError(f"no governance database at {location}")
+        if schema is not None and not _SCHEMA_NAME.match(schema):
+            raise StoreError(f"{schema!r} is not a plain schema name (letters, digits, _)")
+        try:
+            if sqlite:
+                engine = sa.create_engine(url)
+                sa.event.listen(engine, "connect", _sqlite_connect)
+                sa.event.listen(engine, "begin", _sqlite_begin)
+            else:
+                connect_args = {"options": f"-csearch_path={schema}"} if schema else {}
+                engine = sa.create_engine(url, pool_pre_ping=True, connect_args=connect_args)
+        except (SQLAlchemyError, ImportError, ValueError) as exc:
+            raise StoreError(f"cannot open the governance database {location}: {exc}") from exc
+        store = cls(engine, sqlite=sqlite)
+        try:
+            if migrate:
+                store.migrate(schema)
+            else:
+                store.check_revision(location)
+        except BaseException:
+            engine.dispose()
+            raise
+        return store
+
+    def check_revision(self, location: str) -> None:
+        """Raise :class:`StoreError` unless the database is at the shipped head revision."""
+        found = self.revision()
+        if found != head_revision():
+            raise StoreError(
+                f"{location} is not a Tabadul governance database at revision "
+                f"{head_revision()} (found {found or 'no revision'})"
+            )
+
+    def migrate(self, schema: str | None = None) -> None:
+        """Run the shipped migrations up to head (nothing to do when already there)."""
+        config = alembic_config()
+        with self.transaction("migrate") as conn:
+            if not self.sqlite:
+                conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": _MIGRATION_LOCK})
+                if schema:
+                    conn.execute(sa.text(f'CREATE SCHEMA IF NOT EXISTS "{schema}"'))
+            config.attributes["connection"] = conn
+            command.upgrade(config, "head")
+
+    def revision(self) -> str | None:
+        """The database's current alembic revision (None before any migration)."""
+        with self.transaction("read the schema revision") as conn:
+            return MigrationContext.configure(conn).get_current_revision()
+
+    @contextmanager
+    def transaction(self, what: str) -> Iterator[sa.Connection]:
+        """One transaction: committed if the block ends normally, rolled back otherwise.
+        Database errors become :class:`StoreError` naming ``what`` failed."""
+        try:
+            with self._lock, self.engine.begin() as conn:
+                yield conn
+        except SQLAlchemyError as exc:
+            raise StoreError(f"the governance database failed to {what}: {exc}") from exc
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+
+def _sqlite_file_exists(url: str) -> bool:
+    path = sa.make_url(url).database
+    return bool(path) and path != ":memory:" and Path(str(path)).is_file()
+
+
+def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
+    # Let SQLAlchemy's "begin" event below issue BEGIN itself: pysqlite's own deferred
+    # transactions would let two writers both read the audit head and then deadlock.
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=FULL")
+    cursor.execute("PRAGMA busy_timeout=5000")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+
+
+def _sqlite_begin(conn: sa.Connection) -> None:
+    conn.exec_driver_sql("BEGIN IMMEDIATE")

@@ -1,0 +1,163 @@
+"""Governance's errors.
+
+Every error raised by ``governance`` derives from :class:`GovernanceError`; each has a stable,
+machine-readable ``code`` (what the CLI, the API and the logs use) and a ``message`` written
+for the person who tried::
+
+    GovernanceError                 governance-error
+    ├── StoreError                  store            (cannot open, migrate, read or write)
+    ├── InvalidInput                invalid-input    (a bad id, level, hash, empty reason...)
+    ├── AlreadyExists               already-exists   (a user or dataset id is taken)
+    ├── NotFound                    not-found
+    │   ├── UnknownUser             unknown-user
+    │   ├── UnknownDataset          unknown-dataset
+    │   └── UnknownFinding          unknown-finding  (not a finding of the open review)
+    ├── Refused                     refused          (the workflow says no; names the action)
+    │   ├── WrongRole               wrong-role       (e.g. only approvers approve)
+    │   ├── OtherAgency             other-agency     (people act on their agency's datasets)
+    │   ├── IllegalTransition       illegal-transition (not from the dataset's current state)
+    │   ├── FourEyes                four-eyes        (who classified, submitted or resolved
+    │   │                                             a finding may not approve)
+    │   ├── NotPublishable          not-publishable  (only PUBLIC data without personal data)
+    │   ├── PiiUnresolved           pii-unresolved   (lists the open finding ids)
+    │   └── ChangedSinceApproval    changed-since-approval (other bytes than those approved)
+    └── AuditError                  audit-error
+        └── AuditTampered           audit-tampered   (carries the first bad ``seq``, ``reason``)
+
+Database exceptions are caught where they happen and re-raised as :class:`StoreError` with
+``from exc``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import ClassVar
+
+
+class GovernanceError(Exception):
+    """Root of governance's errors; ``code`` is stable, ``message`` is for people."""
+
+    code: ClassVar[str] = "governance-error"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def as_dict(self) -> dict[str, object]:
+        """The error as data, for JSON output and problem details."""
+        return {"code": self.code, "message": self.message}
+
+
+class StoreError(GovernanceError):
+    """The governance database cannot be opened, migrated, read or written."""
+
+    code = "store"
+
+
+class InvalidInput(GovernanceError):
+    """An argument is malformed (an id, a level, a SHA-256, a missing reason...)."""
+
+    code = "invalid-input"
+
+
+class AlreadyExists(GovernanceError):
+    code = "already-exists"
+
+
+class NotFound(GovernanceError):
+    code = "not-found"
+
+
+class UnknownUser(NotFound):
+    code = "unknown-user"
+
+
+class UnknownDataset(NotFound):
+    code = "unknown-dataset"
+
+
+class UnknownFinding(NotFound):
+    code = "unknown-finding"
+
+
+class Refused(GovernanceError):
+    """The workflow refused ``action`` on ``dataset_id`` (empty for actions on no dataset)."""
+
+    code = "refused"
+
+    def __init__(self, message: str, *, action: str, dataset_id: str = "") -> None:
+        super().__init__(message)
+        self.action = action
+        self.dataset_id = dataset_id
+
+    def as_dict(self) -> dict[str, object]:
+        return {**super().as_dict(), "action": self.action, "dataset": self.dataset_id}
+
+
+class WrongRole(Refused):
+    code = "wrong-role"
+
+
+class OtherAgency(Refused):
+    code = "other-agency"
+
+
+class IllegalTransition(Refused):
+    code = "illegal-transition"
+
+
+class FourEyes(Refused):
+    code = "four-eyes"
+
+
+class NotPublishable(Refused):
+    code = "not-publishable"
+
+
+class PiiUnresolved(Refused):
+    """Approval waits for these PII findings to be resolved."""
+
+    code = "pii-unresolved"
+
+    def __init__(
+        self, message: str, *, action: str, dataset_id: str, findings: Sequence[str]
+    ) -> None:
+        super().__init__(message, action=action, dataset_id=dataset_id)
+        self.findings = tuple(findings)
+
+    def as_dict(self) -> dict[str, object]:
+        return {**super().as_dict(), "findings": list(self.findings)}
+
+
+class ChangedSinceApproval(Refused):
+    """The bytes offered are not the bytes approved; they need a new review."""
+
+    code = "changed-since-approval"
+
+    def __init__(
+        self, message: str, *, action: str, dataset_id: str, approved: str, offered: str
+    ) -> None:
+        super().__init__(message, action=action, dataset_id=dataset_id)
+        self.approved = approved
+        self.offered = offered
+
+    def as_dict(self) -> dict[str, object]:
+        return {**super().as_dict(), "approved_sha256": self.approved, "sha256": self.offered}
+
+
+class AuditError(GovernanceError):
+    code = "audit-error"
+
+
+class AuditTampered(AuditError):
+    """The audit log does not verify; ``seq`` is the first entry found wrong."""
+
+    code = "audit-tampered"
+
+    def __init__(self, seq: int, reason: str) -> None:
+        super().__init__(f"audit entry {seq}: {reason}")
+        self.seq = seq
+        self.reason = reason
+
+    def as_dict(self) -> dict[str, object]:
+        return {**super().as_dict(), "seq": self.seq, "reason": self.reason}

@@ -1,0 +1,1 @@
+"""Alembic revisions of the governance database (alembic skips this file)."""
