@@ -1,5 +1,6 @@
-"""Governance: data stewardship over one database: users and roles, the dataset inventory
-and classification, the four-eyes publication workflow, and the hash-chained audit log.
+"""Governance over one database: the bus registry and the directory it publishes, users and
+roles, the dataset inventory and classification, derived (generalised) resources with their
+lineage, the four-eyes publication workflow, and the hash-chained audit log.
 (PII screening lives in ``governance.pii``; this package does not need it to import.)
 
 >>> store = GovernanceStore.open("governance.sqlite")   # or a postgresql:// URL
@@ -17,6 +18,22 @@ from governance._audit import (
     verify_chain,
 )
 from governance._db import GovernanceStore, database_url, head_revision
+from governance._derive import (
+    BadSource,
+    ColumnOp,
+    Derivation,
+    DerivationResult,
+    DerivedNotReviewed,
+    Drop,
+    GeneraliseDateToYear,
+    GeneraliseToPrefix,
+    GeneraliseToRange,
+    UnknownColumn,
+    column_op,
+    derive_csv,
+    lineage,
+    record_derivation,
+)
 from governance._errors import (
     AlreadyExists,
     AuditError,
@@ -37,6 +54,7 @@ from governance._errors import (
     UnknownUser,
     WrongRole,
 )
+from governance._registry import PublishedDirectory, RegisteredCertificate, Registry
 from governance._workflow import (
     FREQUENCIES,
     LANGUAGES,
@@ -69,11 +87,20 @@ __all__ = [
     "AuditLog",
     "AuditReport",
     "AuditTampered",
+    "BadSource",
     "ChangedSinceApproval",
     "Classification",
+    "ColumnOp",
     "Dataset",
+    "Derivation",
+    "DerivationResult",
+    "DerivedNotReviewed",
+    "Drop",
     "Finding",
     "FourEyes",
+    "GeneraliseDateToYear",
+    "GeneraliseToPrefix",
+    "GeneraliseToRange",
     "GovernanceError",
     "GovernanceStore",
     "IllegalTransition",
@@ -83,12 +110,16 @@ __all__ = [
     "NotPublishable",
     "OtherAgency",
     "PiiUnresolved",
+    "PublishedDirectory",
     "Refused",
+    "RegisteredCertificate",
+    "Registry",
     "Resolution",
     "Review",
     "Role",
     "State",
     "StoreError",
+    "UnknownColumn",
     "UnknownDataset",
     "UnknownFinding",
     "UnknownUser",
@@ -99,8 +130,12 @@ __all__ = [
     "check_action",
     "check_four_eyes",
     "check_publishable",
+    "column_op",
     "database_url",
+    "derive_csv",
     "entry_hash",
     "head_revision",
+    "lineage",
+    "record_derivation",
     "verify_chain",
 ]

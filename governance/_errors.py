@@ -7,6 +7,9 @@ for the person who tried::
     GovernanceError                 governance-error
     ├── StoreError                  store            (cannot open, migrate, read or write)
     ├── InvalidInput                invalid-input    (a bad id, level, hash, empty reason...)
+    │   ├── UnknownColumn           unknown-column   (a derivation names columns the file
+    │   │                                             lacks, or names twice)
+    │   └── BadSource               bad-source       (a derivation's CSV cannot be read)
     ├── AlreadyExists               already-exists   (a user or dataset id is taken)
     ├── NotFound                    not-found
     │   ├── UnknownUser             unknown-user
@@ -20,7 +23,9 @@ for the person who tried::
     │   │                                             a finding may not approve)
     │   ├── NotPublishable          not-publishable  (only PUBLIC data without personal data)
     │   ├── PiiUnresolved           pii-unresolved   (lists the open finding ids)
-    │   └── ChangedSinceApproval    changed-since-approval (other bytes than those approved)
+    │   ├── ChangedSinceApproval    changed-since-approval (other bytes than those approved)
+    │   └── DerivedNotReviewed      derived-not-reviewed (the open review is of other bytes
+    │                                                 than the derived file)
     └── AuditError                  audit-error
         └── AuditTampered           audit-tampered   (carries the first bad ``seq``, ``reason``)
 

@@ -12,6 +12,7 @@ def mount(app: typer.Typer) -> None:
     from tabadul.cli._ca import ca_app, keys_app
     from tabadul.cli._connector import connector_app
     from tabadul.cli._demo import demo
+    from tabadul.cli._directory import directory_app
     from tabadul.cli._log import evidence_app, log_app
     from tabadul.cli._pii import pii_app
     from tabadul.cli._schema import schema_app
@@ -26,3 +27,4 @@ def mount(app: typer.Typer) -> None:
     app.add_typer(connector_app, name="connector")
     app.add_typer(pii_app, name="pii")
     app.add_typer(audit_app, name="audit")
+    app.add_typer(directory_app, name="directory")
