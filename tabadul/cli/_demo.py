@@ -19,9 +19,7 @@ def demo(
     requests: Annotated[int, typer.Option(min=1, help="Certificate requests to run.")] = 12,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
 ) -> None:
-    """Run the end-to-end scenario on the local RabbitMQ: a CA, five ministry connectors,
-    requests, events, encrypted alerts, refused forgeries, verified logs and an evidence
-    bundle."""
+    """Run the end-to-end scenario: five ministry connectors on the local RabbitMQ."""
     from tabadul.demo import run
 
     with reporting(as_json=as_json), err_console.status("starting") as status:
