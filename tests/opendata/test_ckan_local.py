@@ -1,0 +1,179 @@
+"""The real CKAN 2.11.6 started by scripts/ckan-local, driven through ckanapi.
+
+Search goes to tests/support/solr_standin.py, which is NOT Solr (a protocol stand-in for tests
+and the local demo). The fixture fails loudly, never skips, when CKAN cannot be brought up.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import subprocess
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import ckanapi
+import httpx
+import pytest
+
+from tests.support import solr_standin
+
+ROOT = Path(__file__).resolve().parents[2]
+SCRIPT = ROOT / "scripts" / "ckan-local"
+TOKEN_FILE = ROOT / "var" / "ckan" / "token"
+URL = "http://127.0.0.1:5000"
+
+
+def run_script() -> subprocess.CompletedProcess[str]:
+    result = subprocess.run(
+        ["bash", str(SCRIPT)], cwd=ROOT, capture_output=True, text=True, timeout=600, check=False
+    )
+    if result.returncode != 0:
+        pytest.fail(
+            f"scripts/ckan-local failed ({result.returncode}):\n{result.stdout}\n{result.stderr}"
+        )
+    return result
+
+
+def _ckan_answers() -> bool:
+    try:
+        return httpx.get(f"{URL}/api/3/action/status_show", timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+@pytest.fixture(scope="session")
+def ckan_local() -> Iterator[subprocess.CompletedProcess[str]]:
+    """CKAN up for the session; stopped afterwards if it was not running before."""
+    was_running = _ckan_answers()
+    result = run_script()
+    yield result
+    if not was_running:
+        subprocess.run(
+            ["bash", str(SCRIPT), "--stop"], cwd=ROOT, capture_output=True, timeout=120, check=False
+        )
+
+
+@pytest.fixture
+def ckan(ckan_local: subprocess.CompletedProcess[str]) -> ckanapi.RemoteCKAN:
+    token = TOKEN_FILE.read_text("utf-8").strip()
+    assert TOKEN_FILE.stat().st_mode & 0o077 == 0, "the token file must be private (0600)"
+    with ckanapi.RemoteCKAN(URL, apikey=token, user_agent="tabadul-tests") as remote:
+        yield remote
+
+
+def test_dataset_lifecycle_through_the_real_ckan(ckan: ckanapi.RemoteCKAN) -> None:
+    """An organisation and a dataset are created, found, deleted and purged: then search no
+    longer finds it and package_show says it is gone."""
+    tag = uuid.uuid4().hex[:10]
+    org = ckan.action.organization_create(name=f"tabadul-org-{tag}", title=f"Ministry {tag}")
+    name = f"tabadul-ds-{tag}"
+    try:
+        started = time.perf_counter()
+        package = ckan.action.package_create(
+            name=name,
+            title=f"Quarterly water quality {tag}",
+            notes="Published by the Tabadul catalogue tests.",
+            owner_org=org["id"],
+            tags=[{"name": "water"}],
+        )
+        latency_ms = (time.perf_counter() - started) * 1000
+        print(  # noqa: T201 - measured, reported with -s, not asserted
+            f"package_create latency: {latency_ms:.1f} ms"
+        )
+        assert package["name"] == name
+
+        by_text = ckan.action.package_search(q=f"water quality {tag}")
+        assert [p["name"] for p in by_text["results"]] == [name]
+        by_name = ckan.action.package_search(q=f'name:"{name}"')
+        assert by_name["count"] == 1
+        assert by_name["results"][0]["id"] == package["id"]
+        faceted = ckan.action.package_search(
+            fq=f'organization:"{org["name"]}"', **{"facet.field": '["tags"]'}
+        )
+        assert faceted["count"] == 1
+        assert faceted["facets"]["tags"] == {"water": 1}
+
+        ckan.action.package_delete(id=package["id"])
+        assert ckan.action.package_search(q=f'name:"{name}"')["count"] == 0
+        ckan.action.dataset_purge(id=package["id"])
+        assert ckan.action.package_search(q=f"water quality {tag}")["count"] == 0
+        assert ckan.action.package_search(q=f'name:"{name}"', include_deleted=True)["count"] == 0
+        with pytest.raises(ckanapi.NotFound):
+            ckan.action.package_show(id=package["id"])
+    finally:
+        ckan.action.organization_purge(id=org["id"])
+
+
+def test_package_create_latency(ckan: ckanapi.RemoteCKAN) -> None:
+    """Measured, not asserted: prints the median over a few creations."""
+    tag = uuid.uuid4().hex[:10]
+    org = ckan.action.organization_create(name=f"tabadul-lat-{tag}")
+    times, ids = [], []
+    try:
+        for i in range(10):
+            started = time.perf_counter()
+            ids.append(ckan.action.package_create(name=f"lat-{tag}-{i}", owner_org=org["id"])["id"])
+            times.append((time.perf_counter() - started) * 1000)
+        print(  # noqa: T201 - measured, reported with -s, not asserted
+            f"package_create median {statistics.median(times):.1f} ms over {len(times)}"
+        )
+    finally:
+        for package_id in ids:
+            ckan.action.dataset_purge(id=package_id)
+        ckan.action.organization_purge(id=org["id"])
+
+
+def test_second_run_reuses_everything(ckan_local: subprocess.CompletedProcess[str]) -> None:
+    """Running the script again reuses the environment and the running CKAN."""
+    again = run_script()
+    assert "reusing the CKAN 2.11.6 environment" in again.stdout
+    assert "installing" not in again.stdout
+    assert "reusing the running CKAN" in again.stdout
+    assert "starting" not in again.stdout
+
+
+# --- the stand-in on its own (no CKAN needed) -------------------------------------------------
+
+
+def test_standin_is_not_solr_but_speaks_enough_of_it() -> None:
+    """The stand-in answers the schema, select and update calls CKAN makes."""
+    server, core = solr_standin.serve()
+    try:
+        client = httpx.Client(base_url=core, timeout=5)
+        assert 'name="ckan-2.11"' in client.get("/schema", params={"wt": "schema.xml"}).text
+
+        def post(body: bytes, ctype: str) -> None:
+            response = client.post(
+                "/update/", params={"commit": "true"}, content=body, headers={"Content-Type": ctype}
+            )
+            assert response.status_code == 200
+
+        def select(**params: str) -> dict:
+            return client.get("/select/", params=params).json()
+
+        docs = [
+            {"index_id": "a", "id": "1", "name": "water", "title": "Water quality", "site_id": "s"},
+            {
+                "index_id": "b",
+                "id": "2",
+                "name": "water-quality",
+                "title": "Rivers",
+                "site_id": "s",
+            },
+        ]
+        post(json.dumps(docs).encode(), "application/json")
+        found = select(q="water", defType="dismax", qf="name^4 title^4 text", fq="+site_id:s")
+        assert found["response"]["numFound"] == 2
+        assert select(q='name:"water"', fl="id")["response"]["docs"] == [{"id": "1"}]
+        post(
+            b'<delete><query>+(id:"water" OR name:"water") AND +site_id:"s"</query></delete>',
+            "text/xml",
+        )
+        assert [d["id"] for d in select(q="*:*")["response"]["docs"]] == ["2"]
+    finally:
+        client.close()
+        server.shutdown()
+        server.server_close()
