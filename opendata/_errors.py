@@ -1,0 +1,58 @@
+"""The errors of open-data publishing: one tree, each class with a stable ``code``."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from opendata._validate import DataReport
+
+
+class OpenDataError(Exception):
+    """Base of every open-data error; ``code`` is stable and machine-readable."""
+
+    code = "opendata-error"
+
+
+class InvalidData(OpenDataError):
+    """The resource failed Frictionless validation; ``report`` says where. Nothing was sent."""
+
+    code = "invalid-data"
+
+    def __init__(self, message: str, report: DataReport) -> None:
+        super().__init__(message)
+        self.report = report
+
+
+class PortalError(OpenDataError):
+    """CKAN answered with an error, or could not be reached."""
+
+    code = "portal-error"
+
+
+class PortalUnavailable(PortalError):
+    """CKAN could not be reached or failed (network error, 5xx, unreadable answer)."""
+
+    code = "portal-unavailable"
+
+
+class PortalRefused(PortalError):
+    """CKAN refused the token (NotAuthorized)."""
+
+    code = "portal-refused"
+
+
+class PortalRejected(PortalError):
+    """CKAN rejected the data sent (ValidationError); ``details`` holds its field errors."""
+
+    code = "portal-rejected"
+
+    def __init__(self, message: str, details: object = None) -> None:
+        super().__init__(message)
+        self.details = details
+
+
+class NotPublished(PortalError):
+    """The package (or organisation) asked for does not exist on the portal (NotFound)."""
+
+    code = "not-published"
