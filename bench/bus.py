@@ -39,8 +39,8 @@ from bench._raw_pika import raw_pika_throughput
 from bench._timing import machine
 from connectors import Connector, Delivery, build_connector, load_config
 from exchange import SubsystemId
+from exchange.sandbox import Party, Sandbox
 from schemas import default_registry
-from tabadul.sandbox import Party, Sandbox
 
 LODGED = "customs.declaration-lodged"
 LOOKUP = "civil.person-lookup.request"

@@ -49,8 +49,8 @@ from exchange.log import (
     SQLiteLogStore,
     verify_log,
 )
+from exchange.sandbox import Party, Sandbox
 from schemas import default_registry
-from tabadul.sandbox import Party, Sandbox
 
 LOOKUP = "civil.person-lookup.request"
 PG_URL = "postgresql://postgres@127.0.0.1:5432/test"

@@ -18,6 +18,7 @@ from connectors._errors import (
     TransportError,
 )
 from connectors._handlers import Context, Delivery, Handler, Hold, Refuse
+from connectors._localbus import LocalBus
 from connectors._memory import MemoryBroker, MemoryTransport
 from connectors._metrics import Metrics
 from connectors._pika import PikaTransport
@@ -59,6 +60,7 @@ __all__ = [
     "Hold",
     "InboundMessage",
     "Inbox",
+    "LocalBus",
     "MemoryBroker",
     "MemoryTransport",
     "Metrics",

@@ -35,6 +35,7 @@ from typing import Any
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from connectors import (
+    LocalBus,
     OutboundMessage,
     PikaTransport,
     RemoteError,
@@ -45,9 +46,8 @@ from connectors import (
 from connectors.ministries import AGENCIES, customs, tax, treasury
 from exchange import Recipient, build_envelope
 from exchange.log import MessageLog, SQLiteLogStore, evidence_bundle, verify_evidence
+from exchange.sandbox import Party, Sandbox
 from schemas import default_registry
-from tabadul.localbus import LocalBus
-from tabadul.sandbox import Party, Sandbox
 
 CERTIFICATE = "tax.compliance-certificate.request"
 LOOKUP = "civil.person-lookup.request"

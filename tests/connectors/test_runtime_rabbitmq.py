@@ -15,7 +15,7 @@ import pytest
 from connectors import REJECT_HEADER, PikaTransport, dead_letter_queue, queue_name
 from exchange import Recipient, build_envelope, utcnow
 from exchange.log import SQLiteLogStore
-from tabadul.sandbox import Sandbox
+from exchange.sandbox import Sandbox
 from tests.support import rabbit
 from tests.support.federation import (
     ALERT,

@@ -28,7 +28,7 @@ from exchange import (
     utcnow,
 )
 from exchange._envelope import SIGNING_CONTEXT
-from tabadul.sandbox import Sandbox
+from exchange.sandbox import Sandbox
 from tests.support.bus import ALERT, LODGED, LOOKUP, LOOKUP_REPLY
 
 

@@ -22,7 +22,7 @@ from exchange import (
     read_private_key,
     utcnow,
 )
-from tabadul.sandbox import Sandbox
+from exchange.sandbox import Sandbox
 
 PASS = b"correct horse battery staple"
 CUSTOMS = SubsystemId.parse("MA/GOV/MEF/CUSTOMS")

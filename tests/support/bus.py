@@ -15,7 +15,7 @@ from exchange import (
     PayloadIssue,
     build_envelope,
 )
-from tabadul.sandbox import Party, Sandbox
+from exchange.sandbox import Party, Sandbox
 
 LOOKUP = "civil.person-lookup.request"
 LOOKUP_REPLY = "civil.person-lookup.response"

@@ -10,10 +10,9 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from connectors import Connector, Delivery, Refuse, RuntimeSettings, Transport
+from connectors import Connector, Delivery, LocalBus, Refuse, RuntimeSettings, Transport
+from exchange.sandbox import Party, Sandbox
 from schemas import default_registry
-from tabadul.localbus import LocalBus
-from tabadul.sandbox import Party, Sandbox
 
 LOOKUP = "civil.person-lookup.request"
 LOOKUP_REPLY = "civil.person-lookup.response"

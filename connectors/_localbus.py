@@ -11,10 +11,13 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from connectors import Connector, ConnectorStore, Handler, RuntimeSettings, Transport
+from connectors._handlers import Handler
+from connectors._runtime import Connector, RuntimeSettings
+from connectors._store import ConnectorStore
+from connectors._transport import Transport
 from exchange.log import MessageLog, SQLiteLogStore
+from exchange.sandbox import Party, Sandbox
 from schemas import SchemaRegistry, default_registry
-from tabadul.sandbox import Party, Sandbox
 
 
 @dataclass
