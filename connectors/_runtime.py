@@ -62,7 +62,6 @@ from exchange import (
     ENCRYPTED_CLASSIFICATIONS,
     ERROR_TYPE,
     Accepted,
-    AccessPolicy,
     AccessRequest,
     Directory,
     DirectoryError,
@@ -80,7 +79,6 @@ from exchange import (
     Signer,
     SubsystemId,
     build_envelope,
-    directory_policy,
     load_directory,
     new_message_id,
     open_payload,
@@ -193,7 +191,6 @@ class Connector:
             self.settings.handler_workers, thread_name_prefix=f"handler-{subsystem.slug}"
         )
         self._started = False
-        self._policy_cache: tuple[Directory, AccessPolicy] | None = None
         self._signer: Signer | None = None
         self._published_cache: tuple[Directory, frozenset[str]] | None = None
 
@@ -287,11 +284,20 @@ class Connector:
         return True
 
     def _watch_directory(self) -> None:
+        """Look for a newer directory; now and then forget replay ids past their window (the
+        seen-store stays bounded: older messages are refused as stale anyway)."""
+        pruned = time.monotonic()
         while not self._stopping.wait(self.settings.directory_poll):
             try:
                 self.refresh_directory()
             except (ExchangeError, TransportError) as exc:
                 logger.warning("directory not refreshed: %s", exc)
+            if time.monotonic() - pruned > self.settings.max_age.total_seconds():
+                pruned = time.monotonic()
+                try:
+                    self.store.prune()
+                except StoreError as exc:
+                    logger.warning("seen-store not pruned: %s", exc)
 
     # ------------------------------------------------------------------ sending
 
@@ -317,12 +323,12 @@ class Connector:
             entry = self.registry.latest(message_type)
         except SchemaError as exc:
             raise SendRefused(exc.message, exc.code) from exc
-        report = entry_report = self.registry.validate(message_type, entry.version, payload)
+        report = self.registry.validate(message_type, entry.version, payload)
         if not report.ok:
             raise SendRefused(
                 f"{message_type} payload does not match its schema {entry.version}",
                 "schema-invalid",
-                [issue.as_dict() for issue in entry_report.errors],
+                [issue.as_dict() for issue in report.errors],
             )
         return entry.version, entry.classification.value
 
@@ -334,7 +340,7 @@ class Connector:
                 )
             return
         try:
-            self._policy().check(request)
+            self._inspector.policy().check(request)
         except Forbidden as exc:
             raise SendRefused(exc.message, exc.code) from exc
 
@@ -416,12 +422,9 @@ class Connector:
 
     def _emit(self, messages: Sequence[_Out]) -> None:
         """Log as sent (durably), then publish and wait for the broker's confirms."""
-        me = str(self.me)
         with self._log_lock:
             for out in messages:
-                self.log.append(
-                    LogEntry("sent", out.message_id, out.message_type, me, out.recipient, out.data)
-                )
+                self.log.append(_sent_entry(out, self.me))
             self.log.flush()
         self.transport.publish(
             [
@@ -431,14 +434,6 @@ class Connector:
         )
         for out in messages:
             self.metrics.count("sent", out.message_type)
-
-    def _policy(self) -> AccessPolicy:
-        """The directory's access policy, rebuilt only when the directory changes."""
-        cached = self._policy_cache
-        if cached is None or cached[0] is not self._directory:
-            cached = (self._directory, directory_policy(self._directory))
-            self._policy_cache = cached
-        return cached[1]
 
     def _published_types(self) -> frozenset[str]:
         """The event types this subsystem may publish, by the current directory."""
@@ -573,7 +568,7 @@ class Connector:
         (bounded by ``retry_cap``); it comes back then. Nothing is dropped."""
         for message in batch:
             attempt = int(str(message.headers.get(ATTEMPT_HEADER, 0)))
-            delay = min(self.settings.retry_cap, self.settings.retry_base * 2**attempt)
+            delay = self._backoff(attempt)
             try:
                 self.transport.retry_later(self.me.slug, message, delay)
             except ConnectorError:
@@ -758,7 +753,7 @@ class Connector:
             logger.warning("no error response for %s: %s", request.header.id, exc)
             return None
         with self._log_lock:
-            self.log.append(_log_entry("sent", out.data))
+            self.log.append(_sent_entry(out, self.me))
         return OutboundMessage(out.routing_key, out.data, out.message_id, out.correlation_id)
 
     def _build_error(self, request: Envelope, payload: Mapping[str, object]) -> _Out:
@@ -774,6 +769,10 @@ class Connector:
         )
 
     # ------------------------------------------------------------------ handlers
+
+    def _backoff(self, attempt: int) -> float:
+        """Seconds before try ``attempt + 1``: doubling from ``retry_base``, capped."""
+        return float(min(self.settings.retry_cap, self.settings.retry_base * 2**attempt))
 
     def _handle_all(self, accepted: list[tuple[InboundMessage, Accepted]]) -> None:
         for message, outcome in accepted:
@@ -791,7 +790,7 @@ class Connector:
             if self._stopping.is_set():
                 return  # the entry stays pending in the inbox for the next start
             timer = threading.Timer(
-                min(self.settings.retry_cap, self.settings.retry_base * 2 ** (attempts + 1)),
+                self._backoff(attempts + 1),
                 lambda: self._workers.submit(self._handle_safely, message_id, body, attempts + 1),
             )
             timer.daemon = True
@@ -937,7 +936,7 @@ class Connector:
     def _retry(self, envelope: Envelope, message_id: str, body: bytes, exc: Exception) -> None:
         attempts = self.store.attempted(message_id)
         if attempts < self.settings.max_attempts and not self._stopping.is_set():
-            delay = min(self.settings.retry_cap, self.settings.retry_base * 2 ** (attempts - 1))
+            delay = self._backoff(attempts - 1)
             logger.warning(
                 "handler of %s failed (%s); attempt %d in %.1f s",
                 envelope.header.type,
@@ -1023,6 +1022,10 @@ def _kind(body: bytes) -> str | None:
         return parse_envelope(body).header.kind
     except RejectError:
         return None
+
+
+def _sent_entry(out: _Out, me: SubsystemId) -> LogEntry:
+    return LogEntry("sent", out.message_id, out.message_type, str(me), out.recipient, out.data)
 
 
 def _received_entry(envelope: Envelope, body: bytes) -> LogEntry:

@@ -204,7 +204,8 @@ class Inspector:
     _policy: AccessPolicy | None = None
     _policy_directory: Directory | None = None
 
-    def _current_policy(self) -> AccessPolicy:
+    def policy(self) -> AccessPolicy:
+        """The access policy of the current directory (rebuilt when the directory changes)."""
         if self._policy is None or self._policy_directory is not self.directory:
             self._policy = directory_policy(self.directory)
             self._policy_directory = self.directory
@@ -230,7 +231,7 @@ class Inspector:
     def inspect(self, data: bytes) -> Accepted:
         envelope, entry = self.verify(data)
         check_replay(envelope, self.seen)
-        self._current_policy().check(access_request(envelope, self.receiver))
+        self.policy().check(access_request(envelope, self.receiver))
         plaintext = open_payload(envelope, self.decryption_keys)
         payload = check_payload(envelope, plaintext, self.validator)
         return Accepted(envelope, payload, entry)

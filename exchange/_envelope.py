@@ -92,10 +92,6 @@ class Envelope:
         """``sha256:<hex>`` of the canonical header: the message's name for ``in_reply_to``."""
         return "sha256:" + hashlib.sha256(self.signed_bytes).hexdigest()
 
-    @property
-    def encrypted(self) -> bool:
-        return self.header.encryption is not None
-
     def digest_matches(self) -> bool:
         return "sha256:" + hashlib.sha256(self.payload).hexdigest() == self.header.payload_digest
 

@@ -9,9 +9,17 @@ if TYPE_CHECKING:
 
 
 class OpenDataError(Exception):
-    """Base of every open-data error; ``code`` is stable and machine-readable."""
+    """Base of every open-data error; ``code`` is stable, ``message`` is for people."""
 
     code = "opendata-error"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def as_dict(self) -> dict[str, object]:
+        """The error as data, for JSON output and problem details."""
+        return {"code": self.code, "message": self.message}
 
 
 class InvalidData(OpenDataError):

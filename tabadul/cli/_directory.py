@@ -10,10 +10,10 @@ from typing import Annotated
 
 import typer
 
-from exchange import CAStore, ExchangeError
-from governance import GovernanceError, GovernanceStore
+from exchange import CAStore
+from governance import GovernanceStore
 from governance._registry import Registry
-from tabadul.cli._output import console, fail, print_json, usage_error
+from tabadul.cli._output import console, print_json, reporting, usage_error
 
 directory_app = typer.Typer(
     help="Publish the signed directory from the bus registry.", no_args_is_help=True
@@ -48,26 +48,19 @@ def publish(
         usage_error(
             "ca-passphrase", f"set {PASSPHRASE_ENV} to the CA's passphrase", as_json=as_json
         )
-    try:
+    with reporting(as_json=as_json):
         ca = CAStore.open(ca_dir, passphrase.encode("utf-8"))
-    except ExchangeError as exc:
-        fail(exc, as_json=as_json)
-    try:
         store = GovernanceStore.open(db, schema=schema, migrate=False)
-    except GovernanceError as exc:
-        fail(exc, as_json=as_json)
-    try:
-        document = Registry(store).publish_directory(
-            actor,
-            ca.ca,
-            valid_for=timedelta(hours=valid_hours),
-            instance=ca.instance,
-            also_revoked=ca.revoked_serials(),
-        )
-    except (GovernanceError, ExchangeError) as exc:
-        fail(exc, as_json=as_json)
-    finally:
-        store.close()
+        try:
+            document = Registry(store).publish_directory(
+                actor,
+                ca.ca,
+                valid_for=timedelta(hours=valid_hours),
+                instance=ca.instance,
+                also_revoked=ca.revoked_serials(),
+            )
+        finally:
+            store.close()
     try:
         output.parent.mkdir(parents=True, exist_ok=True)
         tmp = output.with_name(output.name + ".tmp")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any, NoReturn, Protocol
 
@@ -14,6 +14,9 @@ from rich.console import Console
 from rich.markup import escape
 
 from exchange import ExchangeError
+from governance import GovernanceError
+from governance.pii import PiiError
+from opendata import OpenDataError
 from schemas import SchemaError
 
 console = Console()
@@ -53,7 +56,7 @@ def reporting(*, as_json: bool = False) -> Iterator[None]:
     """Turn the project's errors raised inside the block into a clean message and exit 2."""
     try:
         yield
-    except (ExchangeError, SchemaError) as exc:
+    except (ExchangeError, SchemaError, GovernanceError, PiiError, OpenDataError) as exc:
         fail(exc, as_json=as_json)
 
 
@@ -70,6 +73,3 @@ class _Simple:
 
 def usage_error(code: str, message: str, *, as_json: bool = False) -> NoReturn:
     fail(_Simple(code, message), as_json=as_json)
-
-
-Handler = Callable[..., Any]

@@ -15,8 +15,8 @@ from rich.markup import escape
 from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn
 from rich.table import Table
 
-from governance.pii import PiiError, PiiReport, scan_csv
-from tabadul.cli._output import console, err_console, fail, print_json
+from governance.pii import PiiReport, scan_csv
+from tabadul.cli._output import console, err_console, print_json, reporting
 
 pii_app = typer.Typer(help="PII screening of tabular data.", no_args_is_help=True)
 
@@ -35,10 +35,8 @@ def scan_command(
     ] = "MA",
 ) -> None:
     """Scan FILE's column names and values for personal data; print findings, never values."""
-    try:
+    with reporting(as_json=as_json):
         report = _scan(file, as_json=as_json, max_positions=max_positions, country=country)
-    except PiiError as exc:
-        fail(exc, as_json=as_json)
     if as_json:
         print_json({**report.as_dict(), "file": str(file)})
     else:
