@@ -107,7 +107,7 @@ def _child(role: str, config: Path, count: int, signal_file: Path) -> None:
             with lock:
                 state["n"] += 1
                 if state["n"] == count:
-                    signal_file.with_suffix(".done").write_text(repr(time.time()))
+                    _signal(signal_file.with_suffix(".done"), repr(time.time()))
 
         connector.handlers[LODGED] = count_one
     else:
@@ -115,9 +115,16 @@ def _child(role: str, config: Path, count: int, signal_file: Path) -> None:
         connector.handlers[LOOKUP] = lambda _d, _c: answer
     signal.signal(signal.SIGTERM, lambda *_: finished.set())
     connector.start()
-    signal_file.with_suffix(".ready").write_text("ready")
+    _signal(signal_file.with_suffix(".ready"), "ready")
     finished.wait()
     connector.stop()
+
+
+def _signal(path: Path, text: str) -> None:
+    """Write ``path`` whole or not at all: the waiting process reads it once it exists."""
+    partial = path.with_name(path.name + ".part")
+    partial.write_text(text)
+    partial.replace(path)
 
 
 def _wait_for(path: Path, timeout: float) -> str:

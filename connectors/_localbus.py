@@ -38,13 +38,21 @@ class LocalBus:
         return self._directory
 
     def connector(
-        self, name: str, party: Party, handlers: Mapping[str, Handler] | None = None
+        self,
+        name: str,
+        party: Party,
+        handlers: Mapping[str, Handler] | None = None,
+        *,
+        replica: int = 0,
     ) -> Connector:
-        """Create (not start) the connector of ``party``, registered under ``name``."""
+        """Create (not start) the connector of ``party``, registered under ``name``. A
+        ``replica`` above 0 is another instance of the same subsystem: it shares the
+        subsystem's queue and database and keeps its own message log."""
         if not self._directory:
             self.publish_directory()
         self.folder.mkdir(parents=True, exist_ok=True)
         key, _ = party.keys.signer()
+        suffix = f".{replica}" if replica else ""
         connector = Connector(
             subsystem=party.subsystem,
             keys=party.keys,
@@ -53,7 +61,7 @@ class LocalBus:
             transport=self.transport_factory(),
             store=ConnectorStore(str(self.folder / f"{party.subsystem.slug}.db")),
             log=MessageLog(
-                SQLiteLogStore(self.folder / f"{party.subsystem.slug}.log.sqlite"),
+                SQLiteLogStore(self.folder / f"{party.subsystem.slug}{suffix}.log.sqlite"),
                 log_id=str(party.subsystem),
                 signing_key=key,
             ),

@@ -70,6 +70,7 @@ from exchange import (
     Envelope,
     ExchangeError,
     Forbidden,
+    Header,
     Inspector,
     KeyRing,
     LogError,
@@ -131,6 +132,22 @@ class _Out:
     recipient: str  # the recipient, or the topic of a broadcast event
     correlation_id: str | None
     routing_key: str
+
+
+# How often a waiting request also looks for its response in the shared database (where
+# another replica of this subsystem keeps a response that reached it).
+_ANSWER_POLL = 0.1
+
+
+def _result(header: Header, payload: Any) -> Any:
+    """A response's payload, or the provider's refusal raised as :class:`RemoteError`."""
+    if header.kind == "error":
+        raise RemoteError(
+            f"{header.sender} refused the request: {payload.get('message', '')}",
+            str(payload.get("code")),
+            list(payload.get("errors", [])),
+        )
+    return payload
 
 
 @dataclass
@@ -516,13 +533,24 @@ class Connector:
         pending = _Pending(parse_envelope(out.data).digest)
         with self._pending_lock:
             self._pending[out.message_id] = pending
+        wait = timeout or self.settings.request_timeout
+        deadline = time.monotonic() + wait
         try:
             self._emit([out])
-            return pending.future.result(timeout or self.settings.request_timeout)
+            while True:
+                try:
+                    return pending.future.result(
+                        max(0.0, min(_ANSWER_POLL, deadline - time.monotonic()))
+                    )
+                except FutureTimeout:
+                    found, payload = self._kept_answer(pending, out.message_id)
+                    if found:
+                        return payload
+                    if time.monotonic() >= deadline:
+                        raise
         except FutureTimeout as exc:
             raise RequestTimeout(
-                f"no response from {target} to {message_type} within "
-                f"{timeout or self.settings.request_timeout:g} s"
+                f"no response from {target} to {message_type} within {wait:g} s"
             ) from exc
         finally:
             with self._pending_lock:
@@ -578,7 +606,7 @@ class Connector:
     def _process(self, batch: list[InboundMessage]) -> None:
         accepted: list[tuple[InboundMessage, Accepted]] = []
         outgoing: list[OutboundMessage] = []
-        answers: list[tuple[Accepted, _Pending | None]] = []
+        answers: list[tuple[InboundMessage, Accepted, _Pending | None]] = []
         batch_ids: set[str] = set()
         try:
             judged = [(m, self._judge(m, batch_ids)) for m in batch]
@@ -594,7 +622,7 @@ class Connector:
                     self.log.append(_received_entry(outcome.envelope, message.body))
                     kind = outcome.envelope.header.kind
                     if kind in ("response", "error"):
-                        answers.append((outcome, self._match_request(outcome)))
+                        answers.append((message, outcome, self._match_request(outcome)))
                     else:
                         accepted.append((message, outcome))
                 else:
@@ -602,14 +630,7 @@ class Connector:
                     outgoing += self._after_reject(message, outcome)
             self.log.flush()
             self.metrics.log_size.set(self.log.size)
-        # Responses settle our own waiting requests: answer them as soon as they are in the
-        # log. Their ids are remembered in memory only; after a restart a replayed response
-        # finds no waiting request and is just logged.
-        for outcome, pending in answers:
-            self.metrics.count("received", outcome.envelope.header.type)
-            self.store.remember(outcome.envelope.header.id)
-            if pending is not None:
-                self._answer(pending, outcome)
+        self._settle(answers)
         if accepted:
             self.store.accept(
                 [
@@ -680,19 +701,42 @@ class Connector:
             return None
         return pending
 
+    def _settle(self, answers: list[tuple[InboundMessage, Accepted, _Pending | None]]) -> None:
+        """Responses settle our own waiting requests as soon as they are in the log. One that
+        no request of ours waits for may be another replica's (replicas share the queue): it
+        is kept in the shared database, where that replica takes it."""
+        for message, outcome, pending in answers:
+            header = outcome.envelope.header
+            self.metrics.count("received", header.type)
+            self.store.remember(header.id)
+            if pending is not None:
+                self._answer(pending, outcome)
+            elif header.correlation_id and not self._waiting(header.correlation_id):
+                self.store.keep_answer(header.correlation_id, message.body)
+
+    def _waiting(self, correlation_id: str) -> bool:
+        with self._pending_lock:
+            return correlation_id in self._pending
+
     def _answer(self, pending: _Pending, outcome: Accepted) -> None:
-        header = outcome.envelope.header
-        if header.kind == "error":
-            payload = outcome.payload
-            pending.future.set_exception(
-                RemoteError(
-                    f"{header.sender} refused the request: {payload.get('message', '')}",
-                    str(payload.get("code")),
-                    list(payload.get("errors", [])),
-                )
-            )
-        else:
-            pending.future.set_result(outcome.payload)
+        try:
+            pending.future.set_result(_result(outcome.envelope.header, outcome.payload))
+        except RemoteError as refusal:
+            pending.future.set_exception(refusal)
+
+    def _kept_answer(self, pending: _Pending, request_id: str) -> tuple[bool, Any]:
+        """The response another replica received and kept for us: (found, payload). It was
+        verified by that replica's pipeline and logged there; a response to other bytes than
+        ours is dropped. Raises :class:`RemoteError` for a refusal."""
+        body = self.store.take_answer(request_id)
+        if body is None:
+            return False, None
+        envelope = parse_envelope(body)
+        if envelope.header.in_reply_to != pending.digest:
+            logger.warning("kept response %s answers a different request", envelope.header.id)
+            return False, None
+        payload = orjson.loads(open_payload(envelope, self.keys.decryption_keys()))
+        return True, _result(envelope.header, payload)
 
     def _after_reject(self, message: InboundMessage, error: RejectError) -> list[OutboundMessage]:
         """The dead letter, plus a signed error (or the stored response to a duplicate). A

@@ -13,7 +13,7 @@ import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -48,6 +48,18 @@ responses = sa.Table(
     sa.Column("envelope", sa.LargeBinary, nullable=False),
     sa.Column("created", sa.String(24), nullable=False),
 )
+
+# Responses that reached a replica other than the one waiting for them: the waiting replica
+# takes its answer from here (replicas of one subsystem share its queue and its database).
+answers = sa.Table(
+    "answers",
+    _meta,
+    sa.Column("correlation_id", sa.String(32), primary_key=True),
+    sa.Column("envelope", sa.LargeBinary, nullable=False),
+    sa.Column("received", sa.String(24), nullable=False, index=True),
+)
+# An answer nobody took within this long (its requester gave up or died) is pruned.
+ANSWER_KEPT = timedelta(days=1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -264,6 +276,30 @@ class ConnectorStore:
             ).first()
         return None if found is None else bytes(found.envelope)
 
+    def keep_answer(self, correlation_id: str, envelope: bytes) -> None:
+        """Keep a verified response for the replica that waits for it (kept once)."""
+        row = {
+            "correlation_id": correlation_id,
+            "envelope": envelope,
+            "received": format_time(utcnow()),
+        }
+        try:
+            with self._tx("keep an answer") as conn:
+                conn.execute(answers.insert(), row)
+        except StoreError as exc:
+            if not isinstance(exc.__cause__, IntegrityError):  # kept already: fine
+                raise
+
+    def take_answer(self, correlation_id: str) -> bytes | None:
+        """The kept response to request ``correlation_id``, removed as it is taken."""
+        with self._tx("take an answer") as conn:
+            found = conn.execute(
+                answers.delete()
+                .where(answers.c.correlation_id == correlation_id)
+                .returning(answers.c.envelope)
+            ).first()
+        return None if found is None else bytes(found.envelope)
+
     def counts(self) -> dict[str, int]:
         """Inbox entries by state (for /health and tests)."""
         with self._tx("count the inbox") as conn:
@@ -277,6 +313,8 @@ class ConnectorStore:
         cutoff = format_time(now or utcnow())
         with self._tx("prune the seen-store") as conn:
             result = conn.execute(seen.delete().where(seen.c.keep_until < cutoff))
+            stale = format_time((now or utcnow()) - ANSWER_KEPT)
+            conn.execute(answers.delete().where(answers.c.received < stale))
         self._seen_cache = self._load_seen()
         return int(result.rowcount or 0)
 

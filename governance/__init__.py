@@ -43,18 +43,22 @@ from governance._errors import (
     GovernanceError,
     IllegalTransition,
     InvalidInput,
+    NeedsDerivation,
     NotFound,
     NotPublishable,
     OtherAgency,
     PiiUnresolved,
     Refused,
     StoreError,
+    TooManyAttempts,
+    Unauthenticated,
     UnknownDataset,
     UnknownFinding,
     UnknownUser,
     WrongRole,
 )
-from governance._registry import PublishedDirectory, RegisteredCertificate, Registry
+from governance._registry import PublishedDirectory, RegisteredCertificate, Registry, ServiceRole
+from governance._tokens import DEFAULT_TTL, SIGN_IN_LIMIT, ApiToken, IssuedToken, Tokens
 from governance._workflow import (
     FREQUENCIES,
     LANGUAGES,
@@ -76,12 +80,15 @@ from governance._workflow import (
 )
 
 __all__ = [
+    "DEFAULT_TTL",
     "FREQUENCIES",
     "GENESIS",
     "LANGUAGES",
     "ROLES",
+    "SIGN_IN_LIMIT",
     "TRANSITIONS",
     "AlreadyExists",
+    "ApiToken",
     "AuditEntry",
     "AuditError",
     "AuditLog",
@@ -105,7 +112,9 @@ __all__ = [
     "GovernanceStore",
     "IllegalTransition",
     "InvalidInput",
+    "IssuedToken",
     "Level",
+    "NeedsDerivation",
     "NotFound",
     "NotPublishable",
     "OtherAgency",
@@ -117,8 +126,12 @@ __all__ = [
     "Resolution",
     "Review",
     "Role",
+    "ServiceRole",
     "State",
     "StoreError",
+    "Tokens",
+    "TooManyAttempts",
+    "Unauthenticated",
     "UnknownColumn",
     "UnknownDataset",
     "UnknownFinding",

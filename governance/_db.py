@@ -87,6 +87,8 @@ reviews = sa.Table(
     sa.Column("decided_by", sa.String(64), nullable=True),
     sa.Column("decided_at", sa.String(24), nullable=True),
     sa.Column("reason", sa.Text, nullable=True),
+    # {"pii": <screening report>, "validation": <Frictionless report>}, as data (no values)
+    sa.Column("reports", sa.JSON, nullable=True),
     sa.Index("ix_reviews_dataset", "dataset_id", "review_id"),
 )
 
@@ -116,6 +118,22 @@ audit_log = sa.Table(
     sa.Column("details", sa.Text, nullable=False),
     sa.Column("prev_hash", sa.String(64), nullable=False),
     sa.Column("hash", sa.String(64), nullable=False),
+)
+
+# API tokens of the management API: the secret is shown once, only its SHA-256 is kept.
+api_tokens = sa.Table(
+    "api_tokens",
+    metadata,
+    sa.Column("token_id", sa.String(32), primary_key=True),
+    sa.Column("user_id", sa.String(64), sa.ForeignKey("users.user_id"), nullable=False),
+    sa.Column("secret_sha256", sa.String(64), nullable=False),
+    sa.Column("label", sa.Text, nullable=False),
+    sa.Column("created_by", sa.String(64), nullable=False),
+    sa.Column("created_at", sa.String(24), nullable=False),
+    sa.Column("expires_at", sa.String(24), nullable=False),
+    sa.Column("revoked_at", sa.String(24), nullable=True),
+    sa.Column("last_used_at", sa.String(24), nullable=True),
+    sa.Index("ix_api_tokens_user", "user_id"),
 )
 
 # One row (id 1): the seq and hash of the last entry, written with it. Appenders lock it (so

@@ -11,6 +11,10 @@ for the person who tried::
     │   │                                             lacks, or names twice)
     │   └── BadSource               bad-source       (a derivation's CSV cannot be read)
     ├── AlreadyExists               already-exists   (a user or dataset id is taken)
+    ├── Unauthenticated             unauthenticated  (an API token that is malformed,
+    │   │                                             unknown, expired or revoked)
+    │   └── TooManyAttempts         too-many-attempts (too many failed sign-ins from one
+    │                                                 client: wait ``retry_after`` seconds)
     ├── NotFound                    not-found
     │   ├── UnknownUser             unknown-user
     │   ├── UnknownDataset          unknown-dataset
@@ -23,6 +27,8 @@ for the person who tried::
     │   │                                             a finding may not approve)
     │   ├── NotPublishable          not-publishable  (only PUBLIC data without personal data)
     │   ├── PiiUnresolved           pii-unresolved   (lists the open finding ids)
+    │   ├── NeedsDerivation         needs-derivation (drop/generalise by hand: only a
+    │   │                                             recorded derivation does that)
     │   ├── ChangedSinceApproval    changed-since-approval (other bytes than those approved)
     │   └── DerivedNotReviewed      derived-not-reviewed (the open review is of other bytes
     │                                                 than the derived file)
@@ -67,6 +73,25 @@ class InvalidInput(GovernanceError):
 
 class AlreadyExists(GovernanceError):
     code = "already-exists"
+
+
+class Unauthenticated(GovernanceError):
+    """An API token that is malformed, unknown, expired or revoked (never echoed)."""
+
+    code = "unauthenticated"
+
+
+class TooManyAttempts(Unauthenticated):
+    """Too many failed sign-ins from one client lately; ``retry_after`` seconds to wait."""
+
+    code = "too-many-attempts"
+
+    def __init__(self, message: str, *, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+    def as_dict(self) -> dict[str, object]:
+        return {**super().as_dict(), "retry_after": self.retry_after}
 
 
 class NotFound(GovernanceError):
@@ -132,6 +157,12 @@ class PiiUnresolved(Refused):
 
     def as_dict(self) -> dict[str, object]:
         return {**super().as_dict(), "findings": list(self.findings)}
+
+
+class NeedsDerivation(Refused):
+    """A finding is dropped or generalised only by a recorded derivation, not by hand."""
+
+    code = "needs-derivation"
 
 
 class ChangedSinceApproval(Refused):

@@ -62,6 +62,7 @@ from governance._errors import (
     FourEyes,
     IllegalTransition,
     InvalidInput,
+    NeedsDerivation,
     NotPublishable,
     OtherAgency,
     PiiUnresolved,
@@ -240,6 +241,17 @@ class Dataset:
         """How the audit log names this dataset."""
         return f"dataset:{self.dataset_id}"
 
+    def as_dict(self) -> dict[str, Any]:
+        """The dataset as JSON-ready data (its classification nested, or None)."""
+        return {
+            **{f: getattr(self, f) for f in self.__dataclass_fields__ if f != "classification"},
+            "title": dict(self.title),
+            "description": dict(self.description),
+            "table_schema": dict(self.table_schema),
+            "tags": list(self.tags),
+            "classification": _plain(self.classification),
+        }
+
 
 @dataclass(frozen=True, slots=True)
 class Finding:
@@ -266,10 +278,28 @@ class Review:
     decided_at: str | None
     reason: str | None
     findings: tuple[Finding, ...]
+    # what the checks found in the submitted bytes, as data: {"pii": ..., "validation": ...}
+    reports: Mapping[str, Any]
 
     @property
     def unresolved(self) -> tuple[str, ...]:
         return tuple(f.finding_id for f in self.findings if f.resolution is None)
+
+    def as_dict(self) -> dict[str, Any]:
+        """The review as JSON-ready data, with the ids of its unresolved findings."""
+        return {
+            **{f: getattr(self, f) for f in self.__dataclass_fields__},
+            "findings": [_plain(f) for f in self.findings],
+            "reports": dict(self.reports),
+            "unresolved": list(self.unresolved),
+        }
+
+
+def _plain(record: Classification | Finding | None) -> dict[str, Any] | None:
+    """A small record as a dict (enums are str, so JSON-ready as they are)."""
+    if record is None:
+        return None
+    return {f: getattr(record, f) for f in record.__dataclass_fields__}
 
 
 # ---- pure checks ------------------------------------------------------------------------
@@ -502,6 +532,15 @@ class Workflow:
         with self._store.transaction("read a user") as conn:
             return self._actor(conn, user_id)
 
+    def users(self, *, agency: str | None = None, role: Role | None = None) -> list[User]:
+        """Registered people by user id; only one agency's, or only holders of ``role``."""
+        query = sa.select(users).order_by(users.c.user_id)
+        if agency is not None:
+            query = query.where(users.c.agency == agency)
+        with self._store.transaction("list users") as conn:
+            found = [_user(row) for row in conn.execute(query).all()]
+        return [u for u in found if role is None or role in u.roles]
+
     # ---- the inventory ------------------------------------------------------------------
 
     def register_dataset(  # noqa: PLR0913 - keyword-only: each names a field
@@ -639,19 +678,23 @@ class Workflow:
                 },
             )
 
-    def submit_for_review(
+    def submit_for_review(  # noqa: PLR0913 - keyword-only: each names a field
         self,
         actor: User | str,
         dataset_id: str,
         *,
         content_sha256: str,
         pii_findings: Sequence[str] = (),
+        reports: Mapping[str, Any] | None = None,
         reason: str = "",
     ) -> Review:
         """Submit the bytes whose SHA-256 is ``content_sha256`` for review, with the ids of the
-        PII screening's findings (each must be resolved before approval). Runs from
-        CLASSIFIED, and from APPROVED or PUBLISHED for new bytes."""
+        PII screening's findings (each must be resolved before approval) and the checks'
+        ``reports`` (kept with the review, shown to the approver). Runs from CLASSIFIED, and
+        from APPROVED or PUBLISHED for new bytes."""
         digest = _sha256(content_sha256)
+        if reports is not None and not isinstance(reports, Mapping):
+            raise InvalidInput("reports must map a check's name to its report")
         ids = list(pii_findings)
         if isinstance(pii_findings, str) or not all(isinstance(i, str) and i for i in ids):
             raise InvalidInput("pii_findings must be a list of finding ids")
@@ -669,6 +712,7 @@ class Workflow:
                     "submitted_by": user.user_id,
                     "submitted_at": now,
                     "decision": "open",
+                    "reports": dict(reports or {}),
                 },
             ).scalar_one()
             if ids:
@@ -696,8 +740,12 @@ class Workflow:
         resolution: Resolution | str,
         reason: str,
     ) -> Review:
-        """Resolve one PII finding of the open review: drop or generalise the column, or
-        justify keeping it. The dataset stays IN_REVIEW."""
+        """Resolve one PII finding of the open review by hand: justify keeping the column.
+        The dataset stays IN_REVIEW.
+
+        ``drop`` and ``generalise`` are refused (:class:`NeedsDerivation`): the finding is in
+        the very bytes under review, so only a derived file without the column (or with it
+        generalised) can resolve it that way: ``record_derivation`` does, with the lineage."""
         chosen = _enum(Resolution, resolution, "resolution")
         why = _text(reason, "a reason")
         with self._store.transaction("resolve a PII finding") as conn:
@@ -706,6 +754,15 @@ class Workflow:
             if finding_id not in {f.finding_id for f in review.findings}:
                 raise UnknownFinding(
                     f"{finding_id!r} is not a PII finding of dataset {dataset_id}'s review"
+                )
+            if chosen is not Resolution.JUSTIFY:
+                raise NeedsDerivation(
+                    f"{finding_id} is in the bytes under review, so it cannot be resolved by "
+                    f"{chosen.value} by hand: derive a file without that column or with it "
+                    "generalised (tabadul dataset derive ... --submit) and the derivation "
+                    "resolves it; or justify keeping it",
+                    action="resolve_finding",
+                    dataset_id=dataset_id,
                 )
             conn.execute(
                 findings.update()
@@ -910,7 +967,7 @@ class Workflow:
         row = conn.execute(sa.select(users).where(users.c.user_id == user_id)).first()
         if row is None:
             raise UnknownUser(f"no user {user_id!r} is registered")
-        return User(row.user_id, row.name, row.agency, frozenset(Role(r) for r in row.roles))
+        return _user(row)
 
     def _dataset(self, conn: sa.Connection, dataset_id: str, *, lock: bool = False) -> Dataset:
         query = sa.select(datasets).where(datasets.c.dataset_id == dataset_id)
@@ -973,6 +1030,7 @@ class Workflow:
                 )
                 for f in found
             ),
+            reports=row.reports or {},
         )
 
     def _latest_review(self, conn: sa.Connection, dataset_id: str) -> Review | None:
@@ -986,6 +1044,10 @@ class Workflow:
         assert review is not None
         assert review.decision == "open"  # IN_REVIEW always has its open review
         return review
+
+
+def _user(row: sa.Row[Any]) -> User:
+    return User(row.user_id, row.name, row.agency, frozenset(Role(r) for r in row.roles))
 
 
 def _actor_id(actor: User | str) -> str:

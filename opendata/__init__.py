@@ -6,34 +6,56 @@
 portal failures raise the :class:`OpenDataError` tree, each class with a stable ``code``.
 """
 
+from opendata._consumer import Consumer, Listing, PulledFile, PullReport
+from opendata._dcat import dcat_catalog, dcat_dataset
 from opendata._errors import (
     InvalidData,
+    InvalidSchema,
+    MissingFile,
     NotPublished,
     OpenDataError,
     PortalError,
     PortalRefused,
     PortalRejected,
     PortalUnavailable,
+    PublishInterrupted,
 )
+from opendata._hashing import file_sha256
 from opendata._mapping import ResourceInfo, ckan_name, organization_dict, package_dict
-from opendata._publisher import Publisher, PublishResult, WithdrawResult
+from opendata._pipeline import DataFiles, OpenData, Submission, dataset_fields
+from opendata._publisher import Publisher, PublishResult, RetryPolicy, WithdrawResult
 from opendata._validate import DataError, DataReport, validate_resource
 
 __all__ = [
+    "Consumer",
     "DataError",
+    "DataFiles",
     "DataReport",
     "InvalidData",
+    "InvalidSchema",
+    "Listing",
+    "MissingFile",
     "NotPublished",
+    "OpenData",
     "OpenDataError",
     "PortalError",
     "PortalRefused",
     "PortalRejected",
     "PortalUnavailable",
+    "PublishInterrupted",
     "PublishResult",
     "Publisher",
+    "PullReport",
+    "PulledFile",
     "ResourceInfo",
+    "RetryPolicy",
+    "Submission",
     "WithdrawResult",
     "ckan_name",
+    "dataset_fields",
+    "dcat_catalog",
+    "dcat_dataset",
+    "file_sha256",
     "organization_dict",
     "package_dict",
     "validate_resource",

@@ -6,17 +6,20 @@ nothing of ckanapi leaks out of this module.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Self, cast
 
 # ckanapi ships no type information (no py.typed, no stubs package): hence the ignore.
 import ckanapi  # type: ignore[import-untyped]
+import httpx
 
 from opendata._errors import NotPublished, PortalRefused, PortalRejected, PortalUnavailable
 
 USER_AGENT = "tabadul-opendata"
+DEFAULT_TIMEOUT = 30.0
+_CHUNK = 1 << 16
 
 
 @contextmanager
@@ -33,15 +36,20 @@ def _translated(action: str) -> Iterator[None]:
         raise PortalRejected(f"{action}: the portal rejected the data: {details}", details) from exc
     except ckanapi.CKANAPIError as exc:
         raise PortalUnavailable(f"{action}: the portal failed: {exc}") from exc
-    except OSError as exc:  # requests' ConnectionError and timeouts are OSErrors
+    except (OSError, httpx.TransportError) as exc:  # requests' errors are OSErrors
         raise PortalUnavailable(f"{action}: the portal is unreachable: {exc}") from exc
 
 
 class CkanClient:
-    """CKAN's action API, reduced to what publishing needs. Close it (or use ``with``)."""
+    """CKAN's action API, reduced to what publishing and pulling need. Without a ``token``
+    it acts as the public does. Close it (or use ``with``)."""
 
-    def __init__(self, url: str, token: str) -> None:
-        self._remote = ckanapi.RemoteCKAN(url, apikey=token, user_agent=USER_AGENT)
+    def __init__(
+        self, url: str, token: str | None = None, *, timeout: float = DEFAULT_TIMEOUT
+    ) -> None:
+        self._remote = ckanapi.RemoteCKAN(url, apikey=token or None, user_agent=USER_AGENT)
+        self._token = token
+        self._timeout = timeout
 
     def close(self) -> None:
         self._remote.close()
@@ -54,12 +62,9 @@ class CkanClient:
 
     def _call(self, action: str, **data: Any) -> Any:
         with _translated(action):
-            return self._remote.call_action(action, data)
-
-    def _upload(self, action: str, path: Path, filename: str, **data: Any) -> dict[str, Any]:
-        with _translated(action), path.open("rb") as stream:
-            result = self._remote.call_action(action, data, files={"upload": (filename, stream)})
-        return cast("dict[str, Any]", result)
+            return self._remote.call_action(
+                action, data, requests_kwargs={"timeout": self._timeout}
+            )
 
     def package(self, name: str) -> dict[str, Any] | None:
         """The package named ``name``, or None when the portal has none."""
@@ -83,23 +88,63 @@ class CkanClient:
         return cast("dict[str, Any]", self._call("package_patch", id=package_id, **changes))
 
     def upload_resource(
-        self,
-        *,
-        package_id: str,
-        path: Path,
-        fields: Mapping[str, str],
-        resource_id: str | None = None,
+        self, *, package_id: str, path: Path, fields: Mapping[str, str]
     ) -> dict[str, Any]:
-        """Upload ``path`` as a new resource, or as the new bytes of ``resource_id``."""
-        if resource_id is None:
-            return self._upload(
-                "resource_create", path, fields["name"], package_id=package_id, **fields
+        """Upload ``path`` as a new resource of the package, with ``fields`` (name, format...)."""
+        with _translated("resource_create"), path.open("rb") as stream:
+            result = self._remote.call_action(
+                "resource_create",
+                {"package_id": package_id, **fields},
+                files={"upload": (fields["name"], stream)},
+                requests_kwargs={"timeout": self._timeout},
             )
-        return self._upload("resource_update", path, fields["name"], id=resource_id, **fields)
+        return cast("dict[str, Any]", result)
+
+    def delete_upload(self, resource_id: str) -> None:
+        """Remove the uploaded file of a resource from the portal's storage, then the
+        resource (CKAN deletes the file only when told to clear the upload)."""
+        self.clear_upload(resource_id)
+        self._call("resource_delete", id=resource_id)
+
+    def clear_upload(self, resource_id: str) -> None:
+        """Remove the uploaded file of a resource from the portal's storage."""
+        self._call("resource_patch", id=resource_id, url="", clear_upload=True)
 
     def purge_package(self, name: str) -> None:
         """Delete the package for good (dataset_purge): it leaves search and package_show."""
         self._call("dataset_purge", id=name)
+
+    def search(self, query: str, *, rows: int = 20, start: int = 0, fq: str = "") -> dict[str, Any]:
+        """package_search: ``count`` and ``results`` (package dicts)."""
+        return cast(
+            "dict[str, Any]",
+            self._call("package_search", q=query or "*:*", rows=rows, start=start, fq=fq),
+        )
+
+    def download(
+        self, url: str, target: Path, progress: Callable[[int], None] | None = None
+    ) -> int:
+        """Stream ``url`` to ``target``; returns the byte count. HTTP errors raise
+        :class:`NotPublished` (404) or :class:`PortalUnavailable`."""
+        headers = {"User-Agent": USER_AGENT}
+        if self._token:
+            headers["Authorization"] = self._token
+        done = 0
+        with (
+            _translated(f"download {url}"),
+            httpx.stream("GET", url, headers=headers, timeout=self._timeout) as response,
+        ):
+            if response.status_code == 404:
+                raise NotPublished(f"{url} is not served by the portal (404)")
+            if response.status_code >= 400:
+                raise PortalUnavailable(f"{url}: the portal answered {response.status_code}")
+            with target.open("wb") as out:
+                for chunk in response.iter_bytes(_CHUNK):
+                    out.write(chunk)
+                    done += len(chunk)
+                    if progress is not None:
+                        progress(len(chunk))
+        return done
 
 
 __all__ = ["CkanClient"]

@@ -31,6 +31,21 @@ class InvalidData(OpenDataError):
         super().__init__(message)
         self.report = report
 
+    def as_dict(self) -> dict[str, object]:
+        return {**super().as_dict(), "validation": self.report.as_dict()}
+
+
+class InvalidSchema(OpenDataError):
+    """The dataset's Table Schema is not one Frictionless can read."""
+
+    code = "invalid-schema"
+
+
+class MissingFile(OpenDataError):
+    """A file to submit cannot be read, or the data store lacks the approved bytes."""
+
+    code = "missing-file"
+
 
 class PortalError(OpenDataError):
     """CKAN answered with an error, or could not be reached."""
@@ -42,6 +57,13 @@ class PortalUnavailable(PortalError):
     """CKAN could not be reached or failed (network error, 5xx, unreadable answer)."""
 
     code = "portal-unavailable"
+
+
+class PublishInterrupted(PortalUnavailable):
+    """The portal failed part way through a publication, after retries. Nothing new is
+    public; the message says whether it was rolled back or is left for a resume."""
+
+    code = "publish-interrupted"
 
 
 class PortalRefused(PortalError):

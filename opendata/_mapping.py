@@ -142,3 +142,34 @@ def published_version(package: Mapping[str, Any]) -> int:
     """The version a package was published at (0 when it carries none)."""
     value = str(package.get("version") or "0")
     return int(value) if value.isdigit() else 0
+
+
+def datapackage_dict(
+    dataset: Mapping[str, Any],
+    *,
+    version: int,
+    table_schema: Mapping[str, Any],
+    data: ResourceInfo,
+) -> dict[str, Any]:
+    """The Frictionless Data Package descriptor published beside the data: the data resource
+    with its SHA-256 and inline Table Schema, so ``frictionless validate datapackage.json``
+    checks a download on its own."""
+    titles: Mapping[str, str] = dataset["title"]
+    return {
+        "name": ckan_name(str(dataset["dataset_id"])),
+        "title": _pick(titles, "title")[1],
+        "version": str(version),
+        "licenses": [{"name": str(dataset["licence"])}],
+        "keywords": [str(tag) for tag in dataset.get("tags") or ()],
+        "resources": [
+            {
+                "name": "data",
+                "path": data.name,
+                "format": "csv",
+                "mediatype": "text/csv",
+                "encoding": "utf-8",
+                "hash": f"sha256:{data.sha256}",
+                "schema": dict(table_schema),
+            }
+        ],
+    }

@@ -1,9 +1,23 @@
-"""Publish a validated dataset to CKAN, idempotently, and withdraw it for real.
+"""Publish a validated dataset to CKAN, idempotently and without ever showing half of it,
+and withdraw it for real.
 
-A publication is two resources: the CSV data (``data.csv``) and its Table Schema
-(``schema.json``). Their SHA-256s are kept in the package extras; publishing the same bytes
-again changes nothing, new bytes make a new version (the ``version`` extra goes up and CKAN's
-activity stream keeps the previous package, resources and extras).
+A publication at version N is three files: the CSV data (``data.csv``), its Table Schema
+(``schema.json``) and a Frictionless ``datapackage.json`` naming the data's SHA-256. Each
+resource carries ``tabadul_version`` and ``sha256`` fields; the package's ``version`` and its
+``sha256:<name>`` extras say which version is current. Older versions' files stay in the
+package (its history); consumers take the current ones.
+
+Order of work, so that the public never sees a half publication:
+
+1. a first publication creates the package **private**;
+2. the files are uploaded (a retry reuses files of this version already uploaded);
+3. one final ``package_patch`` claims them (version, SHA-256s) and makes the package public.
+
+Until step 3 the package is private (first version) or still claims the previous, complete
+version. Transient portal failures are retried with exponential backoff; if the portal stays
+down, what this attempt uploaded is rolled back when possible, and otherwise left unclaimed
+(or private) for the next publish to resume. Withdrawal deletes every uploaded file from the
+portal's storage, then purges the package.
 """
 
 from __future__ import annotations
@@ -11,27 +25,59 @@ from __future__ import annotations
 import hashlib
 import json
 import tempfile
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
-from opendata._ckan import CkanClient
-from opendata._errors import InvalidData, NotPublished
+from opendata._ckan import DEFAULT_TIMEOUT, CkanClient
+from opendata._dcat import current_resources
+from opendata._errors import (
+    InvalidData,
+    NotPublished,
+    PortalError,
+    PortalRejected,
+    PortalUnavailable,
+    PublishInterrupted,
+)
+from opendata._hashing import file_sha256
 from opendata._mapping import (
     SHA256_PREFIX,
     ResourceInfo,
     ckan_name,
+    datapackage_dict,
     extras_of,
     organization_dict,
     package_dict,
     published_version,
 )
-from opendata._validate import validate_resource
+from opendata._validate import DataReport, validate_resource
 
 DATA_RESOURCE = "data.csv"
 SCHEMA_RESOURCE = "schema.json"
+DATAPACKAGE_RESOURCE = "datapackage.json"
 Status = Literal["created", "updated", "unchanged"]
+# Told the name of each step as it starts (for progress bars and fault-injection tests).
+StepHook = Callable[[str], None]
+_T = TypeVar("_T")
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """How often, and how patiently, a call that found the portal unavailable is tried."""
+
+    attempts: int = 4
+    first_delay: float = 0.5
+    factor: float = 2.0
+
+    def delays(self) -> Iterator[float]:
+        """The pauses between attempts (one fewer than the attempts)."""
+        delay = self.first_delay
+        for _ in range(self.attempts - 1):
+            yield delay
+            delay *= self.factor
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,12 +103,14 @@ class PublishResult:
 
 @dataclass(frozen=True, slots=True)
 class WithdrawResult:
-    """The record of a withdrawal: which package was purged, at which version, and why."""
+    """The record of a withdrawal: which package was purged, at which version, how many
+    uploaded files were deleted, and why."""
 
     dataset_id: str
     package_id: str
     name: str
     version: int
+    files_deleted: int
     reason: str
 
     def as_dict(self) -> dict[str, Any]:
@@ -71,6 +119,7 @@ class WithdrawResult:
             "package_id": self.package_id,
             "name": self.name,
             "version": self.version,
+            "files_deleted": self.files_deleted,
             "reason": self.reason,
         }
 
@@ -85,25 +134,67 @@ def schema_bytes(table_schema: Mapping[str, Any]) -> bytes:
 
 
 def _unchanged(existing: Mapping[str, Any], resources: list[ResourceInfo]) -> bool:
-    """The package holds every resource, each with the SHA-256 we would publish."""
+    """The package's current version holds every resource with the SHA-256 we would publish."""
     extras = extras_of(existing)
-    present = {r.get("name") for r in existing.get("resources") or ()}
+    present = {r.get("name"): r.get("sha256") for r in current_resources(existing)}
     return all(
-        info.name in present and extras.get(SHA256_PREFIX + info.name) == info.sha256
+        present.get(info.name) == info.sha256
+        and extras.get(SHA256_PREFIX + info.name) == info.sha256
         for info in resources
     )
+
+
+def _of_version(package: Mapping[str, Any], version: int) -> list[dict[str, Any]]:
+    return [
+        dict(r)
+        for r in package.get("resources") or ()
+        if str(r.get("tabadul_version")) == str(version)
+    ]
 
 
 class Publisher:
     """Publishes datasets to the CKAN at ``ckan_url`` with an API ``token``.
 
     ``dataset`` is a mapping with the fields of ``governance.Dataset`` (see
-    :mod:`opendata._mapping`). Portal failures raise :class:`opendata.PortalError` subclasses.
+    :mod:`opendata._mapping`). Portal failures raise :class:`opendata.PortalError` subclasses;
+    a publication the portal interrupted raises :class:`opendata.PublishInterrupted`.
     """
 
-    def __init__(self, ckan_url: str, token: str) -> None:
-        self._url = ckan_url
+    def __init__(  # noqa: PLR0913 - keyword-only tuning knobs
+        self,
+        ckan_url: str,
+        token: str,
+        *,
+        retry: RetryPolicy | None = None,
+        timeout: float = DEFAULT_TIMEOUT,
+        sleep: Callable[[float], None] = time.sleep,
+        on_step: StepHook | None = None,
+    ) -> None:
+        self.url = ckan_url
         self._token = token
+        self._retry = retry or RetryPolicy()
+        self._timeout = timeout
+        self._sleep = sleep
+        self._on_step = on_step
+        # organisations known to exist on the portal (each is checked once per publisher)
+        self._organizations: set[str] = set()
+
+    def _client(self) -> CkanClient:
+        return CkanClient(self.url, self._token, timeout=self._timeout)
+
+    def _retrying(self, step: str, call: Callable[[], _T]) -> _T:
+        """Run ``call``; while the portal is unavailable, retry with backoff."""
+        if self._on_step is not None:
+            self._on_step(step)
+        delays = self._retry.delays()
+        while True:
+            try:
+                return call()
+            except PortalUnavailable:
+                delay = next(delays, None)
+                if delay is None:
+                    raise
+                self._sleep(delay)
 
     def publish(
         self,
@@ -111,73 +202,203 @@ class Publisher:
         csv_path: Path | str,
         table_schema: Mapping[str, Any],
         approval_ref: str,
+        *,
+        validated: DataReport | None = None,
     ) -> PublishResult:
-        """Validate, then publish ``csv_path`` and its schema as ``dataset``'s package.
+        """Validate, then publish ``csv_path``, its schema and a datapackage.json as
+        ``dataset``'s package (see the module's docstring for the order of work).
+        ``validated``: the report of an earlier validation of these very bytes against this
+        schema (the governed pipeline keeps one with each review); validation runs again
+        unless it says valid.
 
         Raises :class:`opendata.InvalidData` (nothing sent) when the CSV does not match the
-        schema, ``ValueError`` when the dataset cannot be mapped (see ``package_dict``).
+        schema, ``ValueError`` when the dataset cannot be mapped (see ``package_dict``),
+        :class:`opendata.PublishInterrupted` when the portal stayed unavailable part way.
         """
         csv_path = Path(csv_path)
-        report = validate_resource(csv_path, table_schema)
+        report = validated
+        if report is None or not report.valid:
+            report = validate_resource(csv_path, table_schema)
         if not report.valid:
             raise InvalidData(
                 f"{csv_path.name} does not match its Table Schema ({len(report.errors)} error(s))",
                 report,
             )
-        data_sha = _sha256(csv_path.read_bytes())
+        data = ResourceInfo(DATA_RESOURCE, "CSV", file_sha256(csv_path), "The data (CSV)")
         schema_data = schema_bytes(table_schema)
-        resources = [
-            ResourceInfo(DATA_RESOURCE, "CSV", data_sha, "The data"),
-            ResourceInfo(SCHEMA_RESOURCE, "JSON", _sha256(schema_data), "Its Table Schema"),
-        ]
         name = ckan_name(str(dataset["dataset_id"]))
-        with CkanClient(self._url, self._token) as ckan:
-            existing = ckan.package(name)
-            if existing is not None and existing.get("state") == "active":
-                current = published_version(existing)
-                if _unchanged(existing, resources):
-                    return PublishResult("unchanged", existing["id"], name, current, data_sha)
-                version = current + 1
-            else:
-                existing, version = None, 1
+        with self._client() as ckan:
+            existing = self._retrying("look up", lambda: ckan.package(name))
+            claimed = 0
+            if existing is not None and not existing.get("private"):
+                claimed = published_version(existing)
+            version = claimed + 1
+            package_data = json.dumps(
+                datapackage_dict(dataset, version=version, table_schema=table_schema, data=data),
+                ensure_ascii=False,
+                indent=2,
+            ).encode()
+            resources = [
+                data,
+                ResourceInfo(SCHEMA_RESOURCE, "JSON", _sha256(schema_data), "Its Table Schema"),
+                ResourceInfo(
+                    DATAPACKAGE_RESOURCE,
+                    "JSON",
+                    _sha256(package_data),
+                    "Frictionless Data Package: the data's SHA-256 and schema",
+                ),
+            ]
+            if existing is not None and claimed and _unchanged(existing, resources[:2]):
+                return PublishResult("unchanged", existing["id"], name, claimed, data.sha256)
             package = package_dict(
                 dataset, version=version, resources=resources, approval_ref=approval_ref
             )
-            if existing is None:
-                ckan.ensure_organization(organization_dict(str(dataset["owner_agency"])))
-                # Created without its SHA-256s: until the uploads succeed it does not claim them.
-                pending = package_dict(
-                    dataset, version=version, resources=[], approval_ref=approval_ref
-                )
-                existing = ckan.create_package(pending)
-            by_name = {r["name"]: r["id"] for r in existing.get("resources") or ()}
             with tempfile.TemporaryDirectory(prefix="tabadul-opendata-") as tmp:
-                schema_path = Path(tmp) / SCHEMA_RESOURCE
-                schema_path.write_bytes(schema_data)
-                for info, path in ((resources[0], csv_path), (resources[1], schema_path)):
-                    fields = {"name": info.name, "format": info.format}
-                    fields["description"] = info.description
-                    ckan.upload_resource(
-                        package_id=existing["id"],
-                        path=path,
-                        fields=fields,
-                        resource_id=by_name.get(info.name),
-                    )
-            # The metadata last: it claims the new bytes only once they are on the portal.
-            changes = {k: v for k, v in package.items() if k != "name"}
-            ckan.patch_package(existing["id"], changes)
+                files = {DATA_RESOURCE: csv_path}
+                for info, content in ((resources[1], schema_data), (resources[2], package_data)):
+                    files[info.name] = Path(tmp) / info.name
+                    files[info.name].write_bytes(content)
+                package_id = self._stage_and_claim(
+                    ckan,
+                    dataset=dataset,
+                    existing=existing,
+                    package=package,
+                    resources=resources,
+                    files=files,
+                )
         status: Status = "created" if version == 1 else "updated"
-        return PublishResult(status, existing["id"], name, version, data_sha)
+        return PublishResult(status, package_id, name, version, data.sha256)
+
+    @staticmethod
+    def _create(ckan: CkanClient, package: Mapping[str, Any]) -> dict[str, Any]:
+        """Create the package; if a timed-out earlier try did create it, take that one."""
+        try:
+            return ckan.create_package(package)
+        except PortalRejected:
+            found = ckan.package(str(package["name"]))
+            if found is None:
+                raise
+            return found
+
+    def _stage_and_claim(  # noqa: PLR0913 - the parts of one publication
+        self,
+        ckan: CkanClient,
+        *,
+        dataset: Mapping[str, Any],
+        existing: dict[str, Any] | None,
+        package: dict[str, Any],
+        resources: list[ResourceInfo],
+        files: Mapping[str, Path],
+    ) -> str:
+        """Steps 1-3 of the module's docstring; on failure, roll back or leave it resumable."""
+        version = int(package["version"])
+        created = False
+        uploaded: list[str] = []
+        try:
+            if existing is None:
+                org = organization_dict(str(dataset["owner_agency"]))
+                if org["name"] not in self._organizations:
+                    self._retrying("organisation", lambda: ckan.ensure_organization(org))
+                    self._organizations.add(org["name"])
+                private = {**package, "private": True, "extras": []}
+                existing = self._retrying("create", partial(self._create, ckan, private))
+                created = True
+            package_id = str(existing["id"])
+            staged = _of_version(existing, version)
+            for info in resources:
+                keep = next((r for r in staged if r.get("sha256") == info.sha256), None)
+                for stale in staged:
+                    if stale.get("name") == info.name and stale is not keep:
+                        self._retrying(
+                            f"remove {info.name}", partial(ckan.delete_upload, str(stale["id"]))
+                        )
+                if keep is not None:
+                    continue
+                fields = {
+                    "name": info.name,
+                    "format": info.format,
+                    "description": f"{info.description}, version {version}",
+                    "tabadul_version": str(version),
+                    "sha256": info.sha256,
+                }
+                upload = partial(
+                    ckan.upload_resource,
+                    package_id=package_id,
+                    path=files[info.name],
+                    fields=fields,
+                )
+                made = self._retrying(f"upload {info.name}", upload)
+                uploaded.append(str(made["id"]))
+            changes = {k: v for k, v in package.items() if k != "name"}
+            claim = {**changes, "private": False}
+            self._retrying("claim", lambda: ckan.patch_package(package_id, claim))
+        except PortalError as exc:
+            undone = self._roll_back(ckan, existing, created=created, uploaded=uploaded)
+            if not isinstance(exc, PortalUnavailable):
+                raise
+            left = (
+                "what was uploaded has been rolled back"
+                if undone
+                else "what was uploaded is private or unclaimed and the next publish resumes it"
+            )
+            raise PublishInterrupted(
+                f"publishing {package['name']} version {version} was interrupted: "
+                f"{exc.message}; nothing new was made public and {left}"
+            ) from exc
+        return package_id
+
+    def _roll_back(
+        self,
+        ckan: CkanClient,
+        existing: Mapping[str, Any] | None,
+        *,
+        created: bool,
+        uploaded: list[str],
+    ) -> bool:
+        """Best effort: purge a package this attempt created (still private), or delete the
+        files it uploaded. False when the portal did not let us."""
+        try:
+            if created and existing is not None:
+                for resource_id in uploaded:
+                    ckan.clear_upload(resource_id)
+                ckan.purge_package(str(existing["id"]))
+            else:
+                for resource_id in uploaded:
+                    ckan.delete_upload(resource_id)
+        except PortalError:
+            return False
+        return True
 
     def withdraw(self, dataset_id: str, reason: str) -> WithdrawResult:
-        """Purge the dataset's package (delete for good): package_show then finds nothing and
-        search no longer lists it. Raises :class:`opendata.NotPublished` when there is none."""
+        """Delete every uploaded file of the dataset's package from the portal's storage, then
+        purge the package: package_show finds nothing, search lists nothing and the file
+        URLs no longer serve. Raises :class:`opendata.NotPublished` when there is none."""
         if not reason.strip():
             raise ValueError("a withdrawal needs a reason")
         name = ckan_name(dataset_id)
-        with CkanClient(self._url, self._token) as ckan:
-            existing = ckan.package(name)
+        with self._client() as ckan:
+            existing = self._retrying("look up", lambda: ckan.package(name))
             if existing is None:
                 raise NotPublished(f"{dataset_id} has no package {name!r} on the portal")
-            ckan.purge_package(existing["id"])
-        return WithdrawResult(dataset_id, existing["id"], name, published_version(existing), reason)
+            uploads = [
+                str(r["id"])
+                for r in existing.get("resources") or ()
+                if r.get("url_type") == "upload"
+            ]
+            for resource_id in uploads:
+                self._retrying("delete file", partial(ckan.clear_upload, resource_id))
+            self._retrying("purge", lambda: ckan.purge_package(str(existing["id"])))
+        return WithdrawResult(
+            dataset_id, existing["id"], name, published_version(existing), len(uploads), reason
+        )
+
+
+__all__ = [
+    "DATAPACKAGE_RESOURCE",
+    "DATA_RESOURCE",
+    "SCHEMA_RESOURCE",
+    "PublishResult",
+    "Publisher",
+    "RetryPolicy",
+    "WithdrawResult",
+]

@@ -1,4 +1,5 @@
-"""The demo end to end on the real RabbitMQ with the five ministry connectors."""
+"""The demo end to end on the real RabbitMQ with the five ministry connectors, then open
+data on the real local CKAN."""
 
 import json
 
@@ -6,12 +7,15 @@ from typer.testing import CliRunner
 
 from tabadul.cli import build_app
 from tabadul.demo import run
+from tests.support.ckan import TOKEN_FILE, URL
 
 
-def test_demo_runs_the_scenario_and_proves_it(tmp_path):
+def test_demo_runs_the_scenario_and_proves_it(tmp_path, ckan):
     """Requests, events and encrypted alerts flow between the five connectors; each injected
-    forgery is refused with its own code; every log verifies; the evidence checks out."""
-    summary = run(tmp_path / "demo", requests=3)
+    forgery is refused with its own code; every log verifies; the evidence checks out; two
+    datasets are published on CKAN and one is pulled back, verified."""
+    token = TOKEN_FILE.read_text("utf-8").strip()
+    summary = run(tmp_path / "demo", requests=3, ckan_url=URL, ckan_token=token)
     assert summary["rejects_by_code"] == {"bad-signature": 1, "duplicate": 1, "forbidden": 1}
     assert summary["alerts_received_by_tax"] >= 1
     assert summary["sent_by_type"]["tax.compliance-certificate.response"] == 3
@@ -19,16 +23,30 @@ def test_demo_runs_the_scenario_and_proves_it(tmp_path):
     assert all(log["intact"] and log["records"] > 0 for log in summary["logs"].values())
     assert summary["evidence"]["sender_signature"] == "valid"
     assert summary["evidence"]["log_id"] == "MA/GOV/MEF/TAX"
+    opened = summary["open_data"]
+    assert set(opened["datasets"]) == {"adii-customs-tariff", "dec-births-by-place"}
+    for published in opened["datasets"].values():
+        assert published["status"] in {"created", "unchanged"}
+        package = ckan.action.package_show(id=published["name"])
+        assert package["private"] is False
+        assert package["version"] == str(published["version"])
+    assert opened["pulled"]["ok"] is True
+    assert opened["refusals_by_code"] == {"four-eyes": 1}
+    assert opened["pii_findings_resolved"]["dec-births-by-place"] == [
+        "birth_date:header-birth-date"
+    ]
 
 
-def test_demo_cli_reruns_cleanly(tmp_path):
-    """`tabadul demo` exits 0 and gives the same outcome when run again in the same folder."""
+def test_demo_cli_reruns_cleanly(tmp_path, ckan_local, monkeypatch):
+    """`tabadul demo` exits 0 and gives the same outcome when run again in the same folder;
+    the second time the portal already holds the open data, so nothing new is published."""
+    monkeypatch.setenv("TABADUL_CKAN_TOKEN_FILE", str(TOKEN_FILE))
     runner = CliRunner()
     args = ["demo", "--folder", str(tmp_path / "d"), "--requests", "2", "--json"]
     first = runner.invoke(build_app(), args)
     second = runner.invoke(build_app(), args)
     assert first.exit_code == 0, first.output
     assert second.exit_code == 0, second.output
-    assert (
-        json.loads(second.stdout)["rejects_by_code"] == json.loads(first.stdout)["rejects_by_code"]
-    )
+    again = json.loads(second.stdout)
+    assert again["rejects_by_code"] == json.loads(first.stdout)["rejects_by_code"]
+    assert {p["status"] for p in again["open_data"]["datasets"].values()} == {"unchanged"}

@@ -180,16 +180,16 @@ class _Localiser:
 
 
 def _check_heads(
-    heads: Sequence[SignedTreeHead], public_key: Ed25519PublicKey | None, log_id: str | None
+    heads: Sequence[SignedTreeHead], keys: Sequence[Ed25519PublicKey], log_id: str | None
 ) -> None:
-    """Raise ``LogIntegrityError`` for a head of another log, with a bad signature or a
-    malformed time, at the first position that no earlier head proves."""
+    """Raise ``LogIntegrityError`` for a head of another log, with a bad signature (by none of
+    ``keys``, when given) or a malformed time, at the first position no earlier head proves."""
     proven = 0
     for head in heads:
         problem = None
         if log_id is not None and head.log_id != log_id:
             problem = f"is for log {head.log_id!r}, not {log_id!r}"
-        elif public_key is not None and not verify_head_signature(head, public_key):
+        elif keys and not any(verify_head_signature(head, key) for key in keys):
             problem = "has a bad signature"
         else:
             try:
@@ -253,7 +253,7 @@ class _Scan:
 def verify_log(
     store: LogStore,
     *,
-    public_key: Ed25519PublicKey | None = None,
+    public_key: Ed25519PublicKey | Sequence[Ed25519PublicKey] | None = None,
     log_id: str | None = None,
 ) -> VerifyReport:
     """Check the whole log in ``store`` and return what was verified.
@@ -262,7 +262,8 @@ def verify_log(
     hash; its envelope bytes with its ``envelope_sha256``; the seq numbers must run 0, 1, 2...
     The tree rebuilt from the fields must have each stored signed head's root at that
     head's size, and every signed head must be for ``log_id`` and (given ``public_key``)
-    carry a good signature.
+    carry a good signature. ``public_key`` may be several keys, for a log that spans key
+    rotations: each head must then be signed by one of them.
 
     Raises :class:`LogIntegrityError` naming the first record (0-based) that is changed,
     removed, inserted or out of order. When the stored leaf hashes were recomputed to hide
@@ -270,8 +271,14 @@ def verify_log(
     root down; if those were rewritten too, it is the first record no longer covered by an
     intact head. Raises ``LogError`` if the store cannot be read.
     """
+    if public_key is None:
+        keys: tuple[Ed25519PublicKey, ...] = ()
+    elif isinstance(public_key, Ed25519PublicKey):
+        keys = (public_key,)
+    else:
+        keys = tuple(public_key)
     heads = store.read_heads()
-    _check_heads(heads, public_key, log_id)
+    _check_heads(heads, keys, log_id)
     scan = _Scan(heads)
     if scan.run(store):
         if scan.next_head is not None:
@@ -285,7 +292,7 @@ def verify_log(
             root=scan.range.root(),
             heads=len(heads),
             signed_size=heads[-1].size if heads else 0,
-            signatures_checked=public_key is not None,
+            signatures_checked=bool(keys),
         )
     # An earlier change hidden by recomputed leaf hashes only shows against the first head
     # not yet proven, so ask that head for the first difference too.

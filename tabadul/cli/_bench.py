@@ -128,3 +128,54 @@ def pii(
         print_json(report)
         return
     console.print(markdown(report), markup=False, highlight=False, soft_wrap=True)
+
+
+@bench_app.command("publish")
+def publish(
+    rows: Annotated[int, typer.Option(min=1, help="Rows of the generated CSV.")] = 200_000,
+    repeats: Annotated[int, typer.Option(min=1, help="Publications per side.")] = 3,
+    ckan_url: Annotated[
+        str | None, typer.Option("--ckan-url", help="CKAN (default: $TABADUL_CKAN_URL).")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Publishing to CKAN beside raw ckanapi, and validation beside plain Frictionless."""
+    from bench.publish import run as run_publish
+    from opendata import OpenDataError
+    from tabadul._services import Settings
+
+    settings = Settings.from_env()
+    if not settings.ckan_token:
+        usage_error(
+            "no-ckan-token",
+            "set TABADUL_CKAN_TOKEN or TABADUL_CKAN_TOKEN_FILE (a CKAN sysadmin API token)",
+            as_json=as_json,
+        )
+    with _progress("publish benchmark") as say:
+        try:
+            report = run_publish(
+                ckan_url or settings.ckan_url,
+                settings.ckan_token,
+                rows=rows,
+                repeats=repeats,
+                say=say,
+            )
+        except (OpenDataError, RuntimeError) as exc:
+            usage_error(
+                "bench-failed", f"the publish benchmark could not run: {exc}", as_json=as_json
+            )
+    if as_json:
+        print_json(report)
+        return
+    table = Table("figure", "Tabadul", "raw", "ratio", "goal", "met")
+    pub, val = report["publish"], report["validate"]
+    table.add_row(
+        "publish (s)", str(pub["tabadul_s"]), str(pub["raw_ckanapi_s"]), str(pub["ratio"]),
+        pub["goal"], "yes" if pub["met"] else "no",
+    )  # fmt: skip
+    ours, plain = f"{val['tabadul_rows_per_s']:,}", f"{val['frictionless_rows_per_s']:,}"
+    table.add_row(
+        "validate (rows/s)", ours, plain, str(val["ratio"]), val["goal"],
+        "yes" if val["met"] else "no",
+    )  # fmt: skip
+    console.print(table)

@@ -9,6 +9,7 @@ from pathlib import Path
 import typer
 
 from exchange import CAStore, KeyStore, SubsystemId, issue_for
+from tabadul._services import CA_PASSPHRASE_ENV, load_ca
 from tabadul.cli._output import console, print_json, reporting, usage_error
 
 ca_app = typer.Typer(help="The operator's root certificate authority.", no_args_is_help=True)
@@ -35,16 +36,7 @@ def _passphrase(variable: str, what: str, *, confirm: bool = False) -> bytes:
 
 
 def _ca_passphrase(*, confirm: bool = False) -> bytes:
-    return _passphrase("TABADUL_CA_PASSPHRASE", "CA", confirm=confirm)
-
-
-def _open_ca(directory: Path, *, as_json: bool) -> CAStore:
-    """The CA in ``directory``; says so plainly (before asking a passphrase) if there is none."""
-    if not (directory / "ca.key").exists():
-        usage_error(
-            "no-ca", f"{directory} holds no CA; create one with 'tabadul ca init'", as_json=as_json
-        )
-    return CAStore.open(directory, _ca_passphrase())
+    return _passphrase(CA_PASSPHRASE_ENV, "CA", confirm=confirm)
 
 
 def _key_passphrase(*, confirm: bool = False) -> bytes:
@@ -96,7 +88,7 @@ def ca_issue(
                     as_json=as_json,
                 )
             KeyStore(keys, _key_passphrase(confirm=True)).generate(SubsystemId.parse(subsystem))
-        ca = _open_ca(directory, as_json=as_json)
+        ca = load_ca(directory, ask=_ca_passphrase)
         signing, encryption = issue_for(ca, store, days=days)
     result = {
         "ok": True,
@@ -124,7 +116,7 @@ def ca_revoke(
 ) -> None:
     """Revoke a certificate; the next directory lists it as revoked."""
     with reporting(as_json=as_json):
-        entry = _open_ca(directory, as_json=as_json).revoke(certificate, reason)
+        entry = load_ca(directory, ask=_ca_passphrase).revoke(certificate, reason)
     if as_json:
         print_json({"ok": True, "revoked": entry.as_dict()})
     else:
@@ -135,7 +127,7 @@ def ca_revoke(
 def ca_list(directory: Path = CA_DIR, as_json: bool = JSON) -> None:
     """The certificates this CA issued, with their state."""
     with reporting(as_json=as_json):
-        issued = _open_ca(directory, as_json=as_json).issued()
+        issued = load_ca(directory, ask=_ca_passphrase).issued()
     if as_json:
         print_json([cert.as_dict() for cert in issued])
         return

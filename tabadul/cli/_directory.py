@@ -3,23 +3,20 @@
 from __future__ import annotations
 
 import json
-import os
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from exchange import CAStore
 from governance import GovernanceStore
 from governance._registry import Registry
+from tabadul._services import load_ca
 from tabadul.cli._output import console, print_json, reporting, usage_error
 
 directory_app = typer.Typer(
     help="Publish the signed directory from the bus registry.", no_args_is_help=True
 )
-
-PASSPHRASE_ENV = "TABADUL_CA_PASSPHRASE"  # noqa: S105 - the name of the variable, not a secret
 
 
 @directory_app.command("publish")
@@ -43,13 +40,8 @@ def publish(
     The CA passphrase is read from the environment variable TABADUL_CA_PASSPHRASE.
     Certificates revoked in the CA folder are listed as revoked too.
     """
-    passphrase = os.environ.get(PASSPHRASE_ENV)
-    if not passphrase:
-        usage_error(
-            "ca-passphrase", f"set {PASSPHRASE_ENV} to the CA's passphrase", as_json=as_json
-        )
     with reporting(as_json=as_json):
-        ca = CAStore.open(ca_dir, passphrase.encode("utf-8"))
+        ca = load_ca(ca_dir)
         store = GovernanceStore.open(db, schema=schema, migrate=False)
         try:
             document = Registry(store).publish_directory(

@@ -35,9 +35,7 @@ from tabadul.cli._output import console, fail, print_json, reporting, usage_erro
 log_app = typer.Typer(help="Check a connector's message log.", no_args_is_help=True)
 
 
-def _public_key(path: Path | None, *, as_json: bool) -> Ed25519PublicKey | None:
-    if path is None:
-        return None
+def _public_key(path: Path, *, as_json: bool) -> Ed25519PublicKey:
     try:
         key = load_pem_public_key(path.read_bytes())
     except (OSError, ValueError) as exc:
@@ -54,8 +52,12 @@ def verify(
         str, typer.Option("--name", help="Schema of the log in PostgreSQL.")
     ] = "message_log",
     public_key: Annotated[
-        Path | None,
-        typer.Option("--public-key", help="PEM Ed25519 key to check the head signatures."),
+        list[Path] | None,
+        typer.Option(
+            "--public-key",
+            help="PEM Ed25519 key to check the head signatures; repeat it for a log that "
+            "spans key rotations (each head must be signed by one of them).",
+        ),
     ] = None,
     log_id: Annotated[
         str | None, typer.Option("--log-id", help="The log id every signed head must carry.")
@@ -66,11 +68,11 @@ def verify(
 
     Exit 0 when intact, 1 with the first bad position when not, 2 if it cannot be read.
     """
-    key = _public_key(public_key, as_json=as_json)
+    keys = [_public_key(path, as_json=as_json) for path in public_key or []]
     store: LogStore | None = None
     try:
         store = open_store(log, name=name, create=False)
-        report = verify_log(store, public_key=key, log_id=log_id)
+        report = verify_log(store, public_key=keys, log_id=log_id)
     except LogIntegrityError as exc:
         fail(exc, as_json=as_json, exit_code=1)
     except LogError as exc:

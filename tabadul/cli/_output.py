@@ -18,7 +18,10 @@ from governance import GovernanceError
 from governance.pii import PiiError
 from opendata import OpenDataError
 from schemas import SchemaError
+from tabadul._services import CaUnavailable
 
+# the project's coded errors: what `reporting` turns into a code and a message
+_CODED = (ExchangeError, SchemaError, GovernanceError, PiiError, OpenDataError, CaUnavailable)
 console = Console()
 err_console = Console(stderr=True)
 
@@ -56,7 +59,7 @@ def reporting(*, as_json: bool = False) -> Iterator[None]:
     """Turn the project's errors raised inside the block into a clean message and exit 2."""
     try:
         yield
-    except (ExchangeError, SchemaError, GovernanceError, PiiError, OpenDataError) as exc:
+    except _CODED as exc:
         fail(exc, as_json=as_json)
 
 

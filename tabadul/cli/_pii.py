@@ -12,10 +12,10 @@ from typing import Annotated
 
 import typer
 from rich.markup import escape
-from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn
 from rich.table import Table
 
 from governance.pii import PiiReport, scan_csv
+from tabadul.cli._common import byte_progress
 from tabadul.cli._output import console, err_console, print_json, reporting
 
 pii_app = typer.Typer(help="PII screening of tabular data.", no_args_is_help=True)
@@ -50,22 +50,9 @@ def _scan(file: Path, *, as_json: bool, max_positions: int, country: str) -> Pii
         size = file.stat().st_size
     except OSError:
         size = 0  # scan_csv reports why the file cannot be read
-    if as_json or not err_console.is_terminal or size < PROGRESS_FROM_BYTES:
-        return scan_csv(file, max_positions=max_positions, country=country)
-    with Progress(
-        *Progress.get_default_columns()[:1],
-        BarColumn(),
-        DownloadColumn(),
-        TimeRemainingColumn(),
-        console=err_console,
-        transient=True,
-    ) as progress:
-        task = progress.add_task(f"scanning {file.name}", total=size)
-
-        def advance(done: int, total: int) -> None:
-            progress.update(task, completed=done, total=total)
-
-        return scan_csv(file, max_positions=max_positions, country=country, progress=advance)
+    shown = not as_json and err_console.is_terminal and size >= PROGRESS_FROM_BYTES
+    with byte_progress(f"scanning {file.name}", enabled=shown) as progress:
+        return scan_csv(file, max_positions=max_positions, country=country, progress=progress)
 
 
 def _print_report(report: PiiReport, file: Path) -> None:

@@ -4,16 +4,13 @@ details, token, health, metrics, and delivery to the information system (webhook
 from __future__ import annotations
 
 import json
-import socket
 import threading
-import time
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from fastapi import FastAPI
 
 from connectors import MemoryBroker
@@ -27,6 +24,7 @@ from tests.support.federation import (
     build_federation,
     example,
 )
+from tests.support.served import Served, wait_until
 
 CIVIL = "MA/GOV/MOI/CIVIL-REGISTRY"
 TAX = "MA/GOV/MEF/TAX"
@@ -53,32 +51,6 @@ def unstarted(tmp_path, broker) -> Iterator[Federation]:
     federation.bus.stop()
 
 
-class Served:
-    """An app served by uvicorn on 127.0.0.1 (a free port) in a thread, as `connector run`
-    serves it. Starlette's TestClient is not used: with the installed Starlette it warns
-    that it wants the httpx2 package, and warnings are errors here."""
-
-    def __init__(self, app: FastAPI) -> None:
-        self.socket = socket.socket()
-        self.socket.bind(("127.0.0.1", 0))
-        config = uvicorn.Config(app, lifespan="off", ws="none", log_config=None, access_log=False)
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(
-            target=self.server.run, kwargs={"sockets": [self.socket]}, daemon=True
-        )
-        self.thread.start()
-        assert wait_until(lambda: self.server.started or not self.thread.is_alive())
-        assert self.server.started
-        port = self.socket.getsockname()[1]
-        self.http = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30.0)
-
-    def close(self) -> None:
-        self.http.close()
-        self.server.should_exit = True
-        self.thread.join(10)
-        self.socket.close()
-
-
 _served: list[Served] = []
 
 
@@ -90,8 +62,9 @@ def _stop_servers() -> Iterator[None]:
 
 
 def serve(app: FastAPI) -> httpx.Client:
+    """``app`` served as `connector run` serves it; a client of it (both closed after the test)."""
     _served.append(Served(app))
-    return _served[-1].http
+    return _served[-1].client(timeout=30.0)
 
 
 def client(fed: Federation, name: str, **kwargs: Any) -> httpx.Client:
@@ -101,16 +74,6 @@ def client(fed: Federation, name: str, **kwargs: Any) -> httpx.Client:
 def start(fed: Federation) -> None:
     for connector in fed.bus.connectors.values():
         connector.start()
-
-
-def wait_until(condition: Callable[[], Any], timeout: float = 10.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.02)
-    return condition()
 
 
 class Webhook:

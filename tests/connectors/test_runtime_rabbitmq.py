@@ -284,3 +284,23 @@ def test_directory_picked_up_while_running(fed: Federation):
     fed["customs"].refresh_directory()
     answer = fed["customs"].request(LOOKUP, fed.parties["civil"].subsystem, example(LOOKUP))
     assert answer["found"] is True
+
+
+def test_replicas_of_a_requester_each_get_their_responses(fed: Federation):
+    """Two replicas of tax share its queue and database: a response that reaches the replica
+    not waiting for it is kept in the database and taken by the one that is, so every request
+    of either replica is answered."""
+    second = fed.bus.connector("tax-2", fed.parties["tax"], replica=1)
+    second.start()
+    civil = fed.parties["civil"].subsystem
+    answered = []
+    for i in range(8):  # all from the first replica: the queue hands responses to both
+        ask = example(LOOKUP) | {"cin": f"AB{100000 + i}"}
+        answered.append(fed["tax"].request(LOOKUP, civil, ask, timeout=5)["person"]["cin"])
+    answered.append(second.request(LOOKUP, civil, example(LOOKUP), timeout=5)["person"]["cin"])
+    assert answered == [f"AB{100000 + i}" for i in range(8)] + [example(LOOKUP)["cin"]]
+    assert len(fed.recorders["civil"].wait_for(9)) == 9
+    crossed = [c.metrics.totals("received").get("civil.person-lookup.response", 0)
+               for c in (fed["tax"], second)]  # fmt: skip
+    assert sum(crossed) == 9
+    assert crossed[1] >= 2  # the second replica took some of the first one's responses

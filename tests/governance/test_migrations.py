@@ -12,14 +12,22 @@ from governance import GovernanceStore, StoreError, Workflow, head_revision
 from governance._db import metadata
 from tests.governance.conftest import Backend
 
-TABLES = {"users", "datasets", "reviews", "review_findings", "audit_log", "audit_head"}
+TABLES = {
+    "users",
+    "datasets",
+    "reviews",
+    "review_findings",
+    "audit_log",
+    "audit_head",
+    "api_tokens",
+}
 
 
 def test_fresh_database_migrates_to_head(backend):
     """A new database gets every table and the head revision."""
     store = backend.open()
     try:
-        assert store.revision() == head_revision() == "0003"
+        assert store.revision() == head_revision() == "0004"
         names = set(sa.inspect(store.engine).get_table_names())
         assert names >= TABLES | {"alembic_version"}
     finally:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any, NamedTuple
 
 import pytest
@@ -153,10 +154,10 @@ def test_resolve_finding_keeps_review_open(flow):
     drive(flow, State.IN_REVIEW, findings=("f-1", "f-2"))
     before = count(flow)
     review = flow.resolve_finding(
-        "samir", "tariffs", "f-1", resolution="generalise", reason="birth year only"
+        "samir", "tariffs", "f-1", resolution="justify", reason="birth year only"
     )
     resolved = review.findings[0]
-    assert resolved.resolution is Resolution.GENERALISE
+    assert resolved.resolution is Resolution.JUSTIFY
     assert resolved.resolved_by == "samir"
     assert review.unresolved == ("f-2",)
     assert flow.dataset("tariffs").state is State.IN_REVIEW
@@ -170,13 +171,27 @@ def test_resolve_finding_keeps_review_open(flow):
         **{"from": "IN_REVIEW", "to": "IN_REVIEW"},
     )
     assert entry.details["finding"] == "f-1"
-    assert entry.details["resolution"] == "generalise"
+    assert entry.details["resolution"] == "justify"
+
+
+@pytest.mark.parametrize("resolution", ["drop", "generalise"])
+def test_dropping_or_generalising_by_hand_is_refused(flow, resolution):
+    """The finding is in the bytes under review: only a recorded derivation drops or
+    generalises it; by hand, only justify. Nothing changes."""
+    drive(flow, State.IN_REVIEW, findings=("f-1",))
+    before = count(flow)
+    with pytest.raises(Refused) as caught:
+        flow.resolve_finding("amina", "tariffs", "f-1", resolution=resolution, reason="x")
+    assert caught.value.code == "needs-derivation"
+    assert "tabadul dataset derive" in caught.value.message
+    assert flow.review("tariffs").unresolved == ("f-1",)
+    assert count(flow) == before
 
 
 def test_approve_after_every_finding_is_resolved(flow):
     """Another approver approves once every finding is resolved; the approval binds the hash."""
     drive(flow, State.IN_REVIEW, findings=("f-1",))
-    flow.resolve_finding("amina", "tariffs", "f-1", resolution="drop", reason="column removed")
+    flow.resolve_finding("amina", "tariffs", "f-1", resolution="justify", reason="office phone")
     before = count(flow)
     review = flow.approve("karim", "tariffs", reason="checked against the gazette")
     assert review.decision == "approved"
@@ -457,7 +472,7 @@ def test_not_publishable(flow, level, personal, words):
 def test_pii_unresolved_blocks_approval(flow):
     """Approval waits for every PII finding; the error lists those still open."""
     drive(flow, State.IN_REVIEW, findings=("f-1", "f-2", "f-3"))
-    flow.resolve_finding("amina", "tariffs", "f-2", resolution="drop", reason="column removed")
+    flow.resolve_finding("amina", "tariffs", "f-2", resolution="justify", reason="office phone")
     entries = count(flow)
     with pytest.raises(Refused) as caught:
         flow.approve("karim", "tariffs")
@@ -598,3 +613,23 @@ def test_list_datasets_by_agency_and_state(flow):
     assert [d.dataset_id for d in flow.datasets()] == ["budget", "tariffs"]
     assert [d.dataset_id for d in flow.datasets(agency="MEF")] == ["budget"]
     assert [d.dataset_id for d in flow.datasets(state=State.CLASSIFIED)] == ["tariffs"]
+
+
+def test_users_are_listed_by_agency_and_role(flow):
+    """users() lists people by id, filtered by agency and by role."""
+    assert [u.user_id for u in flow.users(agency="MEF")] == ["omar", "yasmine"]
+    approvers = [u.user_id for u in flow.users(agency="DOUANE", role=Role.APPROVER)]
+    assert approvers == ["karim", "nadia"]
+    assert flow.users(agency="NOBODY") == []
+
+
+def test_records_as_data_are_json_ready(flow):
+    """Dataset and Review as_dict give plain JSON data (what the API and CLI print)."""
+    register(flow)
+    classify(flow)
+    review = flow.submit_for_review("amina", "tariffs", content_sha256="b" * 64)
+    data = json.loads(json.dumps({"ds": flow.dataset("tariffs").as_dict(), "r": review.as_dict()}))
+    assert data["ds"]["classification"]["level"] == "PUBLIC"
+    assert data["ds"]["title"]["fr"] == "Tarif douanier"
+    assert data["r"]["content_sha256"] == "b" * 64
+    assert data["r"]["unresolved"] == []

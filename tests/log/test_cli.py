@@ -108,3 +108,31 @@ def test_unreachable_postgres_exits_2():
     result = runner.invoke(app, ["log", "verify", "postgresql://postgres@127.0.0.1:1/test"])
     assert result.exit_code == 2
     assert "cannot open" in result.output
+
+
+def test_a_log_spanning_a_key_rotation_verifies_with_both_keys(backend, tmp_path):
+    """Heads signed by generation 1 and then generation 2: with one key the other's heads
+    are bad signatures (exit 1); with both keys given, each head checks out (exit 0)."""
+    keys = [Ed25519PrivateKey.generate(), Ed25519PrivateKey.generate()]
+    store = backend.open()
+    for generation, key in enumerate(keys):
+        log = MessageLog(store, log_id="douane", signing_key=key)
+        log.append_batch([entry(i) for i in range(generation * 4, generation * 4 + 4)])
+        log.close()
+        store = backend.open()
+    store.close()
+    pems = []
+    for n, key in enumerate(keys):
+        pem = tmp_path / f"gen-{n + 1}.pub"
+        pem.write_bytes(
+            key.public_key().public_bytes(Encoding.PEM, PublicFormat.SubjectPublicKeyInfo)
+        )
+        pems.append(str(pem))
+    one = runner.invoke(app, _args(backend, "--json", "--public-key", pems[0]))
+    assert one.exit_code == 1, one.output
+    assert "bad signature" in json.loads(one.stdout)["error"]["message"]
+    both = runner.invoke(
+        app, _args(backend, "--json", "--public-key", pems[0], "--public-key", pems[1])
+    )
+    assert both.exit_code == 0, both.output
+    assert json.loads(both.stdout)["size"] == 8

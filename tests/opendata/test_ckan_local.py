@@ -41,7 +41,7 @@ def test_dataset_lifecycle_through_the_real_ckan(ckan: ckanapi.RemoteCKAN) -> No
         )
         assert package["name"] == name
 
-        by_text = ckan.action.package_search(q=f"water quality {tag}")
+        by_text = ckan.action.package_search(q=tag)
         assert [p["name"] for p in by_text["results"]] == [name]
         by_name = ckan.action.package_search(q=f'name:"{name}"')
         assert by_name["count"] == 1
@@ -55,7 +55,7 @@ def test_dataset_lifecycle_through_the_real_ckan(ckan: ckanapi.RemoteCKAN) -> No
         ckan.action.package_delete(id=package["id"])
         assert ckan.action.package_search(q=f'name:"{name}"')["count"] == 0
         ckan.action.dataset_purge(id=package["id"])
-        assert ckan.action.package_search(q=f"water quality {tag}")["count"] == 0
+        assert ckan.action.package_search(q=tag)["count"] == 0
         assert ckan.action.package_search(q=f'name:"{name}"', include_deleted=True)["count"] == 0
         with pytest.raises(ckanapi.NotFound):
             ckan.action.package_show(id=package["id"])
@@ -124,6 +124,12 @@ def test_standin_is_not_solr_but_speaks_enough_of_it() -> None:
         found = select(q="water", defType="dismax", qf="name^4 title^4 text", fq="+site_id:s")
         assert found["response"]["numFound"] == 2
         assert select(q='name:"water"', fl="id")["response"]["docs"] == [{"id": "1"}]
+        # CKAN sends q.op=AND: a bare clause beside "+" clauses is then required too
+        narrowed = {"q": "*:*", "fq": '+site_id:s name:"water" +id:*', "fl": "id"}
+        assert select(**narrowed, **{"q.op": "AND"})["response"]["docs"] == [{"id": "1"}]
+        assert select(**narrowed)["response"]["numFound"] == 2
+        either = select(q="id:1 OR id:2", **{"q.op": "AND"})
+        assert either["response"]["numFound"] == 2
         post(
             b'<delete><query>+(id:"water" OR name:"water") AND +site_id:"s"</query></delete>',
             "text/xml",

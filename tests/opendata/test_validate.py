@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from opendata import validate_resource
+from opendata import InvalidSchema, validate_resource
 
 SCHEMA = {
     "fields": [
@@ -73,6 +73,6 @@ def test_several_errors_are_all_reported(tmp_path):
 
 
 def test_unreadable_schema_raises(tmp_path):
-    """A schema Frictionless cannot read is a programming error: ValueError."""
-    with pytest.raises(ValueError, match="Table Schema"):
+    """A schema Frictionless cannot read is refused with its own code, invalid-schema."""
+    with pytest.raises(InvalidSchema, match="Table Schema"):
         validate_resource(_csv(tmp_path, "a\n1\n"), {"fields": "nope"})

@@ -159,10 +159,14 @@ def _tokens(query: str) -> list[tuple[str, Any]]:
 
 
 class _Parser:
-    def __init__(self, tokens: list[tuple[str, Any]], default_field: str | None) -> None:
+    def __init__(
+        self, tokens: list[tuple[str, Any]], default_field: str | None, default_occur: str
+    ) -> None:
         self.tokens = tokens
         self.pos = 0
         self.default_field = default_field
+        # q.op: a clause without AND, OR or a sign is "should" (OR) or "must" (AND)
+        self.default_occur = default_occur
 
     def peek(self) -> tuple[str, Any] | None:
         return self.tokens[self.pos] if self.pos < len(self.tokens) else None
@@ -175,15 +179,16 @@ class _Parser:
     def boolean(self, field: str | None) -> Node:
         """A list of clauses until ')' or the end: ('bool', [(occur, node), ...])."""
         clauses: list[list[Any]] = []
-        pending_and = False
+        pending_and = pending_or = False
         while (token := self.peek()) is not None and token[0] != ")":
-            occur = "should"
+            occur = self.default_occur
             if token == ("op", "AND"):
                 self.take()
                 pending_and = True
                 continue
             if token == ("op", "OR"):
                 self.take()
+                pending_or = True
                 continue
             if token == ("op", "NOT"):
                 self.take()
@@ -197,6 +202,11 @@ class _Parser:
                 if clauses and clauses[-1][0] == "should":
                     clauses[-1][0] = "must"
                 pending_and = False
+            if pending_or:  # a OR b: both optional, whatever q.op says
+                occur = "should" if occur == "must" else occur
+                if clauses and clauses[-1][0] == "must":
+                    clauses[-1][0] = "should"
+                pending_or = False
             clauses.append([occur, node])
         return ("bool", [tuple(c) for c in clauses])
 
@@ -220,8 +230,9 @@ class _Parser:
         raise ValueError(f"unexpected {kind} {value!r} in query")
 
 
-def parse(query: str, default_field: str | None = "text") -> Node:
-    parser = _Parser(_tokens(query), default_field)
+def parse(query: str, default_field: str | None = "text", *, q_op: str = "OR") -> Node:
+    """Parse ``query``; with ``q_op`` AND, bare clauses are required (Solr's q.op)."""
+    parser = _Parser(_tokens(query), default_field, "must" if q_op == "AND" else "should")
     node = parser.boolean(None)
     if parser.peek() is not None:
         raise ValueError("unbalanced parentheses in query")
@@ -366,11 +377,12 @@ class Index:
         one = {k: v[-1] for k, v in params.items()}
         q = one.get("q", "*:*").strip() or "*:*"
         def_type = one.get("defType", "lucene")
+        q_op = one.get("q.op", "OR")
         with self.lock:
             docs = list(self.docs.values())
         for fq in params.get("fq", []):
             if fq.strip():
-                node = parse(fq)
+                node = parse(fq, q_op=q_op)
                 docs = [d for d in docs if matches(node, d)]
         scored: list[tuple[float, dict[str, Any]]] = []
         if def_type in ("dismax", "edismax") and q != "*:*" and ":" not in q:
@@ -384,7 +396,7 @@ class Index:
                 if hit >= needed:
                     scored.append((float(hit), doc))
         else:
-            node = parse(q, default_field=one.get("df", "text"))
+            node = parse(q, default_field=one.get("df", "text"), q_op=q_op)
             scored = [(1.0, d) for d in docs if matches(node, d)]
         scored = _sorted(scored, one.get("sort", "score desc"))
         start, rows = int(one.get("start", 0)), int(one.get("rows", 10))

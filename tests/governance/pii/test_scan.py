@@ -124,7 +124,9 @@ def test_utf8_bom_and_semicolons(tmp_path):
     [
         (b"nom,ville\nAmina,F\xe8s\n", NotUtf8, "pii-not-utf8"),
         (b"", BadCsv, "pii-bad-csv"),
-        (b"nom\n" + b"a" * 200_000 + b"\n", BadCsv, "pii-bad-csv"),
+        # an opening quote never closed runs to the end of the file (whatever csv's field
+        # size limit, which other libraries in the process may raise)
+        (b'nom,ville\n"Amina,Rabat\nOmar,Fes\n', BadCsv, "pii-bad-csv"),
         (b'nom,ville\n"Amina"x,"Rabat\n', BadCsv, "pii-bad-csv"),
     ],
 )

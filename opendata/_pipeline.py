@@ -1,0 +1,217 @@
+"""The governed open-data pipeline: the one code path the CLI, the API, the console and the
+demo call to submit, publish and withdraw a dataset.
+
+``submit`` keeps the offered bytes in a content-addressed :class:`DataFiles` store, screens
+them for PII and validates them with Frictionless; invalid data is refused (nothing is
+submitted), valid data goes to review with both reports kept with it. ``publish`` sends
+exactly the bytes that were approved (read back from the store by their SHA-256), then
+records the publication. ``withdraw`` purges the package and records the withdrawal, with
+its reason, in the audit log.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from governance import (
+    Dataset,
+    IllegalTransition,
+    InvalidInput,
+    Review,
+    State,
+    User,
+    Workflow,
+    check_action,
+    check_publishable,
+)
+from governance.pii import PiiReport, scan_csv
+from opendata._errors import InvalidData, MissingFile, NotPublished
+from opendata._hashing import Progress, file_sha256
+from opendata._mapping import ckan_name
+from opendata._publisher import Publisher, PublishResult, WithdrawResult
+from opendata._validate import DataReport, validate_resource
+
+_SHA256 = re.compile(r"[0-9a-f]{64}\Z")
+
+
+class DataFiles:
+    """Submitted files kept by their SHA-256 under ``root`` (``<sha256>.csv``): what was
+    reviewed is exactly what gets published, whatever happens to the original file."""
+
+    def __init__(self, root: Path | str) -> None:
+        self.root = Path(root)
+
+    def put(self, source: Path | str, progress: Progress | None = None) -> str:
+        """Copy ``source`` into the store (atomically, hashing it on the way: one read) and
+        return its SHA-256. Raises :class:`MissingFile` when ``source`` cannot be read."""
+        source = Path(source)
+        if not source.is_file():
+            raise MissingFile(f"cannot read {source}: no such file")
+        self.root.mkdir(parents=True, exist_ok=True)
+        handle, name = tempfile.mkstemp(dir=self.root, prefix=".incoming-")
+        tmp = Path(name)
+        try:
+            with os.fdopen(handle, "wb") as copy:
+                try:
+                    digest = file_sha256(source, progress, copy_to=copy)
+                except OSError as exc:
+                    raise MissingFile(f"cannot read {source}: {exc.strerror or exc}") from exc
+            target = self.root / f"{digest}.csv"
+            if not target.is_file():
+                tmp.replace(target)
+        finally:
+            tmp.unlink(missing_ok=True)
+        return digest
+
+    def path(self, sha256: str) -> Path:
+        """The stored file of ``sha256``; :class:`MissingFile` when the store lacks it."""
+        if not _SHA256.match(sha256):
+            raise MissingFile(f"{sha256!r} is not a SHA-256")
+        found = self.root / f"{sha256}.csv"
+        if not found.is_file():
+            raise MissingFile(
+                f"the file with SHA-256 {sha256[:12]}… is not in the data store {self.root}"
+            )
+        return found
+
+
+@dataclass(frozen=True, slots=True)
+class Submission:
+    """What ``submit`` did: the review opened, and the two reports kept with it."""
+
+    review: Review
+    pii: PiiReport
+    validation: DataReport
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "dataset_id": self.review.dataset_id,
+            "review_id": self.review.review_id,
+            "sha256": self.review.content_sha256,
+            "findings": [f.finding_id for f in self.review.findings],
+            "pii": self.pii.as_dict(),
+            "validation": self.validation.as_dict(),
+        }
+
+
+def dataset_fields(ds: Dataset) -> dict[str, Any]:
+    """A governed dataset as the mapping the CKAN mapping reads."""
+    return {
+        "dataset_id": ds.dataset_id,
+        "owner_agency": ds.owner_agency,
+        "steward": ds.steward,
+        "title": dict(ds.title),
+        "description": dict(ds.description),
+        "licence": ds.licence,
+        "tags": list(ds.tags),
+        "classification": ds.classification.level.value if ds.classification else None,
+    }
+
+
+class OpenData:
+    """The pipeline over one governance workflow, one data store and one portal."""
+
+    def __init__(self, workflow: Workflow, files: DataFiles, portal: Publisher) -> None:
+        self.workflow = workflow
+        self.files = files
+        self.portal = portal
+
+    def submit(
+        self,
+        actor: User | str,
+        dataset_id: str,
+        csv_path: Path | str,
+        *,
+        reason: str = "",
+        progress: Progress | None = None,
+    ) -> Submission:
+        """Keep, screen and validate ``csv_path``, then submit it for review with its PII
+        findings and both reports. Raises :class:`InvalidData` (nothing submitted) when it
+        does not match the dataset's Table Schema; workflow refusals as governance raises
+        them (checked first, before any work)."""
+        ds = self.workflow.dataset(dataset_id)
+        check_action("submit_for_review", self._user(actor), ds)
+        check_publishable("submit_for_review", ds)
+        digest = self.files.put(csv_path, progress)
+        stored = self.files.path(digest)
+        validation = validate_resource(stored, ds.table_schema)
+        if not validation.valid:
+            raise InvalidData(
+                f"{Path(csv_path).name} does not match the Table Schema of dataset "
+                f"{dataset_id} ({len(validation.errors)} error(s)); nothing was submitted",
+                validation,
+            )
+        pii = scan_csv(stored)
+        review = self.workflow.submit_for_review(
+            actor,
+            dataset_id,
+            content_sha256=digest,
+            pii_findings=[f.id for f in pii.findings],
+            reports={"pii": pii.as_dict(), "validation": validation.as_dict()},
+            reason=reason,
+        )
+        return Submission(review, pii, validation)
+
+    def publish(self, actor: User | str, dataset_id: str) -> PublishResult:
+        """Publish the approved bytes of an APPROVED dataset to the portal, then record it
+        (APPROVED -> PUBLISHED, the CKAN package id and version as the reference)."""
+        ds = self.workflow.dataset(dataset_id)
+        check_action("mark_published", self._user(actor), ds)
+        check_publishable("mark_published", ds)
+        review = self.workflow.review(dataset_id)
+        if review is None or review.decision != "approved":
+            raise IllegalTransition(
+                f"dataset {dataset_id} has no approved review to publish",
+                action="mark_published",
+                dataset_id=dataset_id,
+            )
+        stored = self.files.path(review.content_sha256)
+        checked = review.reports.get("validation")
+        result = self.portal.publish(
+            dataset_fields(ds),
+            stored,
+            ds.table_schema,
+            approval_ref=f"review:{review.review_id}",
+            # the review's report is of these very bytes (the store is content-addressed)
+            validated=DataReport.from_dict(checked) if checked else None,
+        )
+        self.workflow.mark_published(
+            actor,
+            dataset_id,
+            content_sha256=review.content_sha256,
+            reference=f"{result.package_id}@{result.version}",
+        )
+        return result
+
+    def withdraw(self, actor: User | str, dataset_id: str, *, reason: str) -> WithdrawResult:
+        """Purge the dataset's package from the portal and record the withdrawal (with its
+        reason and what was purged) in the audit log: PUBLISHED -> WITHDRAWN."""
+        if not reason.strip():
+            raise InvalidInput("a withdrawal needs a reason (it is kept in the audit log)")
+        ds = self.workflow.dataset(dataset_id)
+        check_action("withdraw", self._user(actor), ds)
+        if ds.state is not State.PUBLISHED and ds.published_sha256 is None:
+            raise IllegalTransition(
+                f"dataset {dataset_id} is {ds.state}: only a published dataset is withdrawn",
+                action="withdraw",
+                dataset_id=dataset_id,
+            )
+        try:
+            result = self.portal.withdraw(dataset_id, reason)
+        except NotPublished:
+            # Already gone (an earlier attempt purged it but could not record it): record it.
+            reference = ds.publication_reference or ""
+            result = WithdrawResult(dataset_id, reference, ckan_name(dataset_id), 0, 0, reason)
+        self.workflow.withdraw(actor, dataset_id, reason=reason)
+        return result
+
+    def _user(self, actor: User | str) -> User:
+        return self.workflow.user(actor if isinstance(actor, str) else actor.user_id)
+
+
+__all__ = ["DataFiles", "OpenData", "Progress", "Submission", "dataset_fields", "file_sha256"]

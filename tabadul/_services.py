@@ -1,0 +1,126 @@
+"""The composition root's wiring: settings read once, and the objects every front end (the
+management API, the console, the CLI, the demo) works through.
+
+Settings come from arguments or ``TABADUL_*`` environment variables::
+
+    TABADUL_GOVERNANCE_DB     SQLite file or postgresql:// URL   (var/governance.sqlite)
+    TABADUL_GOVERNANCE_SCHEMA PostgreSQL schema of the governance tables
+    TABADUL_DATA_DIR          the content-addressed store of submitted files (var/data)
+    TABADUL_CKAN_URL          the CKAN portal                     (http://127.0.0.1:5000)
+    TABADUL_CKAN_TOKEN        its API token (or TABADUL_CKAN_TOKEN_FILE, a file holding it)
+    TABADUL_CA_DIR            the operator's CA folder (to sign the directory)
+    TABADUL_CA_PASSPHRASE     its key's passphrase, read when the CA is opened (:func:`load_ca`)
+    TABADUL_METRICS_URLS      connectors' /metrics URLs, comma-separated (traffic figures)
+    TABADUL_SIGN_IN_LIMIT     failed sign-ins a client may make in a minute (10)
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Self
+
+from exchange import CAStore
+from governance import SIGN_IN_LIMIT, GovernanceStore, Registry, Tokens, Workflow
+from opendata import DataFiles, OpenData, Publisher
+
+DEFAULT_CKAN_URL = "http://127.0.0.1:5000"
+DEFAULT_DB = "var/governance.sqlite"
+DEFAULT_DATA_DIR = "var/data"
+CA_PASSPHRASE_ENV = "TABADUL_CA_PASSPHRASE"  # noqa: S105 - the variable's name, not a secret
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    governance_db: str = DEFAULT_DB
+    governance_schema: str | None = None
+    data_dir: Path = Path(DEFAULT_DATA_DIR)
+    ckan_url: str = DEFAULT_CKAN_URL
+    ckan_token: str = ""
+    ca_dir: Path | None = None
+    metrics_urls: tuple[str, ...] = field(default=())
+    sign_in_limit: int = SIGN_IN_LIMIT
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        """Settings from ``TABADUL_*`` variables (``os.environ`` by default)."""
+        env = os.environ if env is None else env
+        token = env.get("TABADUL_CKAN_TOKEN", "")
+        token_file = env.get("TABADUL_CKAN_TOKEN_FILE")
+        if not token and token_file and Path(token_file).is_file():
+            token = Path(token_file).read_text("utf-8").strip()
+        ca_dir = env.get("TABADUL_CA_DIR")
+        urls = env.get("TABADUL_METRICS_URLS", "")
+        return cls(
+            governance_db=env.get("TABADUL_GOVERNANCE_DB", DEFAULT_DB),
+            governance_schema=env.get("TABADUL_GOVERNANCE_SCHEMA") or None,
+            data_dir=Path(env.get("TABADUL_DATA_DIR", DEFAULT_DATA_DIR)),
+            ckan_url=env.get("TABADUL_CKAN_URL", DEFAULT_CKAN_URL),
+            ckan_token=token,
+            ca_dir=Path(ca_dir) if ca_dir else None,
+            metrics_urls=tuple(u.strip() for u in urls.split(",") if u.strip()),
+            sign_in_limit=int(env.get("TABADUL_SIGN_IN_LIMIT") or SIGN_IN_LIMIT),
+        )
+
+
+class CaUnavailable(Exception):
+    """The operator's CA cannot be opened before its key is even tried. ``code`` is stable:
+    ``no-ca`` (the folder holds no CA) or ``ca-passphrase`` (no passphrase to open it with)."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+    def as_dict(self) -> dict[str, object]:
+        return {"code": self.code, "message": self.message}
+
+
+def load_ca(ca_dir: Path, *, ask: Callable[[], bytes] | None = None) -> CAStore:
+    """The operator's CA in ``ca_dir``, opened with the passphrase of $TABADUL_CA_PASSPHRASE,
+    else the one ``ask`` returns (the CLI asks on a terminal); ``ask`` is only called once the
+    folder is known to hold a CA.
+
+    Raises :class:`CaUnavailable` (``no-ca``, ``ca-passphrase``), or the
+    :class:`~exchange.KeyStoreError` of :meth:`~exchange.CAStore.open` for a wrong passphrase
+    or unreadable files.
+    """
+    if not (ca_dir / "ca.key").exists():
+        raise CaUnavailable("no-ca", f"{ca_dir} holds no CA; create one with 'tabadul ca init'")
+    passphrase = os.environ.get(CA_PASSPHRASE_ENV, "").encode()
+    if not passphrase:
+        if ask is None:
+            raise CaUnavailable("ca-passphrase", f"set {CA_PASSPHRASE_ENV} to the CA's passphrase")
+        passphrase = ask()
+    return CAStore.open(ca_dir, passphrase)
+
+
+class Services:
+    """The governance store and what works over it; ``close`` releases the database."""
+
+    def __init__(self, settings: Settings, store: GovernanceStore) -> None:
+        self.settings = settings
+        self.store = store
+        self.workflow = Workflow(store)
+        self.registry = Registry(store)
+        self.tokens = Tokens(store, sign_in_limit=settings.sign_in_limit)
+        self.files = DataFiles(settings.data_dir)
+        self.opendata = OpenData(
+            self.workflow, self.files, Publisher(settings.ckan_url, settings.ckan_token)
+        )
+
+    @classmethod
+    def open(cls, settings: Settings) -> Self:
+        """Open (and migrate) the governance database named by ``settings``."""
+        if "://" not in settings.governance_db:
+            Path(settings.governance_db).parent.mkdir(parents=True, exist_ok=True)
+        store = GovernanceStore.open(settings.governance_db, schema=settings.governance_schema)
+        return cls(settings, store)
+
+    def close(self) -> None:
+        self.store.close()
+
+
+__all__ = ["CA_PASSPHRASE_ENV", "CaUnavailable", "Services", "Settings", "load_ca"]

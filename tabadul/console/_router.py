@@ -1,0 +1,590 @@
+"""The console's routes: server-rendered pages (Jinja2) and the forms that drive the
+governance workflow and the open-data pipeline, POST-redirect-GET.
+
+Every change goes through ``services.workflow`` or ``services.opendata`` (the one code path
+for submit, publish and withdraw); their refusals come back as a flash message on the page
+(the translated title of the error's code, the code and the message), never a traceback.
+"""
+
+from __future__ import annotations
+
+import hmac
+import re
+import shutil
+import tempfile
+from collections.abc import Callable
+from importlib import resources
+from pathlib import Path
+from typing import Annotated, Any
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, File, Form, Request, UploadFile
+from fastapi.responses import HTMLResponse, Response
+from jinja2 import Environment, PackageLoader, StrictUndefined
+
+from governance import (
+    AuditTampered,
+    GovernanceError,
+    InvalidInput,
+    Level,
+    NotFound,
+    PiiUnresolved,
+    Refused,
+    Resolution,
+    State,
+    StoreError,
+    TooManyAttempts,
+    Unauthenticated,
+    User,
+)
+from governance.pii import PiiError
+from opendata import InvalidData, OpenDataError, PortalError, ckan_name
+from tabadul._services import Services
+from tabadul._traffic import scrape, summarise
+from tabadul.console._charts import bar_chart
+from tabadul.console._i18n import LANGUAGES, Translator, choose_language, load_catalogues
+from tabadul.console._pages import (
+    approve_gate,
+    finding_rows,
+    gate,
+    may_read_everything,
+    pick,
+    transition,
+    validation_of,
+)
+from tabadul.console._web import (
+    FLASH_COOKIE,
+    LANG_COOKIE,
+    SESSION_COOKIE,
+    Flash,
+    FlashCodec,
+    View,
+    clear_session,
+    console_base,
+    finish,
+    redirect,
+    safe_next,
+    same_origin,
+    set_session,
+)
+
+AUDIT_LIMITS = (50, 200, 1000)
+_STATIC_TYPES = {".css": "text/css; charset=utf-8"}
+_UPLOAD_NAME = re.compile(r"[^\w.-]+")
+# Errors the libraries raise for people: shown as a flash with their code, never a traceback.
+KNOWN_ERRORS = (GovernanceError, OpenDataError, PiiError)
+Outcome = tuple[str, dict[str, object]]  # (catalogue key of the success text, its params)
+# a form field (module level: FastAPI resolves the string annotations in the module's globals)
+form = Annotated[str, Form()]
+
+
+# The status of a refusal page, by the error's class (the first that matches).
+_STATUSES: tuple[tuple[type[Exception], int], ...] = (
+    (NotFound, 404),
+    (TooManyAttempts, 429),
+    (Unauthenticated, 401),
+    (Refused, 403),
+    (StoreError, 503),
+    (PortalError, 502),
+)
+
+
+def _status(exc: Exception) -> int:
+    return next((status for kind, status in _STATUSES if isinstance(exc, kind)), 400)
+
+
+def error_flash(exc: Exception) -> Flash:
+    """A library error as a flash: its code, its message and, where there are several
+    items, each (validation errors, unresolved finding ids)."""
+    code = str(getattr(exc, "code", "invalid-input"))
+    message = str(getattr(exc, "message", exc))
+    details: list[str] = []
+    if isinstance(exc, InvalidData):
+        details = [
+            " · ".join(str(part) for part in (e.row and f"row {e.row}", e.field, e.message) if part)
+            for e in exc.report.errors
+        ]
+    elif isinstance(exc, PiiUnresolved):
+        details = list(exc.findings)
+    return Flash("error", code=code, message=message, details=details)
+
+
+def _upload_name(filename: str | None) -> str:
+    name = _UPLOAD_NAME.sub("-", Path(filename or "").name).strip(".-")
+    return name or "upload.csv"
+
+
+class Console:
+    """The console over one :class:`~tabadul._services.Services`: catalogues, templates and
+    static files are read once, here."""
+
+    def __init__(self, services: Services) -> None:
+        self.services = services
+        self.catalogues = load_catalogues()
+        self.env = Environment(
+            loader=PackageLoader("tabadul.console", "templates"),
+            autoescape=True,
+            undefined=StrictUndefined,
+            trim_blocks=True,
+            lstrip_blocks=True,
+        )
+        folder = resources.files("tabadul.console") / "static"
+        self.static = {
+            item.name: item.read_bytes()
+            for item in folder.iterdir()
+            if Path(item.name).suffix in _STATIC_TYPES
+        }
+        self.flashes = FlashCodec()
+
+    # ---- requests -----------------------------------------------------------------------
+
+    def view(self, request: Request) -> View:
+        """The request's language and flash; the user is filled in by :meth:`signed_in`."""
+        lang, remember = choose_language(
+            request.query_params.get("lang"),
+            request.cookies.get(LANG_COOKIE),
+            request.headers.get("accept-language"),
+        )
+        view = View(
+            request, Translator(lang, self.catalogues[lang]), remember, console_base(request)
+        )
+        raw = request.cookies.get(FLASH_COOKIE)
+        view.had_flash = raw is not None
+        view.flash = self.flashes.loads(raw)
+        return view
+
+    def signed_in(self, request: Request) -> View | Response:
+        """The view with its user, or the response to send instead: to the sign-in page
+        (no session, or one whose token no longer works) or an error page (store down)."""
+        view = self.view(request)
+        token = request.cookies.get(SESSION_COOKIE)
+        if not token:
+            return self.to_sign_in(view)
+        try:
+            view.user = self.services.tokens.authenticate(token)
+        except Unauthenticated as exc:
+            response = self.to_sign_in(view, error_flash(exc))
+            clear_session(view, response)
+            return response
+        except GovernanceError as exc:
+            return self.error_page(view, exc)
+        view.token = token
+        return view
+
+    def to_sign_in(self, view: View, flash: Flash | None = None) -> Response:
+        here = view.request.url.path
+        if view.request.url.query:
+            here += "?" + view.request.url.query
+        target = f"{view.base}/signin"
+        if view.request.method == "GET" and safe_next(here, view.base):
+            target += "?" + urlencode({"next": here})
+        return redirect(view, target, flash, self.flashes)
+
+    def posted(self, request: Request, csrf: str) -> View | Response:
+        """A signed-in POST from this origin with the session's CSRF token, or the answer."""
+        view = self.signed_in(request)
+        if isinstance(view, Response):
+            return view
+        if not same_origin(request.headers):
+            return self.refusal_page(view, "bad-origin", 403)
+        if not csrf or not hmac.compare_digest(csrf.encode(), view.csrf.encode()):
+            return self.refusal_page(view, "csrf", 403)
+        return view
+
+    def act(
+        self,
+        request: Request,
+        csrf: str,
+        dataset_id: str,
+        run: Callable[[User], Outcome],
+    ) -> Response:
+        """Run one workflow or pipeline step for the signed-in user, then back to the top of
+        the dataset's page, where the flash says what happened (or why not)."""
+        view = self.posted(request, csrf)
+        if isinstance(view, Response):
+            return view
+        assert view.user is not None
+        try:
+            key, params = run(view.user)
+            flash = Flash("ok", key=key, params={k: str(v) for k, v in params.items()})
+        except KNOWN_ERRORS as exc:
+            flash = error_flash(exc)
+        target = f"{view.base}/datasets/{dataset_id}" if _safe_id(dataset_id) else view.base + "/"
+        return redirect(view, target, flash, self.flashes)
+
+    # ---- rendering ----------------------------------------------------------------------
+
+    def render(self, view: View, template: str, status: int = 200, **context: Any) -> Response:
+        t = view.t
+        user = view.user
+        nav = []
+        if user is not None:
+            nav.append(("datasets", f"{view.base}/datasets", t("nav.datasets")))
+            if may_read_everything(user):
+                nav.append(("audit", f"{view.base}/audit", t("nav.audit")))
+                nav.append(("traffic", f"{view.base}/traffic", t("nav.traffic")))
+        html = self.env.get_template(template).render(
+            t=t,
+            lang=t.lang,
+            dir=t.direction,
+            base=view.base,
+            user=user,
+            csrf=view.csrf,
+            flash=view.flash,
+            lang_links=view.lang_links(),
+            nav=nav,
+            **context,
+        )
+        return finish(view, HTMLResponse(html, status_code=status))
+
+    def error_page(self, view: View, exc: Exception) -> Response:
+        return self.render(view, "error.html", _status(exc), error=error_flash(exc))
+
+    def refusal_page(self, view: View, code: str, status: int) -> Response:
+        message = view.t(f"refusal.{code}")
+        return self.render(
+            view, "error.html", status, error=Flash("error", code=code, message=message)
+        )
+
+
+def _safe_id(dataset_id: str) -> bool:
+    return re.fullmatch(r"[a-z0-9][a-z0-9_-]{1,99}", dataset_id) is not None
+
+
+def _form_bool(value: str) -> bool:
+    return value.lower() in {"on", "true", "1", "yes"}
+
+
+def console_router(services: Services) -> APIRouter:  # noqa: C901, PLR0915 - one route each
+    """The console's routes, to include under a prefix (the management API uses ``/console``).
+    Each page needs a signed-in user (an API token pasted on the sign-in page)."""
+    console = Console(services)
+    workflow = services.workflow
+    router = APIRouter(include_in_schema=False)
+
+    @router.get("/", name="console.home")
+    def home(request: Request) -> Response:
+        view = console.signed_in(request)
+        if isinstance(view, Response):
+            return view
+        return redirect(view, f"{view.base}/datasets", None, console.flashes)
+
+    @router.get("/static/{name}", name="console.static")
+    def static(name: str) -> Response:
+        body = console.static.get(name)
+        if body is None:
+            return Response(status_code=404)
+        media = _STATIC_TYPES[Path(name).suffix]
+        return Response(body, media_type=media, headers={"Cache-Control": "max-age=3600"})
+
+    # ---- signing in and out --------------------------------------------------------------
+
+    @router.get("/signin", name="console.signin")
+    def sign_in_page(request: Request, next: str = "") -> Response:  # noqa: A002 - the usual name
+        view = console.view(request)
+        return console.render(view, "signin.html", next=safe_next(next, view.base) or "")
+
+    @router.post("/signin")
+    def sign_in(request: Request, token: form = "", next: form = "") -> Response:  # noqa: A002
+        view = console.view(request)
+        if not same_origin(request.headers):
+            return console.refusal_page(view, "bad-origin", 403)
+        client = request.client.host if request.client else None
+        try:
+            user = services.tokens.authenticate(token, client=client)
+        except GovernanceError as exc:
+            view.flash = error_flash(exc)
+            return console.render(
+                view, "signin.html", _status(exc), next=safe_next(next, view.base) or ""
+            )
+        response = redirect(
+            view,
+            safe_next(next, view.base) or f"{view.base}/datasets",
+            Flash("ok", key="done.signed_in", params={"name": user.name}),
+            console.flashes,
+        )
+        set_session(view, response, token.strip())
+        return response
+
+    @router.post("/signout")
+    def sign_out(request: Request, csrf: form = "") -> Response:
+        view = console.posted(request, csrf)
+        if isinstance(view, Response):
+            return view
+        response = redirect(
+            view, f"{view.base}/signin", Flash("ok", key="done.signed_out"), console.flashes
+        )
+        clear_session(view, response)
+        return response
+
+    # ---- datasets -----------------------------------------------------------------------
+
+    @router.get("/datasets", name="console.datasets")
+    def dataset_list(request: Request, state: str = "", agency: str | None = None) -> Response:
+        view = console.signed_in(request)
+        if isinstance(view, Response):
+            return view
+        user = view.user
+        assert user is not None
+        if agency is None:  # first visit: one's own agency, unless one reads everything
+            agency = "" if may_read_everything(user) else user.agency
+        chosen = State(state) if state in State.__members__ else None
+        try:
+            everything = workflow.datasets()
+        except GovernanceError as exc:
+            return console.error_page(view, exc)
+        agencies = sorted({d.owner_agency for d in everything} | {user.agency})
+        shown = [
+            d
+            for d in everything
+            if (chosen is None or d.state is chosen) and (not agency or d.owner_agency == agency)
+        ]
+        counts = {s.value: sum(1 for d in everything if d.state is s) for s in State}
+        return console.render(
+            view,
+            "datasets.html",
+            datasets=shown,
+            states=[s.value for s in State],
+            state=chosen.value if chosen else "",
+            agencies=agencies,
+            agency=agency,
+            counts=counts,
+            pick=pick,
+        )
+
+    @router.get("/datasets/{dataset_id}", name="console.dataset")
+    def dataset_page(request: Request, dataset_id: str) -> Response:
+        view = console.signed_in(request)
+        if isinstance(view, Response):
+            return view
+        user = view.user
+        assert user is not None
+        try:
+            ds = workflow.dataset(dataset_id)
+            review = workflow.review(dataset_id)
+            history = workflow.history(dataset_id)
+        except GovernanceError as exc:
+            return console.error_page(view, exc)
+        gates = {
+            action: gate(action, user, ds)
+            for action in (
+                "classify",
+                "submit_for_review",
+                "resolve_finding",
+                "reject",
+                "reopen",
+                "mark_published",
+                "withdraw",
+            )
+        }
+        gates["approve"] = approve_gate(user, ds, review, view.t)
+        live = ds.state is State.PUBLISHED or ds.published_sha256 is not None
+        ckan = f"{services.settings.ckan_url.rstrip('/')}/dataset/{ckan_name(ds.dataset_id)}"
+        return console.render(
+            view,
+            "dataset.html",
+            ds=ds,
+            review=review,
+            findings=finding_rows(review) if review else [],
+            validation=validation_of(review) if review else None,
+            history=history,
+            transition=transition,
+            gates=gates,
+            levels=[level.value for level in Level],
+            # by hand only "justify": dropping or generalising is a derivation (a new file)
+            resolutions=[Resolution.JUSTIFY.value],
+            languages=LANGUAGES,
+            ckan_url=ckan if live else None,
+            pick=pick,
+        )
+
+    @router.post("/datasets/{dataset_id}/classify")
+    def classify(  # noqa: PLR0913 - one parameter per form field
+        request: Request,
+        dataset_id: str,
+        *,
+        csrf: form = "",
+        level: form = "",
+        personal_data: form = "",
+        legal_basis: form = "",
+        justification: form = "",
+    ) -> Response:
+        def run(user: User) -> Outcome:
+            ds = workflow.classify(
+                user,
+                dataset_id,
+                level=level,
+                personal_data=_form_bool(personal_data),
+                legal_basis=legal_basis,
+                justification=justification,
+            )
+            return "done.classified", {
+                "level": ds.classification.level if ds.classification else ""
+            }
+
+        return console.act(request, csrf, dataset_id, run)
+
+    @router.post("/datasets/{dataset_id}/submit")
+    def submit(
+        request: Request,
+        dataset_id: str,
+        csrf: form = "",
+        reason: form = "",
+        data: Annotated[UploadFile | None, File()] = None,
+    ) -> Response:
+        def run(user: User) -> Outcome:
+            if data is None or not data.filename:
+                raise InvalidInput("choose the CSV file to submit")
+            with tempfile.TemporaryDirectory(prefix="tabadul-console-") as folder:
+                path = Path(folder) / _upload_name(data.filename)
+                with path.open("wb") as out:
+                    shutil.copyfileobj(data.file, out)
+                try:
+                    done = services.opendata.submit(user, dataset_id, path, reason=reason)
+                except ValueError as exc:  # a Table Schema Frictionless cannot read
+                    raise InvalidInput(str(exc)) from exc
+            return "done.submitted", {"findings": len(done.review.findings)}
+
+        return console.act(request, csrf, dataset_id, run)
+
+    @router.post("/datasets/{dataset_id}/resolve")
+    def resolve(  # noqa: PLR0913 - one parameter per form field
+        request: Request,
+        dataset_id: str,
+        *,
+        csrf: form = "",
+        finding: form = "",
+        resolution: form = "",
+        reason: form = "",
+    ) -> Response:
+        def run(user: User) -> Outcome:
+            workflow.resolve_finding(
+                user, dataset_id, finding, resolution=resolution, reason=reason
+            )
+            return "done.resolved", {"finding": finding}
+
+        return console.act(request, csrf, dataset_id, run)
+
+    @router.post("/datasets/{dataset_id}/approve")
+    def approve(request: Request, dataset_id: str, csrf: form = "", reason: form = "") -> Response:
+        def run(user: User) -> Outcome:
+            workflow.approve(user, dataset_id, reason=reason)
+            return "done.approved", {}
+
+        return console.act(request, csrf, dataset_id, run)
+
+    @router.post("/datasets/{dataset_id}/reject")
+    def reject(request: Request, dataset_id: str, csrf: form = "", reason: form = "") -> Response:
+        def run(user: User) -> Outcome:
+            workflow.reject(user, dataset_id, reason=reason)
+            return "done.rejected", {}
+
+        return console.act(request, csrf, dataset_id, run)
+
+    @router.post("/datasets/{dataset_id}/reopen")
+    def reopen(request: Request, dataset_id: str, csrf: form = "", reason: form = "") -> Response:
+        def run(user: User) -> Outcome:
+            workflow.reopen(user, dataset_id, reason=reason)
+            return "done.reopened", {}
+
+        return console.act(request, csrf, dataset_id, run)
+
+    @router.post("/datasets/{dataset_id}/publish")
+    def publish(request: Request, dataset_id: str, csrf: form = "") -> Response:
+        def run(user: User) -> Outcome:
+            try:
+                result = services.opendata.publish(user, dataset_id)
+            except ValueError as exc:  # the dataset cannot be mapped to a package as it is
+                raise InvalidInput(str(exc)) from exc
+            return f"done.published.{result.status}", {"version": result.version}
+
+        return console.act(request, csrf, dataset_id, run)
+
+    @router.post("/datasets/{dataset_id}/withdraw")
+    def withdraw(request: Request, dataset_id: str, csrf: form = "", reason: form = "") -> Response:
+        def run(user: User) -> Outcome:
+            if not reason.strip():  # before the portal is touched
+                raise InvalidInput("a withdrawal needs a reason")
+            services.opendata.withdraw(user, dataset_id, reason=reason)
+            return "done.withdrawn", {}
+
+        return console.act(request, csrf, dataset_id, run)
+
+    # ---- the operator's and auditor's pages ------------------------------------------------
+
+    @router.get("/audit", name="console.audit")
+    def audit(request: Request, subject: str = "", limit: str = "200") -> Response:
+        view = console.signed_in(request)
+        if isinstance(view, Response):
+            return view
+        assert view.user is not None
+        if not may_read_everything(view.user):
+            return console.refusal_page(view, "wrong-role", 403)
+        count = int(limit) if limit.isdigit() and int(limit) in AUDIT_LIMITS else 200
+        integrity: dict[str, object]
+        try:
+            entries = workflow.audit.entries(subject=subject.strip() or None, limit=count)
+            try:
+                report = workflow.audit.verify()
+                integrity = {"ok": True, "count": report.count, "head": report.head_hash}
+            except AuditTampered as exc:
+                integrity = {"ok": False, "seq": exc.seq, "reason": exc.reason}
+        except GovernanceError as exc:
+            return console.error_page(view, exc)
+        return console.render(
+            view,
+            "audit.html",
+            entries=list(reversed(entries)),
+            subject=subject.strip(),
+            limit=count,
+            limits=AUDIT_LIMITS,
+            integrity=integrity,
+            transition=transition,
+        )
+
+    @router.get("/traffic", name="console.traffic")
+    def traffic(request: Request) -> Response:
+        view = console.signed_in(request)
+        if isinstance(view, Response):
+            return view
+        assert view.user is not None
+        if not may_read_everything(view.user):
+            return console.refusal_page(view, "wrong-role", 403)
+        board = summarise(scrape(services.settings.metrics_urls))
+        charts = {
+            "connectors": bar_chart(
+                [(name, (rec, sent)) for name, rec, sent in board.per_connector],
+                ("received", "sent"),
+                integral=True,
+            ),
+            "types": bar_chart(
+                [(kind, (rec, sent)) for kind, rec, sent in board.per_type],
+                ("received", "sent"),
+                integral=True,
+            ),
+            "rejects": bar_chart(
+                [(code, (n,)) for code, n in board.rejects], ("rejected",), integral=True
+            ),
+            "latency": bar_chart(
+                [(r.kind, ((r.mean or 0) * 1000, (r.p95 or 0) * 1000)) for r in board.latency],
+                ("mean", "p95"),
+                fmt=_milliseconds,
+            ),
+        }
+        return console.render(
+            view,
+            "traffic.html",
+            board=board,
+            charts=charts,
+            configured=bool(services.settings.metrics_urls),
+            ms=_milliseconds,
+        )
+
+    return router
+
+
+def _milliseconds(value: float) -> str:
+    return f"{value:.2f}" if value < 10 else f"{value:.0f}"
+
+
+__all__ = ["Console", "console_router", "error_flash"]

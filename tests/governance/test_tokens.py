@@ -1,0 +1,147 @@
+"""API tokens: issued to one user, shown once, stored hashed, expiring and revocable; every
+refusal is an ``unauthenticated`` or ``wrong-role`` error, and the audit log records both
+issuing and revoking."""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import timedelta
+
+import pytest
+import sqlalchemy as sa
+
+from governance import (
+    InvalidInput,
+    NotFound,
+    Tokens,
+    TooManyAttempts,
+    Unauthenticated,
+    Workflow,
+    WrongRole,
+)
+from tests.governance.conftest import Clock, classify, register
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def tokens(flow: Workflow, store, clock: Clock) -> Tokens:
+    return Tokens(store, clock=clock)
+
+
+def test_issued_token_authenticates_its_user_and_only_its_hash_is_stored(tokens, store):
+    issued = tokens.issue("amina", "amina", label="console")
+    user = tokens.authenticate(issued.token)
+    assert (user.user_id, user.agency) == ("amina", "DOUANE")
+    secret = issued.token.split(".", 1)[1]
+    with store.engine.connect() as conn:
+        stored = conn.execute(sa.text("SELECT secret_sha256 FROM api_tokens")).scalar_one()
+        dump = repr(conn.execute(sa.text("SELECT * FROM api_tokens")).all())
+    assert stored == hashlib.sha256(secret.encode()).hexdigest()
+    assert secret not in dump
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["", "Bearer x", "tbd_0123456789abcdef", "tbd_0123456789abcdef." + "A" * 43, "tbd_zz.yy"],
+)
+def test_malformed_or_unknown_tokens_are_refused_without_echo(tokens, text):
+    with pytest.raises(Unauthenticated) as refused:
+        tokens.authenticate(text)
+    assert refused.value.code == "unauthenticated"
+    if text:
+        assert text not in refused.value.message
+
+
+def test_a_token_with_a_wrong_secret_is_unknown(tokens):
+    issued = tokens.issue("amina", "amina", label="console")
+    token_id = issued.record.token_id
+    with pytest.raises(Unauthenticated, match="unknown API token"):
+        tokens.authenticate(f"tbd_{token_id}." + "B" * 43)
+
+
+def test_expired_token_is_refused(tokens, clock):
+    issued = tokens.issue("amina", "amina", label="short", ttl=timedelta(minutes=5))
+    tokens.authenticate(issued.token)
+    clock.now += timedelta(minutes=6)
+    with pytest.raises(Unauthenticated, match="expired"):
+        tokens.authenticate(issued.token)
+
+
+def test_revoked_token_is_refused_and_both_events_are_audited(tokens, flow):
+    issued = tokens.issue("root", "karim", label="scripts")
+    revoked = tokens.revoke("karim", issued.record.token_id, reason="laptop lost")
+    assert revoked.revoked_at is not None
+    with pytest.raises(Unauthenticated, match="revoked"):
+        tokens.authenticate(issued.token)
+    again = tokens.revoke("root", issued.record.token_id, reason="twice")
+    assert again.revoked_at == revoked.revoked_at
+    actions = [(e.action, e.actor, e.reason) for e in flow.audit.entries(subject="user:karim")]
+    assert ("token.issue", "root", "scripts") in actions
+    assert ("token.revoke", "karim", "laptop lost") in actions
+    assert ("token.revoke", "root", "twice") not in actions
+    flow.audit.verify()
+
+
+def test_only_the_holder_or_an_operator_manages_tokens(tokens):
+    with pytest.raises(WrongRole):
+        tokens.issue("amina", "karim", label="not mine")
+    issued = tokens.issue("karim", "karim", label="mine")
+    with pytest.raises(WrongRole):
+        tokens.revoke("amina", issued.record.token_id, reason="not mine")
+    with pytest.raises(NotFound):
+        tokens.revoke("root", "0123456789abcdef", reason="no such")
+
+
+def test_bad_arguments_are_refused(tokens):
+    with pytest.raises(InvalidInput):
+        tokens.issue("amina", "amina", label=" ")
+    with pytest.raises(InvalidInput):
+        tokens.issue("amina", "amina", label="x", ttl=timedelta(days=400))
+    with pytest.raises(InvalidInput):
+        tokens.revoke("amina", "x", reason="")
+
+
+def test_token_list_never_holds_secrets(tokens):
+    issued = tokens.issue("amina", "amina", label="console")
+    listed = tokens.tokens("amina")
+    assert [t.token_id for t in listed] == [issued.record.token_id]
+    assert "secret" not in repr(listed[0].as_dict())
+    assert tokens.tokens("karim") == []
+
+
+def test_reports_are_kept_with_the_review(flow):
+    register(flow)
+    classify(flow)
+    reports = {"validation": {"valid": True, "rows": 3}, "pii": {"findings": []}}
+    review = flow.submit_for_review("amina", "tariffs", content_sha256="a" * 64, reports=reports)
+    assert review.reports == reports
+    assert flow.review("tariffs").reports == reports
+
+
+def test_a_person_without_roles_is_disabled(tokens, flow):
+    """Taking every role away disables the account: its tokens no longer authenticate."""
+    issued = tokens.issue("karim", "karim", label="scripts")
+    flow.set_roles("root", "karim", [], reason="left the agency")
+    with pytest.raises(Unauthenticated, match="disabled"):
+        tokens.authenticate(issued.token)
+
+
+def test_a_client_failing_too_often_is_made_to_wait(tokens, clock):
+    """Ten failed sign-ins from one client within a minute: its next attempts (even with a
+    good token) are refused with too-many-attempts and a wait; other clients are not; after
+    the minute it may try again."""
+    good = tokens.issue("amina", "amina", label="console").token
+    for _ in range(10):
+        with pytest.raises(Unauthenticated):
+            tokens.authenticate("tbd_0123456789abcdef." + "A" * 43, client="10.0.0.9")
+    with pytest.raises(TooManyAttempts) as caught:
+        tokens.authenticate(good, client="10.0.0.9")
+    assert caught.value.code == "too-many-attempts"
+    assert 1 <= caught.value.retry_after <= 60
+    assert tokens.authenticate(good, client="10.0.0.10").user_id == "amina"
+    clock.now += timedelta(minutes=1)
+    assert tokens.authenticate(good, client="10.0.0.9").user_id == "amina"
