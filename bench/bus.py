@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -33,11 +32,11 @@ from pathlib import Path
 from typing import Any
 
 import pika  # type: ignore[import-untyped]  # pika ships no type information
-from cryptography.hazmat.primitives.serialization import Encoding
 
+from bench._children import connector_from, signal_file, wait_for, write_configs
 from bench._raw_pika import raw_pika_throughput
 from bench._timing import machine
-from connectors import Connector, Delivery, build_connector, load_config
+from connectors import Delivery
 from exchange import SubsystemId
 from exchange.sandbox import Party, Sandbox
 from schemas import default_registry
@@ -46,7 +45,6 @@ LODGED = "customs.declaration-lodged"
 LOOKUP = "civil.person-lookup.request"
 LOOKUP_REPLY = "civil.person-lookup.response"
 URL = "amqp://guest:guest@127.0.0.1:5672/%2F"
-PASSPHRASE = "bench-only-passphrase"  # noqa: S105 - throwaway keys of one run
 Progress = Callable[[str], None]
 AGENCIES = {
     "civil": "GOV/MOI/CIVIL-REGISTRY",
@@ -69,35 +67,15 @@ def _write_bus(folder: Path, instance: str) -> dict[str, Path]:
     sandbox.subscribe(parties["tax"], LODGED)
     sandbox.provide(parties["civil"], LOOKUP, LOOKUP_REPLY)
     sandbox.grant(parties["desk"], LOOKUP, parties["civil"])
-    (folder / "ca.pem").write_bytes(sandbox.ca.certificate.public_bytes(Encoding.PEM))
-    (folder / "directory.json").write_bytes(sandbox.sign())
-    configs = {}
-    for name, party in parties.items():
-        sandbox.export_keys(party, folder / "keys" / name, PASSPHRASE.encode())
-        config = folder / f"{name}.toml"
-        config.write_text(
-            f'subsystem = "{party.subsystem}"\n'
-            f'keys = "keys/{name}"\n'
-            'ca_certificate = "ca.pem"\n'
-            'directory = "directory.json"\n'
-            f'database = "{name}.db"\n'
-            f'log = "{name}.log.sqlite"\n'
-            "[runtime]\nprefetch = 1000\nbatch = 500\nhandler_workers = 2\n",
-            encoding="utf-8",
-        )
-        configs[name] = config
-    return configs
+    return write_configs(
+        folder, sandbox, parties, runtime="prefetch = 1000\nbatch = 500\nhandler_workers = 2\n"
+    )
 
 
-def _connector(config: Path) -> Connector:
-    os.environ["TABADUL_KEY_PASSPHRASE"] = PASSPHRASE
-    return build_connector(load_config(config))
-
-
-def _child(role: str, config: Path, count: int, signal_file: Path) -> None:
+def _child(role: str, config: Path, count: int, marker: Path) -> None:
     """A connector process until SIGTERM: tax counts declarations (and writes the time of
     the last one), civil answers lookups."""
-    connector = _connector(config)
+    connector = connector_from(config)
     finished = threading.Event()
     if role == "tax":
         state = {"n": 0}
@@ -107,7 +85,7 @@ def _child(role: str, config: Path, count: int, signal_file: Path) -> None:
             with lock:
                 state["n"] += 1
                 if state["n"] == count:
-                    _signal(signal_file.with_suffix(".done"), repr(time.time()))
+                    signal_file(marker.with_suffix(".done"), repr(time.time()))
 
         connector.handlers[LODGED] = count_one
     else:
@@ -115,25 +93,9 @@ def _child(role: str, config: Path, count: int, signal_file: Path) -> None:
         connector.handlers[LOOKUP] = lambda _d, _c: answer
     signal.signal(signal.SIGTERM, lambda *_: finished.set())
     connector.start()
-    _signal(signal_file.with_suffix(".ready"), "ready")
+    signal_file(marker.with_suffix(".ready"), "ready")
     finished.wait()
     connector.stop()
-
-
-def _signal(path: Path, text: str) -> None:
-    """Write ``path`` whole or not at all: the waiting process reads it once it exists."""
-    partial = path.with_name(path.name + ".part")
-    partial.write_text(text)
-    partial.replace(path)
-
-
-def _wait_for(path: Path, timeout: float) -> str:
-    deadline = time.monotonic() + timeout
-    while not path.exists():
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{path.name} did not appear within {timeout:g} s")
-        time.sleep(0.02)
-    return path.read_text()
 
 
 def _cleanup(instance: str) -> None:
@@ -176,8 +138,8 @@ def run(
         customs = desk = None
         try:
             for role in ("tax", "civil"):
-                _wait_for(configs[role].with_suffix(".ready"), 60)
-            customs, desk = _connector(configs["customs"]), _connector(configs["desk"])
+                wait_for(configs[role].with_suffix(".ready"), 60)
+            customs, desk = connector_from(configs["customs"]), connector_from(configs["desk"])
             customs.start()
             desk.start()
             size = len(customs._build(LODGED, "event", None, declaration).data)  # noqa: SLF001
@@ -193,7 +155,7 @@ def run(
                 ]
                 list(senders.map(lambda chunk: customs.publish_many(LODGED, chunk), chunks))
             published = time.time()
-            last = float(_wait_for(configs["tax"].with_suffix(".done"), 600))
+            last = float(wait_for(configs["tax"].with_suffix(".done"), 600))
             elapsed = last - start
             say(f"{requests} requests tax desk -> civil registry")
             asked = registry.latest(LOOKUP).examples[0]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Annotated, Any
@@ -178,4 +180,95 @@ def publish(
         "validate (rows/s)", ours, plain, str(val["ratio"]), val["goal"],
         "yes" if val["met"] else "no",
     )  # fmt: skip
+    console.print(table)
+
+
+@bench_app.command("faults")
+def faults(
+    messages: Annotated[int, typer.Option(min=10, help="Messages per fault.")] = 10_000,
+    fault: Annotated[
+        list[str] | None, typer.Option(help="Only this fault (repeatable); default: all.")
+    ] = None,
+    rate: Annotated[float, typer.Option(min=1, help="Events per second.")] = 800.0,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Traffic across five connectors on RabbitMQ while each fault is injected: sent,
+    delivered, rejected, lost, duplicated, recovery time."""
+    from bench.faults import FAULTS
+    from bench.faults import run as run_faults
+    from connectors import ConnectorError
+
+    unknown = sorted(set(fault or []) - set(FAULTS))
+    if unknown:
+        usage_error(
+            "unknown-fault",
+            f"no fault named {', '.join(unknown)}; choose from {', '.join(FAULTS)}",
+            as_json=as_json,
+        )
+    with _progress("fault injection") as say:
+        try:
+            report = run_faults(messages, fault, rate=rate, progress=say)
+        except (ConnectorError, OSError, TimeoutError, subprocess.CalledProcessError) as exc:
+            usage_error("bench-failed", f"the fault runs could not run: {exc}", as_json=as_json)
+    if as_json:
+        print_json(report)
+        return
+    table = Table("fault", "sent", "delivered", "rejected", "lost", "duplicated", "recovery s")
+    for r in report["results"]:
+        rejected = ", ".join(f"{code}: {n}" for code, n in r["rejected"].items()) or "0"
+        table.add_row(
+            r["fault"], str(sum(r["sent"].values())), str(sum(r["delivered"].values())),
+            rejected, str(r["lost"]), str(r["duplicated"]), str(r["recovery_s"]),
+        )  # fmt: skip
+    console.print(table)
+
+
+@bench_app.command("cluster")
+def cluster(
+    messages: Annotated[int, typer.Option(min=10, help="Messages carried.")] = 10_000,
+    rate: Annotated[float, typer.Option(min=1, help="Events per second.")] = 800.0,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """A three-node RabbitMQ cluster on this machine; one node stopped during traffic."""
+    from bench.cluster import ClusterError
+    from bench.cluster import run as run_cluster
+    from connectors import ConnectorError
+
+    with _progress("three-node cluster") as say:
+        try:
+            report = run_cluster(messages, rate=rate, progress=say)
+        except (ClusterError, ConnectorError, OSError, TimeoutError) as exc:
+            usage_error("bench-failed", f"the cluster run could not run: {exc}", as_json=as_json)
+    if as_json:
+        print_json(report)
+        return
+    r = report["result"]
+    table = Table("figure", "value")
+    for key in ("sent", "delivered", "rejected", "lost", "duplicated", "longest_pause_s"):
+        table.add_row(key, json.dumps(r[key]))
+    console.print(table)
+
+
+@bench_app.command("soak")
+def soak(
+    minutes: Annotated[float, typer.Option(min=0.05, help="How long.")] = 30.0,
+    rate: Annotated[float, typer.Option(min=1, help="Events per second.")] = 200.0,
+    sample: Annotated[float, typer.Option(min=1, help="Seconds between samples.")] = 30.0,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Steady traffic for a long time; memory and queue depth sampled, nothing lost."""
+    from bench.soak import run as run_soak
+    from connectors import ConnectorError
+
+    with _progress("soak") as say:
+        try:
+            report = run_soak(minutes, rate=rate, sample_every=sample, progress=say)
+        except (ConnectorError, OSError, TimeoutError) as exc:
+            usage_error("bench-failed", f"the soak could not run: {exc}", as_json=as_json)
+    if as_json:
+        print_json(report)
+        return
+    table = Table("figure", "value")
+    for key in ("sent", "handled", "lost", "duplicated", "rss_growth_mb", "max_queue_depth"):
+        table.add_row(key, json.dumps(report[key]))
     console.print(table)

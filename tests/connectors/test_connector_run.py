@@ -11,7 +11,8 @@ import uuid
 
 import httpx
 
-from bench.bus import PASSPHRASE, _cleanup, _write_bus
+from bench._children import PASSPHRASE
+from bench.bus import _cleanup, _write_bus
 from schemas import default_registry
 
 

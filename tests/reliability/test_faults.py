@@ -1,0 +1,89 @@
+"""Faults during traffic on the real RabbitMQ (bench/faults.py at a small size): for each
+fault, every message the broker confirmed is handled exactly once or refused with a code,
+none is lost, and the machine's broker is left running."""
+
+from __future__ import annotations
+
+import subprocess
+
+import pytest
+
+from bench.faults import FAULTS, run_fault
+
+MESSAGES = 1_000  # 800 events (each to two subscribers) and 200 requests
+RATE = 70.0  # events per second: the traffic lasts about 11 s, longer than any fault
+
+
+@pytest.fixture(autouse=True)
+def _broker_left_running():
+    yield
+    subprocess.run(["rabbitmqctl", "await_startup"], check=True, capture_output=True, timeout=120)
+
+
+def _run(fault: str) -> dict:
+    report = run_fault(fault, MESSAGES, rate=RATE, settle=90)
+    assert report["lost"] == 0, report
+    assert report["duplicated"] == 0, report
+    assert report["unconfirmed"] == 0, report
+    assert report["sent"] == {"events": 800, "requests": 200}, report
+    assert report["recovery_s"] is not None, report
+    return report
+
+
+@pytest.mark.parametrize(
+    "fault",
+    [
+        "none",
+        "connections-dropped",
+        "broker-restarted",
+        "connector-killed",
+        "replica-killed",
+        "database-locked",
+        "key-rotated",
+    ],
+)
+def test_nothing_is_lost_refused_or_handled_twice(fault):
+    """Every event reaches both subscribers once and every request is answered once, with
+    no dead letter, whatever the fault."""
+    report = _run(fault)
+    assert report["rejected"] == {}, report
+    assert report["delivered"] == {"civil": 200, "tax": 800, "treasury": 800}, report
+    assert report["delivered_exactly_once"] == 1_800, report
+    if fault == "connections-dropped":
+        assert report["notes"]["connections_closed"] >= 5, report  # five connectors, 3 times
+
+
+def test_a_skewed_clock_refuses_by_code_and_loses_nothing():
+    """While treasury's clock is two minutes slow, what it receives is refused as from the
+    future (dead-lettered with the code); the other receivers are untouched."""
+    report = _run("clock-skewed")
+    assert set(report["rejected"]) == {"stale"}, report
+    refused = report["rejected"]["stale"]
+    assert 0 < refused < 800, report
+    assert report["delivered"]["treasury"] + refused == 800, report
+    assert report["delivered"]["tax"] == 800, report
+    assert report["delivered"]["civil"] == 200, report
+
+
+def test_an_expiring_directory_pauses_the_bus_and_its_renewal_resumes_it():
+    """Once the directory expires nobody sends or judges; after its renewal everything
+    that was held back is carried, nothing refused or lost."""
+    report = _run("directory-renewed")
+    assert report["rejected"] == {}, report
+    assert report["delivered"] == {"civil": 200, "tax": 800, "treasury": 800}, report
+    assert report["sends_refused_then_retried"], report
+
+
+def test_every_fault_has_a_test():
+    tested = {
+        "none",
+        "connections-dropped",
+        "broker-restarted",
+        "connector-killed",
+        "replica-killed",
+        "database-locked",
+        "key-rotated",
+        "clock-skewed",
+        "directory-renewed",
+    }
+    assert set(FAULTS) == tested
