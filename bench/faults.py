@@ -19,8 +19,9 @@ message confirmed by the broker is either handled or dead-lettered, then reports
 - ``rejected``: dead letters by reject code (a refusal is an outcome, not a loss);
 - ``lost``: confirmed but neither handled nor dead-lettered within the settle time (goal 0);
 - ``duplicated``: keys whose handler ran more than once (goal 0);
-- ``recovery_s``: from the end of the fault to the first handler call after it at the
-  receivers it touched; ``longest_pause_s``: the longest gap between handler calls there.
+- ``recovery_s``: from the end of the fault (or the moment it took effect, for a node lost)
+  to the first handler call after it at the receivers it touched; ``longest_pause_s``: the
+  longest gap between handler calls there.
 
 A fault that stops or changes a shared service restores it in a ``finally`` (the broker is
 started again even if the run fails). The queues of the run are deleted at the end.
@@ -71,7 +72,7 @@ from schemas import default_registry
 LODGED = "customs.declaration-lodged"
 LOOKUP = "civil.person-lookup.request"
 LOOKUP_REPLY = "civil.person-lookup.response"
-URL = "amqp://guest:guest@127.0.0.1:5672/%2F"
+LOCAL = "amqp://guest:guest@127.0.0.1:5672"  # the machine's broker
 AGENCIES = {
     "civil": "GOV/MOI/CIVIL-REGISTRY",
     "tax": "GOV/MEF/TAX",
@@ -181,7 +182,8 @@ class Bus:
 
     folder: Path
     instance: str
-    broker_urls: tuple[str, ...] = (URL,)
+    broker_urls: tuple[str, ...]
+    vhost: str | None = None
     sandbox: Sandbox = field(init=False)
     parties: dict[str, Party] = field(init=False)
     configs: dict[str, Path] = field(init=False)
@@ -323,18 +325,15 @@ def _none(_bus: Bus, window: Window) -> None:
 
 
 def _connections_dropped(bus: Bus, window: Window) -> None:
-    """The broker closes every connection of the run, three times, a second apart."""
-    closed = 0
-    for _ in range(3):
-        listing = _rabbitmqctl("list_connections", "pid", "client_properties", "-q")
-        for line in listing.splitlines():
-            pid, _, properties = line.partition("\t")
-            if f'{{"connection_name","{bus.instance}.' in properties:
-                with contextlib.suppress(subprocess.CalledProcessError):
-                    _rabbitmqctl("close_connection", pid, "fault injection")
-                    closed += 1
-        time.sleep(1.0)
-    window.notes["connections_closed"] = closed
+    """The broker closes every connection of the run, three times, half a second apart."""
+    if bus.vhost is None:
+        raise ValueError("connections-dropped needs a bus on a virtual host of its own")
+    listed = _rabbitmqctl("list_connections", "-p", bus.vhost, "pid", "-q", "--no-table-headers")
+    window.notes["connections_open"] = len(listed.splitlines())
+    for drop in range(3):
+        if drop:
+            time.sleep(0.5)
+        _rabbitmqctl("close_all_connections", "--vhost", bus.vhost, "fault injection")
 
 
 def _broker_restarted(_bus: Bus, _window: Window) -> None:
@@ -446,7 +445,7 @@ def _retrying(tally: Tally, send: Callable[[], object]) -> bool:
             return False
         except (ConnectorError, ExchangeError) as exc:
             with tally.lock:
-                tally.send_refused[exc.code] += 1
+                tally.send_refused[str(getattr(exc, "reason", exc.code))] += 1
             time.sleep(0.2)
             continue
         return True
@@ -518,8 +517,8 @@ def send_requests(bus: Bus, keys: Iterable[str], tally: Tally) -> None:
 # --------------------------------------------------------------------------- accounting
 
 
-def _dead_letters(bus: Bus, found: dict[str, dict[str, str]]) -> None:
-    """Take the run's dead letters: receiver -> business key -> reject code."""
+def _dead_letters(bus: Bus, found: DeadLetters) -> None:
+    """Take the run's dead letters: receiver -> business key -> reject codes."""
     connection = admin(bus.broker_urls)
     channel = connection.channel()
     for name in RECEIVERS:
@@ -531,8 +530,21 @@ def _dead_letters(bus: Bus, found: dict[str, dict[str, str]]) -> None:
             code = str((properties.headers or {}).get(REJECT_HEADER, "?"))
             payload = orjson.loads(parse_envelope(body).payload)
             key = payload.get("declaration_number") or payload.get("case_reference")
-            found[name][str(key)] = code
+            found[name].setdefault(str(key), []).append(code)
     connection.close()
+
+
+DeadLetters = dict[str, dict[str, list[str]]]
+
+
+def refused(dead: DeadLetters) -> dict[str, set[str]]:
+    """Per receiver, the keys refused with a code. A ``duplicate`` dead letter is a second
+    copy of something already accepted (a resend after a lost confirm, a redelivery): it
+    settles nothing, since the accepted copy must still be handled."""
+    return {
+        r: {k for k, codes in keys.items() if set(codes) - {"duplicate"}}
+        for r, keys in dead.items()
+    }
 
 
 def _expected(tally: Tally) -> dict[str, set[str]]:
@@ -546,7 +558,7 @@ def _expected(tally: Tally) -> dict[str, set[str]]:
 def settle_all(bus: Bus, tally: Tally, effects: Effects, timeout: float) -> tuple[Any, Any]:
     """Wait until every confirmed message is handled or dead-lettered (or ``timeout``)."""
     expected = _expected(tally)
-    rejected: dict[str, dict[str, str]] = {name: {} for name in RECEIVERS}
+    rejected: DeadLetters = {name: {} for name in RECEIVERS}
     deadline = time.monotonic() + timeout
     while True:
         _dead_letters(bus, rejected)
@@ -561,7 +573,9 @@ def _report(
     fault: str, tally: Tally, *, calls: Any, rejected: Any, window: Window, elapsed: float
 ) -> dict[str, Any]:
     expected = _expected(tally)
-    lost = {r: sorted(expected[r] - calls[r].keys() - rejected[r].keys()) for r in RECEIVERS}
+    settled = refused(rejected)
+    lost = {r: sorted(expected[r] - calls[r].keys() - settled[r]) for r in RECEIVERS}
+    codes = [c for r in RECEIVERS for cs in rejected[r].values() for c in cs]
     duplicated = {r: sorted(k for k, (n, _) in calls[r].items() if n > 1) for r in RECEIVERS}
     times = sorted(first for r in window.touched for _, first in calls[r].values())
     after = [t for t in times if t >= window.ended]
@@ -575,7 +589,8 @@ def _report(
         "delivered_exactly_once": sum(
             1 for r in RECEIVERS for k in expected[r] if calls[r].get(k, (0, 0))[0] == 1
         ),
-        "rejected": dict(Counter(code for r in RECEIVERS for code in rejected[r].values())),
+        "rejected": dict(Counter(c for c in codes if c != "duplicate")),
+        "copies_absorbed": codes.count("duplicate"),
         "lost": sum(len(keys) for keys in lost.values()),
         "lost_keys": {r: keys[:10] for r, keys in lost.items() if keys},
         "duplicated": sum(len(keys) for keys in duplicated.values()),
@@ -598,11 +613,18 @@ def _report(
 
 @contextlib.contextmanager
 def running_bus(
-    folder: Path, broker_urls: tuple[str, ...] = (URL,), *, replicas: bool = False
+    folder: Path, broker_urls: tuple[str, ...] | None = None, *, replicas: bool = False
 ) -> Iterator[Bus]:
     """A started bus (tax with a second replica when ``replicas``); stopped and its queues
-    deleted on leaving, whatever happened."""
-    bus = Bus(folder, "F" + uuid.uuid4().hex[:8].upper(), broker_urls)
+    deleted on leaving, whatever happened. Without ``broker_urls`` the bus gets a virtual
+    host of its own on the local broker (removed at the end), so that a fault can aim at its
+    connections alone."""
+    instance = "F" + uuid.uuid4().hex[:8].upper()
+    vhost = None if broker_urls else f"tabadul-{instance}"
+    if vhost:
+        _rabbitmqctl("add_vhost", vhost)
+        _rabbitmqctl("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
+    bus = Bus(folder, instance, broker_urls or (f"{LOCAL}/{vhost}",), vhost)
     try:
         bus.start()
         if replicas:
@@ -610,15 +632,17 @@ def running_bus(
         yield bus
     finally:
         bus.stop()
+        if vhost:
+            _rabbitmqctl("delete_vhost", vhost)
 
 
 def run_fault(
     fault: str,
     messages: int = 10_000,
     *,
-    rate: float = 800.0,
+    rate: float = 600.0,
     settle: float = 120.0,
-    broker_urls: tuple[str, ...] = (URL,),
+    broker_urls: tuple[str, ...] | None = None,
     inject: Callable[[Bus, Window], None] | None = None,
     progress: Progress | None = None,
 ) -> dict[str, Any]:
@@ -655,7 +679,7 @@ def run_fault(
             say(f"{fault}: injecting")
             window.began = time.time()
             act(bus, window)
-            window.ended = time.time()
+            window.ended = window.ended or time.time()  # a fault may say when it took effect
         finally:
             for thread in senders:
                 thread.join()
@@ -670,7 +694,7 @@ def run(
     messages: int = 10_000,
     faults: list[str] | None = None,
     *,
-    rate: float = 800.0,
+    rate: float = 600.0,
     progress: Progress | None = None,
 ) -> dict[str, Any]:
     """Every fault (or those named), one run each; the report of each."""
@@ -688,7 +712,7 @@ def run(
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--messages", type=int, default=10_000)
-    parser.add_argument("--rate", type=float, default=800.0)
+    parser.add_argument("--rate", type=float, default=600.0)
     parser.add_argument("--fault", action="append", choices=sorted(FAULTS))
     parser.add_argument("--child", choices=RECEIVERS, help=argparse.SUPPRESS)
     parser.add_argument("--config", type=Path, help=argparse.SUPPRESS)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 
 from connectors._handlers import Handler
@@ -32,9 +33,9 @@ class LocalBus:
     connectors: dict[str, Connector] = field(default_factory=dict)
     _directory: bytes = b""
 
-    def publish_directory(self) -> bytes:
+    def publish_directory(self, expires_in: timedelta = timedelta(days=1)) -> bytes:
         """Sign the sandbox's current directory; running connectors pick it up."""
-        self._directory = self.sandbox.sign()
+        self._directory = self.sandbox.sign(expires_in=expires_in)
         return self._directory
 
     def connector(

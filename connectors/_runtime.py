@@ -80,6 +80,7 @@ from exchange import (
     Signer,
     SubsystemId,
     build_envelope,
+    format_time,
     load_directory,
     new_message_id,
     open_payload,
@@ -152,10 +153,18 @@ def _result(header: Header, payload: Any) -> Any:
 
 @dataclass
 class _Pending:
-    """A request of ours waiting for its response."""
+    """A request of ours waiting for its response: only ``provider`` (the subsystem the
+    request went to) may answer it, and only with the request's ``digest``."""
 
     digest: str
+    provider: SubsystemId
     future: Future[Any] = field(default_factory=Future)
+
+    def answered_by(self, header: Header) -> bool:
+        """Whether ``header`` is an answer to this request: from the subsystem that was
+        asked and naming the request's digest (another provider of the same service, which
+        can read the digest off the broker, is no answer)."""
+        return header.sender == self.provider and header.in_reply_to == self.digest
 
 
 class Connector:
@@ -470,14 +479,27 @@ class Connector:
         except ExchangeError as exc:
             raise SendRefused(exc.message, exc.code) from exc
 
+    def _require_fresh_directory(self) -> None:
+        """Send nothing on an expired directory: its grants, revocations and certificates may
+        be out of date (the watcher switches to a renewed one as soon as it appears)."""
+        held = self._directory
+        if held.is_stale():
+            raise SendRefused(
+                f"the directory (serial {held.serial}) expired at {format_time(held.expires)}; "
+                "nothing is sent until a renewed one is picked up",
+                "directory-expired",
+            )
+
     def send(self, message_type: str, to: str | SubsystemId, payload: Any) -> str:
         """A one-way message; returns its id once confirmed by the broker."""
+        self._require_fresh_directory()
         out = self._build(message_type, "message", self._resolve_target(to), payload)
         self._emit([out])
         return out.message_id
 
     def send_many(self, message_type: str, to: str | SubsystemId, payloads: Iterable[Any]) -> int:
         """Many one-way messages: one log flush and one confirmed publish for all."""
+        self._require_fresh_directory()
         target = self._resolve_target(to)
         messages = [self._build(message_type, "message", target, p) for p in payloads]
         self._emit(messages)
@@ -486,6 +508,7 @@ class Connector:
     def publish(self, message_type: str, payload: Any) -> str:
         """An event to every granted subscriber. A RESTRICTED or SECRET event goes as one
         encrypted copy per subscriber. Returns the id (of the first copy)."""
+        self._require_fresh_directory()
         version, classification = self._check_payload(message_type, payload)
         if classification not in ENCRYPTED_CLASSIFICATIONS:
             out = self._build(
@@ -507,6 +530,7 @@ class Connector:
     def publish_many(self, message_type: str, payloads: Iterable[Any]) -> int:
         """Many broadcast events: one log flush and one confirmed publish for all. Only for
         types that travel in clear (RESTRICTED events go one copy per subscriber)."""
+        self._require_fresh_directory()
         messages = []
         for payload in payloads:
             version, classification = self._check_payload(message_type, payload)
@@ -528,9 +552,10 @@ class Connector:
     ) -> Any:
         """Send a request and wait for the response payload. Raises :class:`RemoteError`
         (the provider refused or failed), :class:`RequestTimeout` or :class:`SendRefused`."""
+        self._require_fresh_directory()
         target = self._resolve_target(to)
         out = self._build(message_type, "request", target, payload)
-        pending = _Pending(parse_envelope(out.data).digest)
+        pending = _Pending(parse_envelope(out.data).digest, target)
         with self._pending_lock:
             self._pending[out.message_id] = pending
         wait = timeout or self.settings.request_timeout
@@ -562,8 +587,15 @@ class Connector:
         self, message_type: str, version: str, payload: Any
     ) -> list[PayloadIssue]:
         if message_type == ERROR_TYPE:
-            ok = isinstance(payload, dict) and isinstance(payload.get("code"), str)
-            return [] if ok else [PayloadIssue("$.code", "an error has a string code", "type")]
+            # protocol.md 4.3: {"code": str, "message": str, "errors": [...]}; other shapes
+            # would break the RemoteError raised to the waiting request
+            if not isinstance(payload, dict) or not isinstance(payload.get("code"), str):
+                return [PayloadIssue("$.code", "an error has a string code", "type")]
+            if not isinstance(payload.get("message", ""), str):
+                return [PayloadIssue("$.message", "an error's message is a string", "type")]
+            if not isinstance(payload.get("errors", []), list):
+                return [PayloadIssue("$.errors", "an error's errors are a list", "type")]
+            return []
         try:
             report = self.registry.validate(message_type, version, payload)
         except SchemaError as exc:
@@ -696,7 +728,7 @@ class Connector:
         header = outcome.envelope.header
         with self._pending_lock:
             pending = self._pending.get(header.correlation_id or "")
-        if pending is not None and pending.digest != header.in_reply_to:
+        if pending is not None and not pending.answered_by(header):
             logger.warning("response %s answers a different request; ignored", header.id)
             return None
         return pending
@@ -732,7 +764,7 @@ class Connector:
         if body is None:
             return False, None
         envelope = parse_envelope(body)
-        if envelope.header.in_reply_to != pending.digest:
+        if not pending.answered_by(envelope.header):
             logger.warning("kept response %s answers a different request", envelope.header.id)
             return False, None
         payload = orjson.loads(open_payload(envelope, self.keys.decryption_keys()))

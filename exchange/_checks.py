@@ -165,7 +165,14 @@ def check_payload(envelope: Envelope, plaintext: bytes, validator: PayloadValida
     except orjson.JSONDecodeError as exc:
         issue = PayloadIssue("$", f"payload is not UTF-8 JSON: {exc}", "json")
         raise SchemaInvalid(f"payload of {header.id} is not JSON", (issue,)) from exc
-    issues = tuple(validator(header.type, header.schema, payload))
+    try:
+        issues = tuple(validator(header.type, header.schema, payload))
+    except RecursionError as exc:
+        # orjson reads 1024 levels of nesting, more than Python's recursion limit: a validator
+        # that recurses into such a payload gives up. That is a payload we cannot accept, not
+        # a reason to crash the receive loop (which would return the message forever).
+        issue = PayloadIssue("$", "payload is nested too deeply to validate", "depth")
+        raise SchemaInvalid(f"payload of {header.id} is nested too deeply", (issue,)) from exc
     if issues:
         raise SchemaInvalid(
             f"payload of {header.id} does not match {header.type} {header.schema} "

@@ -177,7 +177,8 @@ def parse_header(raw: Any) -> Header:
         raise Malformed("'in_reply_to' is required for responses and errors, and only there")
     created = parse_time(raw["created"], "created")
     expires = parse_time(raw["expires"], "expires")
-    if not created < expires <= created + MAX_TTL:
+    # a difference, not created + MAX_TTL: near year 9999 that sum overflows (OverflowError)
+    if not timedelta(0) < expires - created <= MAX_TTL:
         raise Malformed("'expires' must be after 'created', by at most one day")
     return Header(
         id=raw["id"],

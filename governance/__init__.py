@@ -58,7 +58,14 @@ from governance._errors import (
     WrongRole,
 )
 from governance._registry import PublishedDirectory, RegisteredCertificate, Registry, ServiceRole
-from governance._tokens import DEFAULT_TTL, SIGN_IN_LIMIT, ApiToken, IssuedToken, Tokens
+from governance._tokens import (
+    DEFAULT_TTL,
+    SIGN_IN_LIMIT,
+    ApiToken,
+    IssuedToken,
+    Tokens,
+    redact_tokens,
+)
 from governance._workflow import (
     FREQUENCIES,
     LANGUAGES,
@@ -150,5 +157,6 @@ __all__ = [
     "head_revision",
     "lineage",
     "record_derivation",
+    "redact_tokens",
     "verify_chain",
 ]

@@ -25,7 +25,8 @@ for the person who tried::
     │   ├── IllegalTransition       illegal-transition (not from the dataset's current state)
     │   ├── FourEyes                four-eyes        (who classified, submitted or resolved
     │   │                                             a finding may not approve)
-    │   ├── NotPublishable          not-publishable  (only PUBLIC data without personal data)
+    │   ├── NotPublishable          not-publishable  (only PUBLIC data without personal data
+    │   │                                             is published, or classified while live)
     │   ├── PiiUnresolved           pii-unresolved   (lists the open finding ids)
     │   ├── NeedsDerivation         needs-derivation (drop/generalise by hand: only a
     │   │                                             recorded derivation does that)

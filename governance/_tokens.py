@@ -47,6 +47,13 @@ SIGN_IN_LIMIT = 10
 SIGN_IN_WINDOW = timedelta(minutes=1)
 _CLIENTS_KEPT = 10_000  # clients remembered at most (a flood from many addresses stays bounded)
 _TOKEN = re.compile(r"tbd_([0-9a-f]{16})\.([A-Za-z0-9_-]{43})\Z")
+_SECRET_IN_TEXT = re.compile(r"(tbd_[0-9a-f]{16})\.[A-Za-z0-9_-]+")
+
+
+def redact_tokens(text: str) -> str:
+    """``text`` with the secret part of every API token in it replaced by ``***`` (the id,
+    which is not secret, stays to tell which token it was)."""
+    return _SECRET_IN_TEXT.sub(r"\1.***", text)
 
 
 @dataclass(frozen=True, slots=True)

@@ -649,7 +649,9 @@ class Workflow:
         legal_basis: str,
         justification: str,
     ) -> Dataset:
-        """Classify (or classify again before submission): DRAFT or CLASSIFIED -> CLASSIFIED."""
+        """Classify (or classify again before submission): DRAFT or CLASSIFIED -> CLASSIFIED.
+        While an earlier version is live on the portal (rejected and reopened since), only a
+        publishable classification is accepted (:class:`NotPublishable`): withdraw it first."""
         chosen = _enum(Level, level, "level")
         if not isinstance(personal_data, bool):
             raise InvalidInput("personal_data must be true or false")
@@ -657,6 +659,15 @@ class Workflow:
         why = _text(justification, "justification")
         with self._store.transaction("classify a dataset") as conn:
             user, ds = self._begin(conn, "classify", actor, dataset_id)
+            if ds.published_sha256 is not None and (chosen is not Level.PUBLIC or personal_data):
+                what = f"{chosen}{' with personal data' if personal_data else ''}"
+                raise NotPublishable(
+                    f"dataset {dataset_id} has a version live on the portal, which only PUBLIC "
+                    f"data without personal data may be: it cannot be classified {what} while "
+                    "it is; withdraw it first",
+                    action="classify",
+                    dataset_id=dataset_id,
+                )
             values = {
                 "classification": chosen.value,
                 "personal_data": personal_data,

@@ -4,8 +4,9 @@ demo call to submit, publish and withdraw a dataset.
 ``submit`` keeps the offered bytes in a content-addressed :class:`DataFiles` store, screens
 them for PII and validates them with Frictionless; invalid data is refused (nothing is
 submitted), valid data goes to review with both reports kept with it. ``publish`` sends
-exactly the bytes that were approved (read back from the store by their SHA-256), then
-records the publication. ``withdraw`` purges the package and records the withdrawal, with
+exactly the bytes that were approved (a copy of the stored file, hashed as it is made: a
+file changed in the store since approval is refused, nothing sent), then records the
+publication. ``withdraw`` purges the package and records the withdrawal, with
 its reason, in the audit log.
 """
 
@@ -19,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from governance import (
+    ChangedSinceApproval,
     Dataset,
     IllegalTransition,
     InvalidInput,
@@ -61,12 +63,24 @@ class DataFiles:
                     digest = file_sha256(source, progress, copy_to=copy)
                 except OSError as exc:
                     raise MissingFile(f"cannot read {source}: {exc.strerror or exc}") from exc
-            target = self.root / f"{digest}.csv"
-            if not target.is_file():
-                tmp.replace(target)
+            # Always replace: a file already under this name may no longer hold these bytes
+            # (changed in the store), and what is screened and validated next must be them.
+            tmp.replace(self.root / f"{digest}.csv")
         finally:
             tmp.unlink(missing_ok=True)
         return digest
+
+    def copy_out(self, sha256: str, target: Path) -> str:
+        """Copy the stored file of ``sha256`` to ``target`` (hashing it on the way: one read)
+        and return the SHA-256 of the bytes copied. The caller compares it with ``sha256``:
+        a file changed in the store keeps its name but not its hash. Raises
+        :class:`MissingFile` when the store lacks it or it cannot be read."""
+        stored = self.path(sha256)
+        try:
+            with target.open("wb") as copy:
+                return file_sha256(stored, copy_to=copy)
+        except OSError as exc:
+            raise MissingFile(f"cannot read {stored}: {exc.strerror or exc}") from exc
 
     def path(self, sha256: str) -> Path:
         """The stored file of ``sha256``; :class:`MissingFile` when the store lacks it."""
@@ -170,20 +184,37 @@ class OpenData:
                 action="mark_published",
                 dataset_id=dataset_id,
             )
-        stored = self.files.path(review.content_sha256)
+        approved = review.content_sha256
         checked = review.reports.get("validation")
-        result = self.portal.publish(
-            dataset_fields(ds),
-            stored,
-            ds.table_schema,
-            approval_ref=f"review:{review.review_id}",
-            # the review's report is of these very bytes (the store is content-addressed)
-            validated=DataReport.from_dict(checked) if checked else None,
-        )
+        stored = self.files.path(approved)
+        with tempfile.TemporaryDirectory(dir=stored.parent, prefix=".publish-") as tmp:
+            # Send a private copy, hashed as it was made: the stored file may have changed
+            # since approval (its name is the approved SHA-256, its bytes need not be), and
+            # the copy cannot change while it is uploaded.
+            copy = Path(tmp) / f"{approved}.csv"
+            offered = self.files.copy_out(approved, copy)
+            if offered != approved:
+                raise ChangedSinceApproval(
+                    f"the data store's file for dataset {dataset_id} (SHA-256 {approved[:12]}…) "
+                    f"now holds other bytes (SHA-256 {offered[:12]}…) than were approved; "
+                    "nothing was sent: submit the data again for a new review",
+                    action="mark_published",
+                    dataset_id=dataset_id,
+                    approved=approved,
+                    offered=offered,
+                )
+            result = self.portal.publish(
+                dataset_fields(ds),
+                copy,
+                ds.table_schema,
+                approval_ref=f"review:{review.review_id}",
+                # the review's report is of these very bytes (checked just above)
+                validated=DataReport.from_dict(checked) if checked else None,
+            )
         self.workflow.mark_published(
             actor,
             dataset_id,
-            content_sha256=review.content_sha256,
+            content_sha256=approved,
             reference=f"{result.package_id}@{result.version}",
         )
         return result

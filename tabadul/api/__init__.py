@@ -9,6 +9,14 @@ exchange traffic; errors as RFC 9457 problem details. OpenAPI at ``/openapi.json
 """
 
 from tabadul.api._app import create_app, create_app_from_settings
+from tabadul.api._logging import RedactTokens, server_log_config
 from tabadul.api._problems import PROBLEM_JSON, Problem
 
-__all__ = ["PROBLEM_JSON", "Problem", "create_app", "create_app_from_settings"]
+__all__ = [
+    "PROBLEM_JSON",
+    "Problem",
+    "RedactTokens",
+    "create_app",
+    "create_app_from_settings",
+    "server_log_config",
+]

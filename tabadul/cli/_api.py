@@ -10,7 +10,7 @@ import typer
 import uvicorn
 from rich.markup import escape
 
-from tabadul.api import create_app_from_settings
+from tabadul.api import create_app_from_settings, server_log_config
 from tabadul.cli._common import DataDir, Db, DbSchema, settings
 from tabadul.cli._output import console, reporting, usage_error
 
@@ -72,4 +72,4 @@ def serve(
         "(OpenAPI description at /docs)",
         highlight=False,
     )
-    uvicorn.run(app, host=host, port=port, log_level="info")
+    uvicorn.run(app, host=host, port=port, log_level="info", log_config=server_log_config())

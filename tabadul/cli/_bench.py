@@ -189,7 +189,7 @@ def faults(
     fault: Annotated[
         list[str] | None, typer.Option(help="Only this fault (repeatable); default: all.")
     ] = None,
-    rate: Annotated[float, typer.Option(min=1, help="Events per second.")] = 800.0,
+    rate: Annotated[float, typer.Option(min=1, help="Events per second.")] = 600.0,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Traffic across five connectors on RabbitMQ while each fault is injected: sent,
@@ -226,7 +226,7 @@ def faults(
 @bench_app.command("cluster")
 def cluster(
     messages: Annotated[int, typer.Option(min=10, help="Messages carried.")] = 10_000,
-    rate: Annotated[float, typer.Option(min=1, help="Events per second.")] = 800.0,
+    rate: Annotated[float, typer.Option(min=1, help="Events per second.")] = 600.0,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """A three-node RabbitMQ cluster on this machine; one node stopped during traffic."""

@@ -17,17 +17,16 @@ from governance import (
     FourEyes,
     Refused,
     Review,
-    Role,
     User,
     check_action,
     check_four_eyes,
     check_publishable,
 )
+from tabadul._access import OVERSIGHT
 from tabadul.console._i18n import LANGUAGES, Translator
 
 # actions that only run on data that may be opened
 _PUBLISHING = frozenset({"submit_for_review", "approve", "mark_published"})
-GLOBAL_READERS = frozenset({Role.OPERATOR, Role.AUDITOR})
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,7 +43,7 @@ class Gate:
 
 def may_read_everything(user: User) -> bool:
     """Operators and auditors read the global audit trail and the traffic dashboard."""
-    return bool(user.roles & GLOBAL_READERS)
+    return bool(user.roles & OVERSIGHT)
 
 
 def offered(action: str, dataset: Dataset) -> bool:

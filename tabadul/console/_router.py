@@ -9,6 +9,7 @@ for submit, publish and withdraw); their refusals come back as a flash message o
 from __future__ import annotations
 
 import hmac
+import logging
 import re
 import shutil
 import tempfile
@@ -39,6 +40,7 @@ from governance import (
 )
 from governance.pii import PiiError
 from opendata import InvalidData, OpenDataError, PortalError, ckan_name
+from tabadul._access import require_agency
 from tabadul._services import Services
 from tabadul._traffic import scrape, summarise
 from tabadul.console._charts import bar_chart
@@ -79,6 +81,8 @@ form = Annotated[str, Form()]
 
 
 # The status of a refusal page, by the error's class (the first that matches).
+logger = logging.getLogger("tabadul.console")
+
 _STATUSES: tuple[tuple[type[Exception], int], ...] = (
     (NotFound, 404),
     (TooManyAttempts, 429),
@@ -98,6 +102,10 @@ def error_flash(exc: Exception) -> Flash:
     items, each (validation errors, unresolved finding ids)."""
     code = str(getattr(exc, "code", "invalid-input"))
     message = str(getattr(exc, "message", exc))
+    if isinstance(exc, StoreError):
+        # the database's own text (SQL, parameters) is for the server log, not the page
+        logger.error("governance database error: %s", message)
+        message = "the governance database did not answer; try again later"
     details: list[str] = []
     if isinstance(exc, InvalidData):
         details = [
@@ -107,6 +115,13 @@ def error_flash(exc: Exception) -> Flash:
     elif isinstance(exc, PiiUnresolved):
         details = list(exc.findings)
     return Flash("error", code=code, message=message, details=details)
+
+
+def _retry_after(exc: Exception, response: Response) -> Response:
+    """A throttled client is told when to come back, as the API tells it."""
+    if isinstance(exc, TooManyAttempts):
+        response.headers["Retry-After"] = str(exc.retry_after)
+    return response
 
 
 def _upload_name(filename: str | None) -> str:
@@ -238,7 +253,9 @@ class Console:
         return finish(view, HTMLResponse(html, status_code=status))
 
     def error_page(self, view: View, exc: Exception) -> Response:
-        return self.render(view, "error.html", _status(exc), error=error_flash(exc))
+        return _retry_after(
+            exc, self.render(view, "error.html", _status(exc), error=error_flash(exc))
+        )
 
     def refusal_page(self, view: View, code: str, status: int) -> Response:
         message = view.t(f"refusal.{code}")
@@ -294,9 +311,10 @@ def console_router(services: Services) -> APIRouter:  # noqa: C901, PLR0915 - on
             user = services.tokens.authenticate(token, client=client)
         except GovernanceError as exc:
             view.flash = error_flash(exc)
-            return console.render(
+            page = console.render(
                 view, "signin.html", _status(exc), next=safe_next(next, view.base) or ""
             )
+            return _retry_after(exc, page)
         response = redirect(
             view,
             safe_next(next, view.base) or f"{view.base}/datasets",
@@ -326,14 +344,19 @@ def console_router(services: Services) -> APIRouter:  # noqa: C901, PLR0915 - on
             return view
         user = view.user
         assert user is not None
-        if agency is None:  # first visit: one's own agency, unless one reads everything
+        if agency is None or not may_read_everything(user):
+            # first visit: one's own agency; people without oversight see only their own
             agency = "" if may_read_everything(user) else user.agency
         chosen = State(state) if state in State.__members__ else None
         try:
             everything = workflow.datasets()
         except GovernanceError as exc:
             return console.error_page(view, exc)
-        agencies = sorted({d.owner_agency for d in everything} | {user.agency})
+        agencies = (
+            sorted({d.owner_agency for d in everything} | {user.agency})
+            if may_read_everything(user)
+            else [user.agency]
+        )
         shown = [
             d
             for d in everything
@@ -361,6 +384,7 @@ def console_router(services: Services) -> APIRouter:  # noqa: C901, PLR0915 - on
         assert user is not None
         try:
             ds = workflow.dataset(dataset_id)
+            require_agency(user, ds.owner_agency, "read_dataset", dataset_id)
             review = workflow.review(dataset_id)
             history = workflow.history(dataset_id)
         except GovernanceError as exc:

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import base64
 import json
+import time
+from datetime import timedelta
 
 import orjson
 import pytest
@@ -113,6 +115,28 @@ def _lookup_from_tax(fed: Federation) -> bytes:
 def _inject(broker: MemoryBroker, fed: Federation, name: str, body: bytes) -> None:
     slug = fed.parties[name].subsystem.slug
     broker.route(OutboundMessage(direct_key(slug), body, "x"))
+
+
+def test_an_expired_directory_stops_sending_until_a_renewed_one(fed: Federation):
+    """On an expired directory a connector sends nothing (directory-expired): its grants and
+    revocations may be out of date. Once a renewed directory is picked up it sends again."""
+    fed.bus.publish_directory(expires_in=timedelta(seconds=1))
+    customs = fed["customs"]
+    assert customs.refresh_directory()
+    time.sleep(1.1)
+    for send in (
+        lambda: customs.publish(LODGED, example(LODGED)),
+        lambda: customs.publish_many(LODGED, [example(LODGED)]),
+        lambda: fed["tax"].request(LOOKUP, fed.parties["civil"].subsystem, example(LOOKUP)),
+    ):
+        with pytest.raises(SendRefused) as refused:
+            send()
+        assert refused.value.reason == "directory-expired"
+    assert fed.recorders["tax"].seen == []
+    fed.bus.publish_directory()
+    assert customs.refresh_directory()
+    customs.publish(LODGED, example(LODGED))
+    assert len(fed.recorders["tax"].wait_for(1)) == 1
 
 
 def test_tampered_message_is_dead_lettered_logged_and_never_handled(fed: Federation, broker):

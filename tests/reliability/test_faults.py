@@ -11,7 +11,7 @@ import pytest
 from bench.faults import FAULTS, run_fault
 
 MESSAGES = 1_000  # 800 events (each to two subscribers) and 200 requests
-RATE = 70.0  # events per second: the traffic lasts about 11 s, longer than any fault
+RATE = 55.0  # events per second: the traffic lasts about 15 s, longer than any fault
 
 
 @pytest.fixture(autouse=True)
@@ -50,7 +50,7 @@ def test_nothing_is_lost_refused_or_handled_twice(fault):
     assert report["delivered"] == {"civil": 200, "tax": 800, "treasury": 800}, report
     assert report["delivered_exactly_once"] == 1_800, report
     if fault == "connections-dropped":
-        assert report["notes"]["connections_closed"] >= 5, report  # five connectors, 3 times
+        assert report["notes"]["connections_open"] == 5, report  # one per connector
 
 
 def test_a_skewed_clock_refuses_by_code_and_loses_nothing():
@@ -71,7 +71,7 @@ def test_an_expiring_directory_pauses_the_bus_and_its_renewal_resumes_it():
     report = _run("directory-renewed")
     assert report["rejected"] == {}, report
     assert report["delivered"] == {"civil": 200, "tax": 800, "treasury": 800}, report
-    assert report["sends_refused_then_retried"], report
+    assert report["sends_refused_then_retried"].get("directory-expired", 0) > 0, report
 
 
 def test_every_fault_has_a_test():
