@@ -10,15 +10,21 @@ configuration file as deployed, so that a fault can kill one. Four messages in f
 events, one in five a request.
 
 Every handler writes its call into an effects database (SQLite, shared by the processes):
-one row per receiver and business key (the declaration number, the case reference) with a
-call count and the time of the first call. After the traffic the run waits until every
+one row per receiver, business key (the declaration number, the case reference) and message
+id, with a call count and the time of the first call. After the traffic the run waits until every
 message confirmed by the broker is either handled or dead-lettered, then reports per fault:
 
 - ``sent``: messages the broker confirmed (events, and requests);
 - ``delivered``: business keys handled, per receiver, of those expected;
 - ``rejected``: dead letters by reject code (a refusal is an outcome, not a loss);
 - ``lost``: confirmed but neither handled nor dead-lettered within the settle time (goal 0);
-- ``duplicated``: keys whose handler ran more than once (goal 0);
+- ``copies_absorbed``: second copies refused as ``duplicate`` (a resend after a lost confirm,
+  a redelivery): the receivers' replay check at work, not a loss;
+- ``duplicated``: business keys handled as two different messages, which a handler keying
+  its effect on the message id would apply twice (goal 0);
+- ``handler_reruns``: keys whose handler ran again for the same message (a connector killed
+  after the handler's effect and before it recorded the message done: handlers are at least
+  once, and the message id they are given is what keeps their effect single);
 - ``recovery_s``: from the end of the fault (or the moment it took effect, for a node lost)
   to the first handler call after it at the receivers it touched; ``longest_pause_s``: the
   longest gap between handler calls there.
@@ -93,6 +99,20 @@ Progress = Callable[[str], None]
 # --------------------------------------------------------------------------- effects
 
 
+@dataclass(frozen=True, slots=True)
+class Calls:
+    """The handler calls for one business key at one receiver."""
+
+    n: int  # handler calls in all
+    messages: int  # distinct message ids among them
+    first: float  # time of the first call
+
+    @property
+    def reruns(self) -> int:
+        """Calls beyond one per message: a handler run again after a crash."""
+        return self.n - self.messages
+
+
 class Effects:
     """The handlers' calls, shared by every process of a run (SQLite in WAL mode: a call
     is on disk before the handler returns, so it survives the process being killed)."""
@@ -102,25 +122,28 @@ class Effects:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute(
-            "CREATE TABLE IF NOT EXISTS calls (receiver TEXT, key TEXT, n INTEGER, first REAL,"
-            " PRIMARY KEY (receiver, key))"
+            "CREATE TABLE IF NOT EXISTS calls (receiver TEXT, key TEXT, message_id TEXT,"
+            " n INTEGER, first REAL, PRIMARY KEY (receiver, key, message_id))"
         )
         self._lock = threading.Lock()
 
-    def record(self, receiver: str, key: str) -> None:
+    def record(self, receiver: str, key: str, message_id: str) -> None:
         with self._lock:
             self._db.execute(
-                "INSERT INTO calls VALUES (?, ?, 1, ?)"
-                " ON CONFLICT (receiver, key) DO UPDATE SET n = n + 1",
-                (receiver, key, time.time()),
+                "INSERT INTO calls VALUES (?, ?, ?, 1, ?)"
+                " ON CONFLICT (receiver, key, message_id) DO UPDATE SET n = n + 1",
+                (receiver, key, message_id, time.time()),
             )
 
-    def calls(self) -> dict[str, dict[str, tuple[int, float]]]:
-        """receiver -> key -> (call count, time of the first call)."""
-        found: dict[str, dict[str, tuple[int, float]]] = {r: {} for r in RECEIVERS}
+    def calls(self) -> dict[str, dict[str, Calls]]:
+        """receiver -> business key -> its handler calls."""
+        found: dict[str, dict[str, Calls]] = {r: {} for r in RECEIVERS}
+        query = (
+            "SELECT receiver, key, sum(n), count(*), min(first) FROM calls GROUP BY receiver, key"
+        )
         with self._lock:
-            for receiver, key, n, first in self._db.execute("SELECT * FROM calls"):
-                found[receiver][key] = (n, first)
+            for receiver, key, n, messages, first in self._db.execute(query):
+                found[receiver][key] = Calls(n, messages, first)
         return found
 
     def close(self) -> None:
@@ -137,13 +160,13 @@ def _child(role: str, config: Path, effects_path: Path) -> None:
         answer = default_registry().latest(LOOKUP_REPLY).examples[0]
 
         def lookup(delivery: Delivery, _ctx: Any) -> Any:
-            effects.record(role, delivery.payload["case_reference"])
+            effects.record(role, delivery.payload["case_reference"], delivery.message_id)
             return answer
 
         connector.handlers[LOOKUP] = lookup
     else:
         connector.handlers[LODGED] = lambda delivery, _ctx: effects.record(
-            role, delivery.payload["declaration_number"]
+            role, delivery.payload["declaration_number"], delivery.message_id
         )
     finished = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: finished.set())
@@ -563,7 +586,8 @@ def settle_all(bus: Bus, tally: Tally, effects: Effects, timeout: float) -> tupl
     while True:
         _dead_letters(bus, rejected)
         calls = effects.calls()
-        missing = sum(len(expected[r] - calls[r].keys() - rejected[r].keys()) for r in RECEIVERS)
+        settled = refused(rejected)
+        missing = sum(len(expected[r] - calls[r].keys() - settled[r]) for r in RECEIVERS)
         if missing == 0 or time.monotonic() > deadline:
             return calls, rejected
         time.sleep(0.5)
@@ -576,8 +600,9 @@ def _report(
     settled = refused(rejected)
     lost = {r: sorted(expected[r] - calls[r].keys() - settled[r]) for r in RECEIVERS}
     codes = [c for r in RECEIVERS for cs in rejected[r].values() for c in cs]
-    duplicated = {r: sorted(k for k, (n, _) in calls[r].items() if n > 1) for r in RECEIVERS}
-    times = sorted(first for r in window.touched for _, first in calls[r].values())
+    duplicated = {r: sorted(k for k, c in calls[r].items() if c.messages > 1) for r in RECEIVERS}
+    reruns = {r: sorted(k for k, c in calls[r].items() if c.reruns) for r in RECEIVERS}
+    times = sorted(c.first for r in window.touched for c in calls[r].values())
     after = [t for t in times if t >= window.ended]
     pauses = [b - a for a, b in itertools.pairwise(times)]
     return {
@@ -587,7 +612,7 @@ def _report(
         "handler_calls_expected": sum(len(keys) for keys in expected.values()),
         "delivered": {r: len(expected[r] & calls[r].keys()) for r in RECEIVERS},
         "delivered_exactly_once": sum(
-            1 for r in RECEIVERS for k in expected[r] if calls[r].get(k, (0, 0))[0] == 1
+            1 for r in RECEIVERS for k in expected[r] if k in calls[r] and calls[r][k].n == 1
         ),
         "rejected": dict(Counter(c for c in codes if c != "duplicate")),
         "copies_absorbed": codes.count("duplicate"),
@@ -595,6 +620,8 @@ def _report(
         "lost_keys": {r: keys[:10] for r, keys in lost.items() if keys},
         "duplicated": sum(len(keys) for keys in duplicated.values()),
         "duplicated_keys": {r: keys[:10] for r, keys in duplicated.items() if keys},
+        "handler_reruns": sum(len(keys) for keys in reruns.values()),
+        "handler_rerun_keys": {r: keys[:10] for r, keys in reruns.items() if keys},
         "unconfirmed": len(tally.unconfirmed),
         "requests_answered": tally.answered,
         "requests_timed_out": tally.timed_out,

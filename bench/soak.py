@@ -79,11 +79,16 @@ def _sample(bus: Bus, effects: Effects, began: float) -> dict[str, Any]:
 
 
 def _paced_keys(stop: threading.Event, per_second: float) -> Iterator[str]:
+    """Case references, one per 1/per_second seconds (the caller asks for the next when its
+    request is answered), until ``stop``."""
+    began = time.monotonic()
     for i in itertools.count():
         if stop.is_set():
             return
         yield f"SOAK/{i:07d}"
-        time.sleep(1 / per_second)
+        ahead = began + (i + 1) / per_second - time.monotonic()
+        if ahead > 0:
+            time.sleep(ahead)
 
 
 def _growth(samples: list[dict[str, Any]]) -> dict[str, float]:
@@ -135,7 +140,8 @@ def run(
     expected["treasury"] = expected["tax"]
     settled = refused(rejected)
     lost = sum(len(expected[r] - calls[r].keys() - settled[r]) for r in RECEIVERS)
-    duplicated = sum(1 for r in RECEIVERS for n, _ in calls[r].values() if n > 1)
+    duplicated = sum(1 for r in RECEIVERS for c in calls[r].values() if c.messages > 1)
+    reruns = sum(1 for r in RECEIVERS for c in calls[r].values() if c.reruns)
     depths = [d for s in samples for d in s["queue_depth"].values()]
     return {
         "benchmark": "soak",
@@ -151,6 +157,7 @@ def run(
         ),
         "lost": lost,
         "duplicated": duplicated,
+        "handler_reruns": reruns,
         "rss_growth_mb": _growth(samples),
         "max_queue_depth": max(depths),
         "samples": samples,
