@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from cryptography.hazmat.primitives.serialization import Encoding
 
@@ -72,3 +73,12 @@ def wait_for(path: Path, timeout: float) -> str:
             raise TimeoutError(f"{path.name} did not appear within {timeout:g} s")
         time.sleep(0.02)
     return path.read_text()
+
+
+def delete_queues(channel: Any, instance: str, paths: Iterable[str]) -> None:
+    """Delete the queues (main, dead-letter, retry) of ``instance``'s subsystems at ``paths``
+    (e.g. ``GOV/MEF/TAX``) through a pika channel."""
+    for path in paths:
+        slug = f"{instance}/{path}".replace("/", ".")
+        for kind in ("q", "dlq", "retry"):
+            channel.queue_delete(f"tabadul.{kind}.{slug}")

@@ -33,7 +33,7 @@ from typing import Any
 
 import pika  # type: ignore[import-untyped]  # pika ships no type information
 
-from bench._children import connector_from, signal_file, wait_for, write_configs
+from bench._children import connector_from, delete_queues, signal_file, wait_for, write_configs
 from bench._raw_pika import raw_pika_throughput
 from bench._timing import machine
 from connectors import Delivery
@@ -100,11 +100,7 @@ def _child(role: str, config: Path, count: int, marker: Path) -> None:
 
 def _cleanup(instance: str) -> None:
     connection = pika.BlockingConnection(pika.URLParameters(URL))
-    channel = connection.channel()
-    for path in AGENCIES.values():
-        slug = f"{instance}/{path}".replace("/", ".")
-        for kind in ("q", "dlq", "retry"):
-            channel.queue_delete(f"tabadul.{kind}.{slug}")
+    delete_queues(connection.channel(), instance, AGENCIES.values())
     connection.close()
 
 

@@ -58,7 +58,7 @@ from typing import Any
 import orjson
 import pika  # type: ignore[import-untyped]  # pika ships no type information
 
-from bench._children import connector_from, signal_file, wait_for, write_configs
+from bench._children import connector_from, delete_queues, signal_file, wait_for, write_configs
 from bench._timing import machine
 from connectors import (
     REJECT_HEADER,
@@ -310,11 +310,7 @@ def admin(urls: tuple[str, ...]) -> pika.BlockingConnection:
 def _delete_queues(bus: Bus) -> None:
     with contextlib.suppress(pika.exceptions.AMQPError, TransportError):
         connection = admin(bus.broker_urls)
-        channel = connection.channel()
-        for path in AGENCIES.values():
-            slug = f"{bus.instance}/{path}".replace("/", ".")
-            for kind in ("q", "dlq", "retry"):
-                channel.queue_delete(f"tabadul.{kind}.{slug}")
+        delete_queues(connection.channel(), bus.instance, AGENCIES.values())
         connection.close()
 
 

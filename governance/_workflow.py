@@ -55,7 +55,7 @@ import sqlalchemy as sa
 
 from exchange import format_time, utcnow
 from governance._audit import AuditEntry, AuditLog, append_entry
-from governance._db import GovernanceStore, datasets, findings, reviews, users
+from governance._db import GovernanceStore, api_tokens, datasets, findings, reviews, users
 from governance._errors import (
     AlreadyExists,
     ChangedSinceApproval,
@@ -507,7 +507,9 @@ class Workflow:
     def set_roles(
         self, actor: User | str, user_id: str, roles: Iterable[Role | str], *, reason: str
     ) -> User:
-        """Replace a person's roles (operators only)."""
+        """Replace a person's roles (operators only). Taking every role away disables the
+        account and revokes its API tokens in the same transaction: giving a role back later
+        does not revive them (the person is issued new ones)."""
         new_roles = frozenset(_enum(Role, r, "role") for r in roles)
         reason = _text(reason, "a reason")
         now = self._now()
@@ -517,13 +519,19 @@ class Workflow:
             conn.execute(
                 users.update().where(users.c.user_id == user_id).values(roles=sorted(new_roles))
             )
+            details: dict[str, object] = {"from": sorted(old.roles), "to": sorted(new_roles)}
+            if not new_roles:
+                live = sa.and_(api_tokens.c.user_id == user_id, api_tokens.c.revoked_at.is_(None))
+                revoked = conn.execute(sa.select(api_tokens.c.token_id).where(live)).scalars()
+                details["tokens_revoked"] = sorted(revoked)
+                conn.execute(api_tokens.update().where(live).values(revoked_at=format_time(now)))
             append_entry(
                 conn,
                 actor=_actor_id(actor),
                 action="user.roles",
                 subject=f"user:{user_id}",
                 reason=reason,
-                details={"from": sorted(old.roles), "to": sorted(new_roles)},
+                details=details,
                 at=now,
             )
         return User(old.user_id, old.name, old.agency, new_roles)

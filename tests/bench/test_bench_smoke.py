@@ -50,3 +50,32 @@ def test_tabadul_bench_pii_json():
     report = json.loads(result.stdout)
     assert report["results"]
     assert all(r["product_per_s"] > 0 and r["raw_per_s"] > 0 for r in report["results"])
+
+
+def test_tabadul_bench_faults_json_names_each_outcome():
+    """`tabadul bench faults --json` runs one fault at a tiny size and reports every outcome;
+    an unknown fault is refused with its code."""
+    app = build_app()
+    args = ["bench", "faults", "--fault", "none", "--messages", "50", "--rate", "25", "--json"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    (report,) = json.loads(result.stdout)["results"]
+    assert report["sent"] == {"events": 40, "requests": 10}
+    assert (report["lost"], report["duplicated"], report["handler_reruns"]) == (0, 0, 0)
+    refused = CliRunner().invoke(app, ["bench", "faults", "--fault", "meteor", "--json"])
+    assert refused.exit_code == 2
+    assert json.loads(refused.stdout)["error"]["code"] == "unknown-fault"
+
+
+def test_tabadul_bench_soak_json_samples_memory_and_queues():
+    """`tabadul bench soak --json` for a few seconds: samples of every connector's memory and
+    queue depth, and the final accounting."""
+    args = ["bench", "soak", "--minutes", "0.1", "--sample", "2", "--rate", "50", "--json"]
+    result = CliRunner().invoke(build_app(), args)
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert len(report["samples"]) >= 3
+    assert set(report["samples"][-1]["rss_mb"]) == {"civil", "tax", "treasury", "senders"}
+    assert all(v > 0 for v in report["samples"][-1]["rss_mb"].values())
+    assert report["sent"]["events"] > 0
+    assert (report["lost"], report["duplicated"]) == (0, 0)

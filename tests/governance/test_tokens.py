@@ -11,6 +11,7 @@ import pytest
 import sqlalchemy as sa
 
 from governance import (
+    AuditLog,
     InvalidInput,
     NotFound,
     Tokens,
@@ -122,12 +123,22 @@ def test_reports_are_kept_with_the_review(flow):
     assert flow.review("tariffs").reports == reports
 
 
-def test_a_person_without_roles_is_disabled(tokens, flow):
-    """Taking every role away disables the account: its tokens no longer authenticate."""
+def test_a_person_without_roles_is_disabled(tokens, flow, store):
+    """Taking every role away disables the account and revokes its tokens (audited): giving a
+    role back does not revive them; a new token works."""
     issued = tokens.issue("karim", "karim", label="scripts")
     flow.set_roles("root", "karim", [], reason="left the agency")
-    with pytest.raises(Unauthenticated, match="disabled"):
+    with pytest.raises(Unauthenticated, match="revoked"):
         tokens.authenticate(issued.token)
+    (record,) = tokens.tokens("karim")
+    assert record.revoked_at is not None
+    entry = AuditLog(store).entries(subject="user:karim")[-1]
+    assert entry.details["tokens_revoked"] == [record.token_id]
+    flow.set_roles("root", "karim", ["approver"], reason="came back")
+    with pytest.raises(Unauthenticated, match="revoked"):
+        tokens.authenticate(issued.token)
+    fresh = tokens.issue("root", "karim", label="new laptop")
+    assert tokens.authenticate(fresh.token).user_id == "karim"
 
 
 def test_a_client_failing_too_often_is_made_to_wait(tokens, clock):
