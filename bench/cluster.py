@@ -19,6 +19,7 @@ import contextlib
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -126,11 +127,12 @@ def _start(node: Node) -> None:
 
 
 def _stop(node: Node) -> None:
-    with contextlib.suppress(ClusterError, subprocess.TimeoutExpired):
+    """``rabbitmqctl stop``; if that fails, kill the node's process by its pid file."""
+    try:
         node.ctl("stop", timeout=60)
-    pid_file = node.folder / "node.pid"
-    with contextlib.suppress(OSError, ValueError):
-        os.kill(int(pid_file.read_text().strip()), 9)
+    except (ClusterError, subprocess.TimeoutExpired):
+        with contextlib.suppress(OSError, ValueError):
+            os.kill(int((node.folder / "node.pid").read_text().strip()), signal.SIGKILL)
 
 
 @contextlib.contextmanager
@@ -170,13 +172,19 @@ def local_cluster(nodes: int = NODES) -> Iterator[list[Node]]:
 
 
 def queue_members(node: Node, prefix: str) -> dict[str, list[str]]:
-    """Quorum queue name -> the nodes holding a replica, for queues starting with prefix."""
-    listing = node.ctl("list_queues", "name", "type", "members", "--formatter", "json")
+    """Quorum queue name -> the nodes whose replica is online, for queues starting with
+    ``prefix``."""
+    listing = node.ctl("list_queues", "name", "type", "online", "--formatter", "json")
     return {
-        q["name"]: sorted(q["members"])
+        q["name"]: sorted(q["online"])
         for q in json.loads(listing)
         if q["name"].startswith(prefix) and q["type"] == "quorum"
     }
+
+
+def _fewest_online(node: Node, prefix: str) -> int:
+    """The fewest online replicas among the run's quorum queues (0 when there are none)."""
+    return min((len(m) for m in queue_members(node, prefix).values()), default=0)
 
 
 def run(messages: int = 10_000, *, rate: float = 600.0, progress: Any = None) -> dict[str, Any]:
@@ -192,15 +200,19 @@ def run(messages: int = 10_000, *, rate: float = 600.0, progress: Any = None) ->
             first = nodes[0]
             window.notes["stopped"] = first.name
             window.began = time.time()
+            prefix = f"tabadul.q.{bus.instance}."
             try:
                 first.ctl("stop_app")
                 window.ended = time.time()  # recovery counts from the node's loss
+                window.notes["online_replicas_while_stopped"] = _fewest_online(nodes[1], prefix)
                 time.sleep(5.0)
             finally:
                 first.ctl("start_app")
                 _await(first)
-            members = queue_members(first, f"tabadul.q.{bus.instance}.")
-            window.notes["replicas_after_restart"] = min(len(m) for m in members.values())
+            deadline = time.monotonic() + 60  # the restarted replicas catch up, then count
+            while _fewest_online(first, prefix) < NODES and time.monotonic() < deadline:
+                time.sleep(1.0)
+            window.notes["online_replicas_after_restart"] = _fewest_online(first, prefix)
 
         report = run_fault(
             "node-stopped",

@@ -68,8 +68,11 @@ from connectors import (
     NotConfirmed,
     RemoteError,
     RequestTimeout,
+    SendRefused,
     TransportError,
     dead_letter_queue,
+    queue_name,
+    retry_queue,
 )
 from exchange import ExchangeError, SubsystemId, parse_envelope, utcnow
 from exchange.sandbox import Party, Sandbox
@@ -97,6 +100,9 @@ Progress = Callable[[str], None]
 
 
 # --------------------------------------------------------------------------- effects
+
+
+DeadLetters = dict[str, dict[str, list[str]]]  # receiver -> business key -> reject codes
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,6 +176,7 @@ def _child(role: str, config: Path, effects_path: Path) -> None:
         )
     finished = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: finished.set())
+    threading.Thread(target=_orphaned, args=(finished,), daemon=True).start()
     threading.Thread(
         target=_follow_clock, args=(connector, config.with_suffix(".skew"), finished), daemon=True
     ).start()
@@ -180,11 +187,21 @@ def _child(role: str, config: Path, effects_path: Path) -> None:
     effects.close()
 
 
+def _orphaned(finished: threading.Event) -> None:
+    """Stop when the parent is gone: its end of our stdin closes, however it ended."""
+    sys.stdin.buffer.read()
+    finished.set()
+
+
 def _follow_clock(connector: Connector, skew_file: Path, finished: threading.Event) -> None:
-    """Fault injection: the receiving side's clock follows the skew file."""
+    """Fault injection: the receiving side's clock follows the skew file (written whole by
+    :func:`signal_file`; no file means no skew)."""
     skew = 0.0
     while not finished.wait(0.1):
-        wanted = float(skew_file.read_text()) if skew_file.exists() else 0.0
+        try:
+            wanted = float(skew_file.read_text() or 0)
+        except FileNotFoundError:
+            wanted = 0.0
         if wanted != skew:
             skew = wanted
             inspector = connector._inspector  # noqa: SLF001 - the clock is what the fault changes
@@ -266,13 +283,22 @@ class Bus:
                 "--effects",
                 str(self.effects_path),
             ],
+            stdin=subprocess.PIPE,  # closed when this process ends, however it ends
         )
         wait_for(config.with_suffix(".ready"), 60)
 
     def kill(self, name: str, sig: int = signal.SIGKILL) -> None:
-        child = self.children.pop(name)
+        """Signal a receiving connector and wait for it to end (SIGKILL after 60 s)."""
+        child = self.children[name]
         child.send_signal(sig)
-        child.wait(timeout=60)
+        try:
+            child.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.wait(timeout=60)
+        if child.stdin is not None:
+            child.stdin.close()
+        del self.children[name]
 
     def start(self) -> None:
         for name in RECEIVERS:
@@ -286,10 +312,7 @@ class Bus:
             with contextlib.suppress(ConnectorError, ExchangeError):
                 connector.stop()
         for name in list(self.children):
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                self.kill(name, signal.SIGTERM)
-        for child in self.children.values():
-            child.kill()
+            self.kill(name, signal.SIGTERM)
         _delete_queues(self)
 
     def subsystem(self, name: str) -> SubsystemId:
@@ -338,9 +361,8 @@ class Window:
     notes: dict[str, Any] = field(default_factory=dict)
 
 
-def _none(_bus: Bus, window: Window) -> None:
+def _none(_bus: Bus, _window: Window) -> None:
     """No fault: the baseline."""
-    window.touched = RECEIVERS
 
 
 def _connections_dropped(bus: Bus, window: Window) -> None:
@@ -356,12 +378,20 @@ def _connections_dropped(bus: Bus, window: Window) -> None:
 
 
 def _broker_restarted(_bus: Bus, _window: Window) -> None:
-    """The RabbitMQ application is stopped for three seconds, then started again."""
+    """The RabbitMQ application is stopped for three seconds, then started again. (This
+    stops the whole local broker, for everyone using it, for those seconds.)"""
+    # One detached shell stops and starts it: the broker comes back even if this process
+    # is killed meanwhile.
+    restart = subprocess.Popen(
+        ["sh", "-c", "rabbitmqctl stop_app; sleep 3; rabbitmqctl start_app"],  # noqa: S607
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
-        _rabbitmqctl("stop_app")
-        time.sleep(3.0)
+        restart.wait(timeout=180)
     finally:
-        _rabbitmqctl("start_app")
+        _rabbitmqctl("start_app")  # does nothing on a running broker
         _rabbitmqctl("await_startup")
 
 
@@ -399,7 +429,7 @@ def _clock_skewed(bus: Bus, window: Window) -> None:
     window.touched = ("treasury",)
     skew = bus.configs["treasury"].with_suffix(".skew")
     try:
-        skew.write_text("-120")
+        signal_file(skew, "-120")
         time.sleep(4.0)
     finally:
         skew.unlink(missing_ok=True)
@@ -450,24 +480,56 @@ class Tally:
     timed_out: int = 0
     unconfirmed: list[str] = field(default_factory=list)
     send_refused: Counter[str] = field(default_factory=Counter)
+    send_errors: Counter[str] = field(default_factory=Counter)
     remote_refused: Counter[str] = field(default_factory=Counter)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
+REFUSED_FOR = 120.0  # a sender refused this long (a directory never renewed) gives up
+
+
 def _retrying(tally: Tally, send: Callable[[], object]) -> bool:
-    """Send until the bus lets us (a refusal here means nothing left: an expired directory,
-    say); False when the broker did not confirm."""
+    """Send until the bus lets us: a refusal means nothing left (an expired directory, say),
+    so the same payloads go again. False when the broker did not confirm, or the send failed
+    after leaving (such keys are not expected, but reported if handled)."""
+    deadline = time.monotonic() + REFUSED_FOR
     while True:
         try:
             send()
+        except SendRefused as exc:
+            with tally.lock:
+                tally.send_refused[exc.reason] += 1
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"sending refused for {REFUSED_FOR:g} s: {exc}") from exc
+            time.sleep(0.2)
+            continue
         except (NotConfirmed, TransportError):
             return False
         except (ConnectorError, ExchangeError) as exc:
             with tally.lock:
-                tally.send_refused[str(getattr(exc, "reason", exc.code))] += 1
-            time.sleep(0.2)
-            continue
+                tally.send_errors[exc.code] += 1
+            return False
         return True
+
+
+class _Sender(threading.Thread):
+    """A sending thread whose exception is raised again by :meth:`finish`."""
+
+    def __init__(self, target: Callable[..., None], *args: Any, **kwargs: Any) -> None:
+        super().__init__(daemon=True)
+        self._work = functools.partial(target, *args, **kwargs)
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            self._work()
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller by finish()
+            self.error = exc
+
+    def finish(self) -> None:
+        self.join()
+        if self.error is not None:
+            raise self.error
 
 
 def send_events(
@@ -484,22 +546,24 @@ def send_events(
     declaration = default_registry().latest(LODGED).examples[0]
     customs = bus.senders["customs"]
     began = time.monotonic()
-    for first in itertools.count(0, 10):
-        if (count is not None and first >= count) or (stop is not None and stop.is_set()):
-            break
-        last = first + 10 if count is None else min(count, first + 10)
-        numbers = [f"301-2026-{i:07d}" for i in range(first, last)]
-        payloads = [{**declaration, "declaration_number": n} for n in numbers]
-        ok = _retrying(tally, functools.partial(customs.publish_many, LODGED, payloads))
-        with tally.lock:
-            (tally.events if ok else tally.unconfirmed).extend(numbers)
-        if midway is not None and count is not None and first >= count * 0.3:
-            midway.set()
-        ahead = began + last / rate - time.monotonic()
-        if ahead > 0:
-            time.sleep(ahead)
-    if midway is not None:
-        midway.set()
+    try:
+        for first in itertools.count(0, 10):
+            if (count is not None and first >= count) or (stop is not None and stop.is_set()):
+                break
+            last = first + 10 if count is None else min(count, first + 10)
+            numbers = [f"301-2026-{i:07d}" for i in range(first, last)]
+            payloads = [{**declaration, "declaration_number": n} for n in numbers]
+            ok = _retrying(tally, functools.partial(customs.publish_many, LODGED, payloads))
+            with tally.lock:
+                (tally.events if ok else tally.unconfirmed).extend(numbers)
+            if midway is not None and count is not None and first >= count * 0.3:
+                midway.set()
+            ahead = began + last / rate - time.monotonic()
+            if ahead > 0:
+                time.sleep(ahead)
+    finally:
+        if midway is not None:
+            midway.set()  # never leave the fault waiting, even when sending failed
 
 
 def send_requests(bus: Bus, keys: Iterable[str], tally: Tally) -> None:
@@ -517,7 +581,7 @@ def send_requests(bus: Bus, keys: Iterable[str], tally: Tally) -> None:
             except RequestTimeout:
                 out.append("timed-out")
             except RemoteError as exc:
-                out.append(f"refused:{exc.code}")
+                out.append(f"refused:{exc.remote_code}")
 
         confirmed = _retrying(tally, ask)
         with tally.lock:
@@ -553,9 +617,6 @@ def _dead_letters(bus: Bus, found: DeadLetters) -> None:
     connection.close()
 
 
-DeadLetters = dict[str, dict[str, list[str]]]
-
-
 def refused(dead: DeadLetters) -> dict[str, set[str]]:
     """Per receiver, the keys refused with a code. A ``duplicate`` dead letter is a second
     copy of something already accepted (a resend after a lost confirm, a redelivery): it
@@ -574,36 +635,59 @@ def _expected(tally: Tally) -> dict[str, set[str]]:
     }
 
 
-def settle_all(bus: Bus, tally: Tally, effects: Effects, timeout: float) -> tuple[Any, Any]:
-    """Wait until every confirmed message is handled or dead-lettered (or ``timeout``)."""
+def queue_depths(bus: Bus) -> dict[str, int]:
+    """Messages waiting per receiver, in its queue and its retry queue."""
+    connection = admin(bus.broker_urls)
+    channel = connection.channel()
+    try:
+        return {
+            name: sum(
+                channel.queue_declare(queue, passive=True).method.message_count
+                for queue in (queue_name(slug), retry_queue(slug))
+            )
+            for name in RECEIVERS
+            for slug in [bus.subsystem(name).slug]
+        }
+    finally:
+        connection.close()
+
+
+CallsByReceiver = dict[str, dict[str, Calls]]
+
+
+def settle_all(
+    bus: Bus, tally: Tally, effects: Effects, timeout: float
+) -> tuple[CallsByReceiver, DeadLetters]:
+    """Wait until every confirmed message is handled or dead-lettered, the queues are empty
+    and the handler calls have stopped changing (so late copies and re-runs are counted
+    too), or ``timeout`` seconds."""
     expected = _expected(tally)
     rejected: DeadLetters = {name: {} for name in RECEIVERS}
     deadline = time.monotonic() + timeout
+    seen = -1
     while True:
         _dead_letters(bus, rejected)
         calls = effects.calls()
         settled = refused(rejected)
         missing = sum(len(expected[r] - calls[r].keys() - settled[r]) for r in RECEIVERS)
-        if missing == 0 or time.monotonic() > deadline:
+        made = sum(c.n for keys in calls.values() for c in keys.values())
+        quiet = missing == 0 and made == seen and not any(queue_depths(bus).values())
+        if quiet or time.monotonic() > deadline:
             return calls, rejected
+        seen = made
         time.sleep(0.5)
 
 
-def _report(
-    fault: str, tally: Tally, *, calls: Any, rejected: Any, window: Window, elapsed: float
-) -> dict[str, Any]:
+def account(tally: Tally, calls: CallsByReceiver, rejected: DeadLetters) -> dict[str, Any]:
+    """What became of every message the senders saw confirmed (see the module docstring)."""
     expected = _expected(tally)
     settled = refused(rejected)
     lost = {r: sorted(expected[r] - calls[r].keys() - settled[r]) for r in RECEIVERS}
     codes = [c for r in RECEIVERS for cs in rejected[r].values() for c in cs]
     duplicated = {r: sorted(k for k, c in calls[r].items() if c.messages > 1) for r in RECEIVERS}
     reruns = {r: sorted(k for k, c in calls[r].items() if c.reruns) for r in RECEIVERS}
-    times = sorted(c.first for r in window.touched for c in calls[r].values())
-    after = [t for t in times if t >= window.ended]
-    pauses = [b - a for a, b in itertools.pairwise(times)]
+    unconfirmed = set(tally.unconfirmed)
     return {
-        "fault": fault,
-        "description": " ".join(window.description.split()),
         "sent": {"events": len(tally.events), "requests": len(tally.requests)},
         "handler_calls_expected": sum(len(keys) for keys in expected.values()),
         "delivered": {r: len(expected[r] & calls[r].keys()) for r in RECEIVERS},
@@ -618,11 +702,27 @@ def _report(
         "duplicated_keys": {r: keys[:10] for r, keys in duplicated.items() if keys},
         "handler_reruns": sum(len(keys) for keys in reruns.values()),
         "handler_rerun_keys": {r: keys[:10] for r, keys in reruns.items() if keys},
-        "unconfirmed": len(tally.unconfirmed),
+        "unconfirmed": len(unconfirmed),
+        "unconfirmed_but_handled": sum(len(unconfirmed & calls[r].keys()) for r in RECEIVERS),
         "requests_answered": tally.answered,
         "requests_timed_out": tally.timed_out,
         "requests_refused": dict(tally.remote_refused),
         "sends_refused_then_retried": dict(tally.send_refused),
+        "send_errors": dict(tally.send_errors),
+    }
+
+
+def _report(
+    fault: str, tally: Tally, *, calls: CallsByReceiver, rejected: DeadLetters, window: Window,
+    elapsed: float,
+) -> dict[str, Any]:  # fmt: skip
+    times = sorted(c.first for r in window.touched for c in calls[r].values())
+    after = [t for t in times if t >= window.ended]
+    pauses = [b - a for a, b in itertools.pairwise(times)]
+    return {
+        "fault": fault,
+        "description": " ".join(window.description.split()),
+        **account(tally, calls, rejected),
         "fault_seconds": round(window.ended - window.began, 2),
         "recovery_s": round(after[0] - window.ended, 3) if after else None,
         "longest_pause_s": round(max(pauses), 3) if pauses else None,
@@ -646,15 +746,18 @@ def running_bus(
     vhost = None if broker_urls else f"tabadul-{instance}"
     if vhost:
         _rabbitmqctl("add_vhost", vhost)
-        _rabbitmqctl("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
-    bus = Bus(folder, instance, broker_urls or (f"{LOCAL}/{vhost}",), vhost)
     try:
-        bus.start()
-        if replicas:
-            bus.spawn("tax-2")
-        yield bus
+        if vhost:
+            _rabbitmqctl("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
+        bus = Bus(Path(folder), instance, broker_urls or (f"{LOCAL}/{vhost}",), vhost)
+        try:
+            bus.start()
+            if replicas:
+                bus.spawn("tax-2")
+            yield bus
+        finally:
+            bus.stop()
     finally:
-        bus.stop()
         if vhost:
             _rabbitmqctl("delete_vhost", vhost)
 
@@ -685,27 +788,20 @@ def run_fault(
         keys = [f"RQ/{i:06d}" for i in range(requests)]
         began = time.monotonic()
         senders = [
-            threading.Thread(
-                target=send_events,
-                args=(bus, tally, rate),
-                kwargs={"count": events, "midway": started},
-            ),
-            *(
-                threading.Thread(target=send_requests, args=(bus, keys[half::2], tally))
-                for half in range(2)
-            ),
+            _Sender(send_events, bus, tally, rate, count=events, midway=started),
+            *(_Sender(send_requests, bus, keys[half::2], tally) for half in range(2)),
         ]
         for thread in senders:
             thread.start()
         try:
-            started.wait()
+            started.wait()  # set at 30 %, or when the events thread ends however it ends
             say(f"{fault}: injecting")
             window.began = time.time()
             act(bus, window)
             window.ended = window.ended or time.time()  # a fault may say when it took effect
         finally:
             for thread in senders:
-                thread.join()
+                thread.finish()
         say(f"{fault}: settling")
         calls, rejected = settle_all(bus, tally, effects, settle)
         elapsed = time.monotonic() - began

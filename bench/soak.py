@@ -29,18 +29,16 @@ from typing import Any
 
 from bench._timing import machine
 from bench.faults import (
-    RECEIVERS,
     Bus,
     Effects,
     Tally,
-    admin,
-    refused,
+    account,
+    queue_depths,
     running_bus,
     send_events,
     send_requests,
     settle_all,
 )
-from connectors import queue_name
 
 Progress = Callable[[str], None]
 
@@ -53,27 +51,13 @@ def _rss_mb(pid: int) -> float:
     return 0.0
 
 
-def _depths(bus: Bus) -> dict[str, int]:
-    connection = admin(bus.broker_urls)
-    channel = connection.channel()
-    try:
-        return {
-            name: channel.queue_declare(
-                queue_name(bus.subsystem(name).slug), passive=True
-            ).method.message_count
-            for name in RECEIVERS
-        }
-    finally:
-        connection.close()
-
-
 def _sample(bus: Bus, effects: Effects, began: float) -> dict[str, Any]:
     memory = {name: _rss_mb(child.pid) for name, child in bus.children.items()}
     memory["senders"] = _rss_mb(os.getpid())
     return {
         "t_s": round(time.monotonic() - began, 1),
         "rss_mb": memory,
-        "queue_depth": _depths(bus),
+        "queue_depth": queue_depths(bus),
         "handled": sum(len(keys) for keys in effects.calls().values()),
     }
 
@@ -119,8 +103,9 @@ def run(
         began = time.monotonic()
         for thread in threads:
             thread.start()
-        samples = [_sample(bus, effects, began)]
+        samples: list[dict[str, Any]] = []
         try:
+            samples.append(_sample(bus, effects, began))
             end = began + minutes * 60
             while time.monotonic() < end:
                 time.sleep(max(0.0, min(sample_every, end - time.monotonic())))
@@ -136,12 +121,6 @@ def run(
         say("settling")
         calls, rejected = settle_all(bus, tally, effects, 120)
         effects.close()
-    expected = {"civil": set(tally.requests), "tax": set(tally.events)}
-    expected["treasury"] = expected["tax"]
-    settled = refused(rejected)
-    lost = sum(len(expected[r] - calls[r].keys() - settled[r]) for r in RECEIVERS)
-    duplicated = sum(1 for r in RECEIVERS for c in calls[r].values() if c.messages > 1)
-    reruns = sum(1 for r in RECEIVERS for c in calls[r].values() if c.reruns)
     depths = [d for s in samples for d in s["queue_depth"].values()]
     return {
         "benchmark": "soak",
@@ -149,15 +128,7 @@ def run(
         "minutes": minutes,
         "events_per_s": rate,
         "requests_per_s": requests_per_s,
-        "sent": {"events": len(tally.events), "requests": len(tally.requests)},
-        "handled": sum(len(keys) for keys in calls.values()),
-        "rejected": sum(len(keys) for keys in settled.values()),
-        "copies_absorbed": sum(
-            codes.count("duplicate") for keys in rejected.values() for codes in keys.values()
-        ),
-        "lost": lost,
-        "duplicated": duplicated,
-        "handler_reruns": reruns,
+        **account(tally, calls, rejected),
         "rss_growth_mb": _growth(samples),
         "max_queue_depth": max(depths),
         "samples": samples,

@@ -186,7 +186,7 @@ class OpenData:
             )
         approved = review.content_sha256
         checked = review.reports.get("validation")
-        stored = self.files.path(approved)
+        stored = self.files.path(approved)  # MissingFile first, before any copy is made
         with tempfile.TemporaryDirectory(dir=stored.parent, prefix=".publish-") as tmp:
             # Send a private copy, hashed as it was made: the stored file may have changed
             # since approval (its name is the approved SHA-256, its bytes need not be), and

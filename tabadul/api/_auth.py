@@ -18,27 +18,7 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from governance import Unauthenticated, User
-from tabadul._access import (
-    ANY_ROLE,
-    OPERATORS,
-    OVERSIGHT,
-    require_agency,
-    require_role,
-    require_self_or_oversight,
-)
 from tabadul._services import Services
-
-__all__ = [
-    "ANY_ROLE",
-    "OPERATORS",
-    "OVERSIGHT",
-    "Caller",
-    "ServicesDep",
-    "current_user",
-    "require_agency",
-    "require_role",
-    "require_self_or_oversight",
-]
 
 _BEARER = HTTPBearer(
     auto_error=False,

@@ -12,7 +12,8 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
 from governance import AuditTampered
-from tabadul.api._auth import OVERSIGHT, Caller, ServicesDep, require_role
+from tabadul._access import OVERSIGHT, require_role
+from tabadul.api._auth import Caller, ServicesDep
 from tabadul.api._models import AuditEntryOut, OptionalQueryText
 from tabadul.api._problems import problem_responses
 

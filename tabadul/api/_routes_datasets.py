@@ -21,8 +21,9 @@ from fastapi import APIRouter, File, Form, Query, UploadFile
 from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
 from governance import Level, Resolution, State, User
+from tabadul._access import OVERSIGHT, require_agency
 from tabadul._services import Services
-from tabadul.api._auth import OVERSIGHT, Caller, ServicesDep, require_agency
+from tabadul.api._auth import Caller, ServicesDep
 from tabadul.api._models import (
     AuditEntryOut,
     Body,

@@ -24,8 +24,9 @@ from pydantic import AwareDatetime, BaseModel, Field
 
 from exchange import CAStore, ExchangeError, cert_from_pem
 from governance import RegisteredCertificate
+from tabadul._access import ANY_ROLE, OPERATORS, require_role
 from tabadul._services import CaUnavailable, Settings, load_ca
-from tabadul.api._auth import ANY_ROLE, OPERATORS, Caller, ServicesDep, require_role
+from tabadul.api._auth import Caller, ServicesDep
 from tabadul.api._models import Body, OptionalQueryText, ReasonIn, RequiredReasonIn
 from tabadul.api._problems import ApiProblem, problem_responses
 

@@ -11,8 +11,9 @@ from __future__ import annotations
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
+from tabadul._access import OVERSIGHT, require_role
 from tabadul._traffic import Latency, Source, scrape, summarise
-from tabadul.api._auth import OVERSIGHT, Caller, ServicesDep, require_role
+from tabadul.api._auth import Caller, ServicesDep
 from tabadul.api._problems import problem_responses
 
 router = APIRouter(tags=["traffic"], responses=problem_responses(401, 403, 429, 503))

@@ -14,13 +14,8 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
 from governance import DEFAULT_TTL, ApiToken, IssuedToken, Role
-from tabadul.api._auth import (
-    OVERSIGHT,
-    Caller,
-    ServicesDep,
-    require_role,
-    require_self_or_oversight,
-)
+from tabadul._access import OVERSIGHT, require_role, require_self_or_oversight
+from tabadul.api._auth import Caller, ServicesDep
 from tabadul.api._models import (
     Body,
     OptionalQueryRole,

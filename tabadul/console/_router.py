@@ -80,9 +80,9 @@ Outcome = tuple[str, dict[str, object]]  # (catalogue key of the success text, i
 form = Annotated[str, Form()]
 
 
-# The status of a refusal page, by the error's class (the first that matches).
 logger = logging.getLogger("tabadul.console")
 
+# The status of a refusal page, by the error's class (the first that matches).
 _STATUSES: tuple[tuple[type[Exception], int], ...] = (
     (NotFound, 404),
     (TooManyAttempts, 429),
@@ -344,9 +344,10 @@ def console_router(services: Services) -> APIRouter:  # noqa: C901, PLR0915 - on
             return view
         user = view.user
         assert user is not None
-        if agency is None or not may_read_everything(user):
-            # first visit: one's own agency; people without oversight see only their own
-            agency = "" if may_read_everything(user) else user.agency
+        if not may_read_everything(user):
+            agency = user.agency  # people without oversight see only their own agency's
+        elif agency is None:
+            agency = ""  # an overseer's first visit: every agency
         chosen = State(state) if state in State.__members__ else None
         try:
             everything = workflow.datasets()

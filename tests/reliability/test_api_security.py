@@ -804,6 +804,14 @@ def test_the_server_log_masks_a_token_in_a_url():
     config = server_log_config()
     assert config["handlers"], config
     assert all(h["filters"] == ["redact_tokens"] for h in config["handlers"].values())
+    assert config["root"]["handlers"] == ["default"]  # the application's own loggers too
+    error = ValueError(f"refused {token}")
+    failure = logging.LogRecord(
+        "tabadul", logging.ERROR, __file__, 1, "x", (), (ValueError, error, None)
+    )
+    assert RedactTokens().filter(failure)
+    assert failure.exc_text is not None
+    assert _secret(token) not in failure.exc_text
 
 
 # ---- a served API per test, for the throttle, expiry, revocation and secrets ------------------

@@ -34,5 +34,6 @@ def test_a_node_lost_during_traffic_loses_nothing():
     members = report["quorum_queue_members"]
     assert len(members) == 5, report  # one queue per connector
     assert all(len(nodes) == 3 for nodes in members.values()), members
-    assert report["notes"]["replicas_after_restart"] == 3, report
+    assert report["notes"]["online_replicas_while_stopped"] == 2, report
+    assert report["notes"]["online_replicas_after_restart"] == 3, report
     assert _local_broker() == before  # the machine's broker: same node, still alone
