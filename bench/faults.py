@@ -40,6 +40,7 @@ import contextlib
 import functools
 import itertools
 import json
+import os
 import signal
 import sqlite3
 import subprocess
@@ -188,9 +189,12 @@ def _child(role: str, config: Path, effects_path: Path) -> None:
 
 
 def _orphaned(finished: threading.Event) -> None:
-    """Stop when the parent is gone: its end of our stdin closes, however it ended."""
-    sys.stdin.buffer.read()
-    finished.set()
+    """Stop when the parent is gone, however it ended (this process is handed to another
+    parent then)."""
+    parent = os.getppid()
+    while not finished.wait(0.5):
+        if os.getppid() != parent:
+            finished.set()
 
 
 def _follow_clock(connector: Connector, skew_file: Path, finished: threading.Event) -> None:
@@ -266,26 +270,27 @@ class Bus:
             self.folder / "directory.json", self.sandbox.sign(expires_in=expires_in).decode()
         )
 
-    def spawn(self, name: str) -> None:
-        """Start the receiving connector ``name`` (``tax-2``: a second replica of tax) in its
-        own process and wait until it consumes."""
-        config = self.configs[name]
-        config.with_suffix(".ready").unlink(missing_ok=True)
-        self.children[name] = subprocess.Popen(  # noqa: S603 - our own module and arguments
-            [
-                sys.executable,
-                "-m",
-                "bench.faults",
-                "--child",
-                name.partition("-")[0],
-                "--config",
-                str(config),
-                "--effects",
-                str(self.effects_path),
-            ],
-            stdin=subprocess.PIPE,  # closed when this process ends, however it ends
-        )
-        wait_for(config.with_suffix(".ready"), 60)
+    def spawn(self, *names: str) -> None:
+        """Start the receiving connectors ``names`` (``tax-2``: a second replica of tax),
+        each in its own process, and wait until every one consumes."""
+        for name in names:
+            config = self.configs[name]
+            config.with_suffix(".ready").unlink(missing_ok=True)
+            self.children[name] = subprocess.Popen(  # noqa: S603 - our own module and arguments
+                [
+                    sys.executable,
+                    "-m",
+                    "bench.faults",
+                    "--child",
+                    name.partition("-")[0],
+                    "--config",
+                    str(config),
+                    "--effects",
+                    str(self.effects_path),
+                ],
+            )
+        for name in names:
+            wait_for(self.configs[name].with_suffix(".ready"), 60)
 
     def kill(self, name: str, sig: int = signal.SIGKILL) -> None:
         """Signal a receiving connector and wait for it to end (SIGKILL after 60 s)."""
@@ -296,13 +301,10 @@ class Bus:
         except subprocess.TimeoutExpired:
             child.kill()
             child.wait(timeout=60)
-        if child.stdin is not None:
-            child.stdin.close()
         del self.children[name]
 
     def start(self) -> None:
-        for name in RECEIVERS:
-            self.spawn(name)
+        self.spawn(*RECEIVERS)
         for name in ("customs", "desk"):
             self.senders[name] = connector_from(self.configs[name])
             self.senders[name].start()
@@ -377,7 +379,7 @@ def _connections_dropped(bus: Bus, window: Window) -> None:
         _rabbitmqctl("close_all_connections", "--vhost", bus.vhost, "fault injection")
 
 
-def _broker_restarted(_bus: Bus, _window: Window) -> None:
+def _broker_restarted(_bus: Bus, window: Window) -> None:
     """The RabbitMQ application is stopped for three seconds, then started again. (This
     stops the whole local broker, for everyone using it, for those seconds.)"""
     # One detached shell stops and starts it: the broker comes back even if this process
@@ -390,6 +392,7 @@ def _broker_restarted(_bus: Bus, _window: Window) -> None:
     )
     try:
         restart.wait(timeout=180)
+        window.ended = time.time()  # the broker is back; recovery counts from here
     finally:
         _rabbitmqctl("start_app")  # does nothing on a running broker
         _rabbitmqctl("await_startup")

@@ -24,12 +24,12 @@ def _local_broker() -> tuple[str, list[str]]:
 
 def test_a_node_lost_during_traffic_loses_nothing():
     before = _local_broker()
-    report = run(1_000, rate=55.0)["result"]
+    report = run(600, rate=50.0)["result"]
     assert report["lost"] == 0, report
     assert report["duplicated"] == 0, report
     assert report["rejected"] == {}, report
-    assert report["sent"] == {"events": 800, "requests": 200}, report
-    assert report["delivered"] == {"civil": 200, "tax": 800, "treasury": 800}, report
+    assert report["sent"] == {"events": 480, "requests": 120}, report
+    assert report["delivered"] == {"civil": 120, "tax": 480, "treasury": 480}, report
     assert report["recovery_s"] is not None, report
     members = report["quorum_queue_members"]
     assert len(members) == 5, report  # one queue per connector
