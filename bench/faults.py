@@ -95,7 +95,7 @@ SUBSCRIBERS = ("tax", "treasury")
 POLL = 0.5  # the connectors look for a new directory this often (seconds)
 RUNTIME = (
     f"prefetch = 200\nbatch = 100\nhandler_workers = 2\nrequest_timeout = 30\n"
-    f"directory_poll = {POLL}\n"
+    f"directory_poll = {POLL}\ntakeover_after = 3\n"
 )
 Progress = Callable[[str], None]
 

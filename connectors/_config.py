@@ -25,7 +25,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any, Self
 
@@ -104,6 +104,7 @@ class RuntimeConfig(BaseModel):
     max_attempts: PositiveInt = 5
     request_timeout: float = Field(default=10.0, gt=0, le=600)
     directory_poll: float = Field(default=5.0, gt=0, le=3600)
+    takeover_after: float = Field(default=120.0, gt=0, le=86400)
 
 
 class ConnectorConfig(BaseModel):
@@ -216,6 +217,7 @@ class ConnectorConfig(BaseModel):
             max_attempts=tuning.max_attempts,
             request_timeout=tuning.request_timeout,
             directory_poll=tuning.directory_poll,
+            takeover_after=timedelta(seconds=tuning.takeover_after),
         )
 
 

@@ -12,8 +12,9 @@ Receiving, per batch of deliveries (group commit)::
 
 So a delivery is acknowledged only once its outcome is durable; a redelivered message is a
 duplicate and never reaches a handler twice; a message in the inbox survives a crash and is
-handled after restart. Handlers run on worker threads; a failing handler is retried with
-backoff and, after the last attempt, dead-lettered as ``handler-failed``.
+handled after restart, or by another replica once its lease runs out (``takeover_after``).
+Handlers run on worker threads; a failing handler is retried with backoff and, after the
+last attempt, dead-lettered as ``handler-failed``.
 """
 
 from __future__ import annotations
@@ -46,7 +47,7 @@ from connectors._errors import (
 from connectors._handlers import Context, Delivery, Handler, Hold, Refuse
 from connectors._metrics import Metrics
 from connectors._store import Accepted as StoreAccepted
-from connectors._store import ConnectorStore
+from connectors._store import ConnectorStore, InboxEntry
 from connectors._transport import (
     ATTEMPT_HEADER,
     DEAD_LETTER_EXCHANGE,
@@ -117,6 +118,9 @@ class RuntimeSettings:
     skew: timedelta = timedelta(seconds=30)
     max_age: timedelta = timedelta(minutes=10)
     ttl: timedelta = timedelta(minutes=5)
+    # a pending inbox entry untouched this long belonged to a replica that stopped: another
+    # replica takes it over (each renews the entries it has in hand twice as often)
+    takeover_after: timedelta = timedelta(minutes=2)
 
 
 DirectorySource = Callable[[], bytes]
@@ -217,6 +221,8 @@ class Connector:
             self.settings.handler_workers, thread_name_prefix=f"handler-{subsystem.slug}"
         )
         self._started = False
+        self._in_hand: set[str] = set()  # inbox entries this replica is handling
+        self._hand_lock = threading.Lock()
         self._signer: Signer | None = None
         self._published_cache: tuple[Directory, frozenset[str]] | None = None
 
@@ -232,10 +238,7 @@ class Connector:
             return
         self._started = True
         self.transport.declare(self.me.slug, self._topics())
-        for entry in self.store.pending():
-            self._workers.submit(
-                self._handle_safely, entry.message_id, entry.envelope, entry.attempts
-            )
+        self._take_in_hand(self.store.pending())
         for target, name in (
             (self._receive_loop, "receive"),
             (self._watch_directory, "dir"),
@@ -309,11 +312,41 @@ class Connector:
         logger.info("connector %s now uses directory %s", self.me, fresh.serial)
         return True
 
+    def _take_in_hand(self, entries: Iterable[InboxEntry]) -> None:
+        """Hand inbox entries to the handler workers."""
+        for entry in entries:
+            with self._hand_lock:
+                self._in_hand.add(entry.message_id)
+            self._workers.submit(
+                self._handle_safely, entry.message_id, entry.envelope, entry.attempts
+            )
+
+    def _take_over(self) -> None:
+        """Renew the lease of the entries in hand; take over the pending entries of a replica
+        that stopped (untouched for ``takeover_after``)."""
+        with self._hand_lock:
+            mine = set(self._in_hand)
+        try:
+            self.store.touch(mine)
+            stale = self.store.claim_stale(utcnow() - self.settings.takeover_after, mine)
+        except StoreError as exc:
+            logger.warning("inbox leases not renewed: %s", exc)
+            return
+        if stale:
+            logger.warning("taking over %d inbox entries of a stopped replica", len(stale))
+        self._take_in_hand(stale)
+
     def _watch_directory(self) -> None:
-        """Look for a newer directory; now and then forget replay ids past their window (the
-        seen-store stays bounded: older messages are refused as stale anyway)."""
-        pruned = time.monotonic()
-        while not self._stopping.wait(self.settings.directory_poll):
+        """Look for a newer directory; renew the inbox leases and take over a stopped
+        replica's entries; now and then forget replay ids past their window (the seen-store
+        stays bounded: older messages are refused as stale anyway)."""
+        pruned = swept = time.monotonic()
+        while not self._stopping.wait(
+            min(self.settings.directory_poll, self.settings.takeover_after.total_seconds() / 2)
+        ):
+            if time.monotonic() - swept >= self.settings.takeover_after.total_seconds() / 2:
+                swept = time.monotonic()
+                self._take_over()
             try:
                 self.refresh_directory()
             except (ExchangeError, TransportError) as exc:
@@ -672,6 +705,8 @@ class Connector:
                     for m, a in accepted
                 ]
             )
+            with self._hand_lock:
+                self._in_hand.update(a.envelope.header.id for _, a in accepted)
         if outgoing:
             self.transport.publish(outgoing)
         self.transport.ack([m.delivery_tag for m in batch])
@@ -854,13 +889,18 @@ class Connector:
         for message, outcome in accepted:
             self._handle_safely(outcome.envelope.header.id, message.body, 0, outcome)
 
+    def _put_down(self, message_id: str) -> None:
+        with self._hand_lock:
+            self._in_hand.discard(message_id)
+
     def _handle_safely(
         self, message_id: str, body: bytes, attempts: int, outcome: Accepted | None = None
     ) -> None:
         """:meth:`_handle`, but an outage while answering (database, broker) is retried
         later instead of being lost in a worker thread; the inbox keeps the entry pending."""
         try:
-            self._handle(message_id, body, attempts, outcome)
+            if self._handle(message_id, body, attempts, outcome):
+                self._put_down(message_id)
         except Exception:
             logger.exception("handling %s failed; trying again later", message_id)
             if self._stopping.is_set():
@@ -878,8 +918,9 @@ class Connector:
         body: bytes,
         attempts: int,
         outcome: Accepted | None = None,
-    ) -> None:
-        """Run the handler of one inbox entry; retry with backoff; answer requests."""
+    ) -> bool:
+        """Run the handler of one inbox entry; retry with backoff; answer requests. False
+        while a retry of the handler is scheduled (the entry stays in hand)."""
         try:
             envelope = outcome.envelope if outcome else parse_envelope(body)
             payload = (
@@ -889,13 +930,13 @@ class Connector:
             )
         except (ExchangeError, orjson.JSONDecodeError) as exc:
             self.store.finish(message_id, failed=f"cannot reopen the stored message: {exc}")
-            return
+            return True
         header = envelope.header
         if header.kind == "request" and (stored := self.store.response_for(header.id)):
             # answered before, but the answer may not have left: send it (again), never
             # run the handler twice for it
             self._resend(stored, header.sender)
-            return
+            return True
         handler = self.handlers.get(header.type)
         delivery = Delivery(
             header.id,
@@ -913,21 +954,21 @@ class Connector:
                 None,
                 Refuse(f"{self.me} has no handler for {header.type}", "not-implemented"),
             )
-            return
+            return True
+        result, refusal = None, None
         try:
             result = handler(delivery, _HandlerContext(self))
         except Hold:
             self.store.hold(header.id)
-            return
-        except Refuse as refusal:
-            self._finish_request(envelope, None, refusal)
-            return
+            return True
+        except Refuse as refused:
+            refusal = refused
         except Exception as exc:  # noqa: BLE001 - the agency's code failed: retry, then give up loudly
-            self._retry(envelope, message_id, body, exc)
-            return
+            return self._retry(envelope, message_id, body, exc)
         finally:
             self.metrics.handler_seconds.labels(header.type).observe(time.perf_counter() - started)
-        self._finish_request(envelope, result, None)
+        self._finish_request(envelope, result, refusal)
+        return True
 
     def _finish_request(self, envelope: Envelope, result: Any, refusal: Refuse | None) -> None:
         header = envelope.header
@@ -1009,7 +1050,9 @@ class Connector:
             if ending:
                 return
 
-    def _retry(self, envelope: Envelope, message_id: str, body: bytes, exc: Exception) -> None:
+    def _retry(self, envelope: Envelope, message_id: str, body: bytes, exc: Exception) -> bool:
+        """Run the handler again later (False), or after the last attempt dead-letter the
+        message as ``handler-failed`` (True: the entry is finished)."""
         attempts = self.store.attempted(message_id)
         if attempts < self.settings.max_attempts and not self._stopping.is_set():
             delay = self._backoff(attempts - 1)
@@ -1025,7 +1068,7 @@ class Connector:
             )
             timer.daemon = True
             timer.start()
-            return
+            return False
         reason = f"handler failed {attempts} times: {exc}"
         logger.error("giving up on %s: %s", message_id, reason)
         self.metrics.count("rejected", "handler-failed")
@@ -1043,6 +1086,7 @@ class Connector:
             self._finish_request(envelope, None, Refuse(reason, "handler-failed"))
         else:
             self.store.finish(message_id, failed=reason)
+        return True
 
     def context(self) -> Context:
         """What a handler gets: this connector's request, send and publish (also for

@@ -10,7 +10,7 @@ because of a redelivery.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -195,6 +195,54 @@ class ConnectorStore:
                 .limit(limit)
             ).all()
         return [InboxEntry(r.message_id, bytes(r.envelope), r.attempts) for r in rows]
+
+    def touch(self, message_ids: Collection[str]) -> None:
+        """Renew the lease of pending entries this replica has in hand (see claim_stale)."""
+        if not message_ids:
+            return
+        with self._tx("renew inbox leases") as conn:
+            conn.execute(
+                inbox.update()
+                .where(inbox.c.message_id.in_(list(message_ids)), inbox.c.state == "pending")
+                .values(received_at=format_time(utcnow()))
+            )
+
+    def claim_stale(
+        self, untouched_since: datetime, exclude: Collection[str], limit: int = 500
+    ) -> list[InboxEntry]:
+        """Pending entries nobody has touched since ``untouched_since``: a replica that had
+        them in hand stopped, however it stopped (its lease, ``received_at``, is renewed by
+        :meth:`touch` while it lives). Entries in ``exclude`` (our own) are left. Each entry
+        is claimed by renewing its lease only if nobody renewed it first, so two replicas
+        never take over the same entry."""
+        now = format_time(utcnow())
+        claimed = []
+        with self._tx("take over stale inbox entries") as conn:
+            rows = conn.execute(
+                sa.select(
+                    inbox.c.message_id, inbox.c.envelope, inbox.c.attempts, inbox.c.received_at
+                )
+                .where(
+                    inbox.c.state == "pending", inbox.c.received_at < format_time(untouched_since)
+                )
+                .order_by(inbox.c.seq)
+                .limit(limit)
+            ).all()
+            for row in rows:
+                if row.message_id in exclude:
+                    continue
+                taken = conn.execute(
+                    inbox.update()
+                    .where(
+                        inbox.c.message_id == row.message_id,
+                        inbox.c.state == "pending",
+                        inbox.c.received_at == row.received_at,
+                    )
+                    .values(received_at=now)
+                )
+                if taken.rowcount == 1:
+                    claimed.append(InboxEntry(row.message_id, bytes(row.envelope), row.attempts))
+        return claimed
 
     def finish(
         self, message_id: str, *, response: tuple[str, bytes] | None = None, failed: str = ""

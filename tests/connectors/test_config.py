@@ -100,19 +100,21 @@ def test_valid_config_resolves_relative_paths_against_its_folder(tmp_path, monke
     assert config.api.port == 9100
     assert config.broker_urls == ["amqp://guest:guest@127.0.0.1:5672/%2F"]
     assert config.settings().request_timeout == 10.0
+    assert config.settings().takeover_after == timedelta(minutes=2)
 
 
 def test_urls_stay_as_they_are(tmp_path):
     """A directory URL and PostgreSQL locations are not taken for relative paths."""
     text = MINIMAL.replace('"directory.json"', '"https://registry.example/directory.json"')
     text += 'database = "postgresql://tabadul@db/connector"\nlog = "postgresql://tabadul@db/log"\n'
-    text += "[runtime]\nprefetch = 64\nrequest_timeout = 2.5\n"
+    text += "[runtime]\nprefetch = 64\nrequest_timeout = 2.5\ntakeover_after = 30\n"
     config = load_config(write(tmp_path, text))
     assert config.directory == "https://registry.example/directory.json"
     assert config.database == "postgresql://tabadul@db/connector"
     assert config.log == "postgresql://tabadul@db/log"
     assert config.settings().prefetch == 64
     assert config.settings().request_timeout == 2.5
+    assert config.settings().takeover_after == timedelta(seconds=30)
 
 
 @pytest.mark.parametrize(

@@ -18,13 +18,15 @@ from connectors import (
     MemoryBroker,
     OutboundMessage,
     RemoteError,
+    RuntimeSettings,
     SendRefused,
     StoreError,
     TransportError,
     dead_letter_queue,
     direct_key,
 )
-from exchange import build_envelope
+from connectors._store import Accepted as StoreAccepted
+from exchange import build_envelope, parse_envelope, utcnow
 from exchange.log import SQLiteLogStore
 from tests.support.federation import (
     ALERT,
@@ -115,6 +117,30 @@ def _lookup_from_tax(fed: Federation) -> bytes:
 def _inject(broker: MemoryBroker, fed: Federation, name: str, body: bytes) -> None:
     slug = fed.parties[name].subsystem.slug
     broker.route(OutboundMessage(direct_key(slug), body, "x"))
+
+
+def test_a_stopped_replicas_inbox_is_taken_over(tmp_path, broker):
+    """An entry another replica accepted and never handled (it died) is taken over once its
+    lease runs out, and handled once; entries in hand are not taken twice."""
+    settings = RuntimeSettings(
+        retry_base=0.05, directory_poll=0.2, takeover_after=timedelta(seconds=0.4)
+    )
+    fed = build_federation(tmp_path, broker.transport, settings=settings)
+    try:
+        body = _lookup_from_tax(fed)
+        message_id = parse_envelope(body).header.id
+        keep = utcnow() + timedelta(minutes=10)
+        fed["civil"].store.accept([StoreAccepted(message_id, keep, body)])  # the dead replica's
+        seen = fed.recorders["civil"].wait_for(1, timeout=10)
+        assert [d.message_id for d in seen] == [message_id]
+        asked = example(LOOKUP)
+        answer = fed["tax"].request(LOOKUP, fed.parties["civil"].subsystem, asked)
+        assert answer["person"]["cin"] == asked["cin"]
+        time.sleep(1.0)  # several sweeps: nothing is taken over twice
+        assert len(fed.recorders["civil"].seen) == 2
+        assert fed["civil"].store.pending() == []
+    finally:
+        fed.bus.stop()
 
 
 def test_an_expired_directory_stops_sending_until_a_renewed_one(fed: Federation):

@@ -1,5 +1,6 @@
 """The connector's database on SQLite and on the real PostgreSQL."""
 
+import time
 import uuid
 from datetime import timedelta
 
@@ -70,3 +71,28 @@ def test_accepting_an_id_twice_is_refused(location):
     with pytest.raises(StoreError, match="already accepted"):
         store.accept(_accepted(1))
     store.close()
+
+
+def test_a_stopped_replicas_entries_are_taken_over_once(location):
+    """Pending entries untouched since the cutoff are claimed, and only once (claiming
+    renews their lease); an entry its holder renewed (touch), an excluded one (our own) and a
+    finished one stay put."""
+    url, schema = location
+    store = ConnectorStore(url, schema=schema)
+    try:
+        store.accept(_accepted(3))
+        ids = [f"{i:032x}" for i in range(3)]
+        time.sleep(0.05)
+        cutoff = utcnow()
+        time.sleep(0.05)
+        store.touch([ids[0]])  # still in the hands of a living replica
+        claimed = store.claim_stale(cutoff, exclude={ids[1]})
+        assert [e.message_id for e in claimed] == [ids[2]]
+        assert claimed[0].envelope == b"envelope 2"
+        assert [e.message_id for e in store.claim_stale(cutoff, exclude=set())] == [ids[1]]
+        assert store.claim_stale(cutoff, exclude=set()) == []
+        store.finish(ids[0])
+        later = [e.message_id for e in store.claim_stale(utcnow() + timedelta(1), set())]
+        assert later == ids[1:]
+    finally:
+        store.close()
