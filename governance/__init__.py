@@ -57,7 +57,15 @@ from governance._errors import (
     UnknownUser,
     WrongRole,
 )
-from governance._registry import PublishedDirectory, RegisteredCertificate, Registry, ServiceRole
+from governance._registry import (
+    PublishedDirectory,
+    RegisteredCertificate,
+    Registry,
+    ServiceRole,
+    grant_dict,
+    service_dict,
+    subscription_dict,
+)
 from governance._tokens import (
     DEFAULT_TTL,
     SIGN_IN_LIMIT,
@@ -154,9 +162,12 @@ __all__ = [
     "database_url",
     "derive_csv",
     "entry_hash",
+    "grant_dict",
     "head_revision",
     "lineage",
     "record_derivation",
     "redact_tokens",
+    "service_dict",
+    "subscription_dict",
     "verify_chain",
 ]

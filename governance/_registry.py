@@ -464,7 +464,7 @@ class Registry:
                 "bus.service.add",
                 f"subsystem:{subsystem}",
                 reason,
-                _service_dict(service),
+                service_dict(service),
                 now,
             )
         return service
@@ -490,7 +490,7 @@ class Registry:
                 "bus.service.remove",
                 f"subsystem:{subsystem}",
                 reason,
-                _service_dict(service),
+                service_dict(service),
                 now,
             )
 
@@ -526,7 +526,7 @@ class Registry:
                 "bus.grant.add",
                 f"subsystem:{grant.sender}",
                 reason,
-                _grant_dict(grant),
+                grant_dict(grant),
                 now,
             )
         return grant
@@ -551,7 +551,7 @@ class Registry:
                 "bus.grant.remove",
                 f"subsystem:{grant.sender}",
                 reason,
-                _grant_dict(grant),
+                grant_dict(grant),
                 now,
             )
 
@@ -907,7 +907,8 @@ def _subscription_key(grant: SubscribeGrant) -> sa.ColumnElement[bool]:
     )
 
 
-def _service_dict(service: Service) -> dict[str, Any]:
+def service_dict(service: Service) -> dict[str, Any]:
+    """A service as JSON (the CLI's output and the audit log's details)."""
     return {
         "subsystem": str(service.subsystem),
         "type": service.message_type,
@@ -916,7 +917,13 @@ def _service_dict(service: Service) -> dict[str, Any]:
     }
 
 
-def _grant_dict(grant: SendGrant) -> dict[str, Any]:
+def subscription_dict(grant: SubscribeGrant) -> dict[str, Any]:
+    """A subscription as JSON (the CLI's output and the audit log's details)."""
+    return {"subscriber": str(grant.subscriber), "topic": grant.topic}
+
+
+def grant_dict(grant: SendGrant) -> dict[str, Any]:
+    """A send grant as JSON (the CLI's output and the audit log's details)."""
     return {
         "sender": str(grant.sender),
         "type": grant.message_type,

@@ -16,8 +16,14 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
-from exchange import SendGrant, Service, SubscribeGrant, cert_from_pem
-from governance import RegisteredCertificate, ServiceRole
+from exchange import cert_from_pem
+from governance import (
+    RegisteredCertificate,
+    ServiceRole,
+    grant_dict,
+    service_dict,
+    subscription_dict,
+)
 from tabadul._services import Settings
 from tabadul.cli._common import (
     Actor,
@@ -290,27 +296,6 @@ def cert_list(
 # ---- services, grants, subscriptions --------------------------------------------------
 
 
-def _service_dict(service: Service) -> dict[str, object]:
-    return {
-        "subsystem": str(service.subsystem),
-        "type": service.message_type,
-        "role": service.role,
-        "response_type": service.response_type,
-    }
-
-
-def _grant_dict(grant: SendGrant) -> dict[str, object]:
-    return {
-        "sender": str(grant.sender),
-        "type": grant.message_type,
-        "recipient": str(grant.recipient),
-    }
-
-
-def _subscription_dict(grant: SubscribeGrant) -> dict[str, object]:
-    return {"subscriber": str(grant.subscriber), "topic": grant.topic}
-
-
 @service_app.command("add")
 def service_add(
     subsystem_id: Subsystem,
@@ -338,7 +323,7 @@ def service_add(
         )
     done(
         as_json,
-        {"service": _service_dict(service)},
+        {"service": service_dict(service)},
         escape(f"{service.subsystem} now {role} {message_type}"),
     )
 
@@ -372,7 +357,7 @@ def service_list(db: Db = None, schema: DbSchema = None, as_json: Json = False) 
         found = services.registry.services()
     listed(
         as_json,
-        {"services": [_service_dict(s) for s in found]},
+        {"services": [service_dict(s) for s in found]},
         "bus services",
         ("subsystem", "role", "type", "response type"),
         ((s.subsystem, s.role, s.message_type, s.response_type) for s in found),
@@ -401,7 +386,7 @@ def grant_add(
         grant = services.registry.add_grant(who, sender, message_type, recipient, reason=reason)
     done(
         as_json,
-        {"grant": _grant_dict(grant)},
+        {"grant": grant_dict(grant)},
         escape(f"{grant.sender} may now send {message_type} to {grant.recipient}"),
     )
 
@@ -435,7 +420,7 @@ def grant_list(db: Db = None, schema: DbSchema = None, as_json: Json = False) ->
         found = services.registry.grants()
     listed(
         as_json,
-        {"grants": [_grant_dict(g) for g in found]},
+        {"grants": [grant_dict(g) for g in found]},
         "bus grants",
         ("sender", "type", "recipient"),
         ((g.sender, g.message_type, g.recipient) for g in found),
@@ -463,7 +448,7 @@ def subscription_add(
         grant = services.registry.add_subscription(who, subscriber, topic, reason=reason)
     done(
         as_json,
-        {"subscription": _subscription_dict(grant)},
+        {"subscription": subscription_dict(grant)},
         escape(f"{grant.subscriber} now receives {topic}"),
     )
 
@@ -496,7 +481,7 @@ def subscription_list(db: Db = None, schema: DbSchema = None, as_json: Json = Fa
         found = services.registry.subscriptions()
     listed(
         as_json,
-        {"subscriptions": [_subscription_dict(g) for g in found]},
+        {"subscriptions": [subscription_dict(g) for g in found]},
         "bus subscriptions",
         ("subscriber", "topic"),
         ((g.subscriber, g.topic) for g in found),

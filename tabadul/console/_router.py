@@ -490,29 +490,23 @@ def console_router(services: Services) -> APIRouter:  # noqa: C901, PLR0915 - on
 
         return console.act(request, csrf, dataset_id, run)
 
-    @router.post("/datasets/{dataset_id}/approve")
-    def approve(request: Request, dataset_id: str, csrf: form = "", reason: form = "") -> Response:
-        def run(user: User) -> Outcome:
-            workflow.approve(user, dataset_id, reason=reason)
-            return "done.approved", {}
+    def reasoned(action: str, step: Callable[..., object], done_key: str) -> None:
+        """A review step that takes only a reason: approve, reject, reopen."""
 
-        return console.act(request, csrf, dataset_id, run)
+        def route(
+            request: Request, dataset_id: str, csrf: form = "", reason: form = ""
+        ) -> Response:
+            def run(user: User) -> Outcome:
+                step(user, dataset_id, reason=reason)
+                return done_key, {}
 
-    @router.post("/datasets/{dataset_id}/reject")
-    def reject(request: Request, dataset_id: str, csrf: form = "", reason: form = "") -> Response:
-        def run(user: User) -> Outcome:
-            workflow.reject(user, dataset_id, reason=reason)
-            return "done.rejected", {}
+            return console.act(request, csrf, dataset_id, run)
 
-        return console.act(request, csrf, dataset_id, run)
+        router.post(f"/datasets/{{dataset_id}}/{action}", name=f"console.{action}")(route)
 
-    @router.post("/datasets/{dataset_id}/reopen")
-    def reopen(request: Request, dataset_id: str, csrf: form = "", reason: form = "") -> Response:
-        def run(user: User) -> Outcome:
-            workflow.reopen(user, dataset_id, reason=reason)
-            return "done.reopened", {}
-
-        return console.act(request, csrf, dataset_id, run)
+    reasoned("approve", workflow.approve, "done.approved")
+    reasoned("reject", workflow.reject, "done.rejected")
+    reasoned("reopen", workflow.reopen, "done.reopened")
 
     @router.post("/datasets/{dataset_id}/publish")
     def publish(request: Request, dataset_id: str, csrf: form = "") -> Response:
