@@ -13,6 +13,7 @@ from rdflib.namespace import DCAT, DCTERMS, RDF
 from opendata import Consumer, NotPublished, dcat_dataset
 from tests.opendata.conftest import csv_file
 from tests.opendata.test_publisher import STORAGE
+from tests.support.ckan import URL
 
 SPDX = Namespace("http://spdx.org/rdf/terms#")
 SCHEMA = {
@@ -31,7 +32,7 @@ def published(publisher, dataset, tmp_path):
 
 def test_search_finds_published_datasets(published, dataset):
     result, _ = published
-    count, listings = Consumer("http://127.0.0.1:5000").search(f'name:"{result.name}"')
+    count, listings = Consumer(URL).search(f'name:"{result.name}"')
     assert count == 1
     assert listings[0].as_dict() == {
         "name": result.name,
@@ -39,16 +40,14 @@ def test_search_finds_published_datasets(published, dataset):
         "title": dataset["title"]["fr"],
         "agency": dataset["owner_agency"],
         "version": 1,
-        "url": f"http://127.0.0.1:5000/dataset/{result.name}",
+        "url": f"{URL}/dataset/{result.name}",
     }
 
 
 def test_pull_verifies_every_file_and_validates(published, dataset, tmp_path):
     _, path = published
     seen: list[int] = []
-    report = Consumer("http://127.0.0.1:5000").pull(
-        dataset["dataset_id"], tmp_path / "out", progress=seen.append
-    )
+    report = Consumer(URL).pull(dataset["dataset_id"], tmp_path / "out", progress=seen.append)
     assert report.ok, report.problems
     assert (report.version, report.validation.rows) == (1, 2)
     assert sorted(f.name for f in report.files) == ["data.csv", "datapackage.json", "schema.json"]
@@ -66,7 +65,7 @@ def test_a_file_changed_on_the_portal_is_caught(published, ckan, dataset, tmp_pa
     stored = STORAGE / data["id"][:3] / data["id"][3:6] / data["id"][6:]
     stored.write_bytes(b"station,ph\nA,7.1\nB,9.9\n")
 
-    report = Consumer("http://127.0.0.1:5000").pull(dataset["dataset_id"], tmp_path / "out")
+    report = Consumer(URL).pull(dataset["dataset_id"], tmp_path / "out")
     assert not report.ok
     assert report.problems[0].startswith("data.csv: SHA-256 ")
     assert "not what was published" in report.problems[0]
@@ -77,7 +76,7 @@ def test_a_file_changed_on_the_portal_is_caught(published, ckan, dataset, tmp_pa
 
 def test_pulling_an_unpublished_dataset_is_a_clear_error(ckan, tmp_path):
     with pytest.raises(NotPublished) as caught:
-        Consumer("http://127.0.0.1:5000").pull("no-such-dataset-here", tmp_path)
+        Consumer(URL).pull("no-such-dataset-here", tmp_path)
     assert caught.value.code == "not-published"
     assert "no-such-dataset-here" in caught.value.message
 
@@ -86,7 +85,7 @@ def test_pulling_an_unpublished_dataset_is_a_clear_error(ckan, tmp_path):
 @pytest.mark.filterwarnings("ignore:ConjunctiveGraph is deprecated:DeprecationWarning")
 def test_dcat_catalogue_is_json_ld_with_checksums(published, dataset):
     result, _ = published
-    catalog = Consumer("http://127.0.0.1:5000").catalog()
+    catalog = Consumer(URL).catalog()
     graph = Graph().parse(data=json.dumps(catalog), format="json-ld")
     node = next(
         s

@@ -7,6 +7,7 @@ They fail loudly, never skip, when CKAN cannot be brought up.
 from __future__ import annotations
 
 import contextlib
+import os
 import subprocess
 import uuid
 from collections.abc import Iterator
@@ -21,7 +22,8 @@ from opendata import Publisher
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "scripts" / "ckan-local"
 TOKEN_FILE = ROOT / "var" / "ckan" / "token"
-URL = "http://127.0.0.1:5000"
+# scripts/ckan-local honours CKAN_LOCAL_PORT, so two checkouts can each run their own CKAN.
+URL = f"http://127.0.0.1:{os.environ.get('CKAN_LOCAL_PORT', '5000')}"
 
 
 def run_script() -> subprocess.CompletedProcess[str]:
