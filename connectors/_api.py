@@ -24,9 +24,11 @@ JSON; a request's response is the webhook's JSON answer) or, without a webhook, 
 The pull inbox is the connector's durable inbox (its database): a pulled message stays
 there, across restarts, until the IS acknowledges it.
 
-With a ``token``, every endpoint but ``/health`` and ``/metrics`` needs
-``Authorization: Bearer <token>`` (the OpenAPI description at ``/openapi.json`` and
-``/docs`` stay readable: they hold no data). The API listens on localhost unless the
+Every endpoint but ``/health`` and ``/metrics`` needs ``Authorization: Bearer <token>``
+(the OpenAPI description at ``/openapi.json`` and ``/docs`` stay readable: they hold no
+data); serving without a token is an explicit choice, for loopback development. Every
+request must name the API's own host in ``Host`` and come from no web page (``Origin``)
+unless allowed, so DNS rebinding cannot reach it. The API listens on localhost unless the
 configuration says otherwise.
 """
 
@@ -44,6 +46,7 @@ from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field, JsonValue
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from connectors._errors import (
     ConnectorError,
@@ -55,7 +58,7 @@ from connectors._errors import (
 )
 from connectors._handlers import Context, Delivery, Hold, Refuse
 from connectors._runtime import Connector
-from exchange import ExchangeError, utcnow
+from exchange import DEFAULT_MAX_SIZE, ExchangeError, utcnow
 
 logger = logging.getLogger("connectors.api")
 
@@ -65,6 +68,10 @@ PROBLEM_TYPE = "urn:tabadul:problem:"
 # name, so its escaping changes nothing), which every Prometheus version scrapes
 METRICS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 WEBHOOK_TIMEOUT = 10.0  # seconds for the IS to take a delivery or answer a request
+# A body carries one payload, which the connector refuses beyond the envelope limit anyway
+# (JSON escapes may make the body up to six times the payload's bytes).
+MAX_BODY = 8 * DEFAULT_MAX_SIZE
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 _RECEIVED_KINDS = frozenset({"request", "event", "message"})
 
 
@@ -389,17 +396,26 @@ def _validation_issue(error: Mapping[str, Any]) -> dict[str, str]:
 # ---------------------------------------------------------------------- the application
 
 
-def create_app(
+def create_app(  # noqa: PLR0913 - the API's settings, keyword-only
     connector: Connector,
     *,
+    token: str | None,
     webhook_url: str | None = None,
-    token: str | None = None,
     inbox: Inbox | None = None,
+    hosts: Iterable[str] = LOOPBACK_HOSTS,
+    origins: Iterable[str] = (),
+    max_body: int = MAX_BODY,
 ) -> FastAPI:
     """The local API of ``connector``. Unless an ``inbox`` is given, this installs the
     delivery of unhandled types (:func:`install_delivery` with ``webhook_url``), so call it
     before ``connector.start()``. The inbox is ``app.state.inbox`` (close it after the
-    connector stopped)."""
+    connector stopped).
+
+    ``token`` is required by every endpoint but ``/health`` and ``/metrics``; ``None`` (no
+    token) must be asked for explicitly (the configuration allows it on loopback only).
+    Every request, whatever its token, must name one of ``hosts`` in ``Host``, carry no
+    ``Origin`` or one of ``origins``, and send at most ``max_body`` bytes: so a web page the
+    IS operator visits cannot reach the API through DNS rebinding, nor exhaust it."""
     inbox = inbox or install_delivery(connector, webhook_url)
     app = FastAPI(
         title=f"Tabadul connector {connector.me}",
@@ -409,7 +425,10 @@ def create_app(
     app.state.connector = connector
     app.state.inbox = inbox
     _mount_errors(app)
-    guard = [Depends(_BearerGuard(token))] if token else []
+    app.add_middleware(
+        RequestGuard, hosts=frozenset(hosts), origins=frozenset(origins), max_body=max_body
+    )
+    guard = [Depends(_BearerGuard(token))] if token is not None else []
 
     @app.post("/messages", status_code=202, dependencies=guard, responses=_PROBLEMS)
     def send_message(body: MessageIn) -> Sent:
@@ -468,6 +487,103 @@ def _mount_errors(app: FastAPI) -> None:
         Exception,
     ):
         app.add_exception_handler(kind, handle)
+
+
+def _host_name(value: str) -> str:
+    """``Host`` without its port: ``[::1]:8080`` -> ``::1``, ``tax.local:80`` -> ``tax.local``."""
+    if value.startswith("["):
+        return value[1 : value.find("]")] if "]" in value else value
+    return value.rsplit(":", 1)[0] if value.count(":") == 1 else value
+
+
+class RequestGuard:
+    """ASGI middleware in front of every route: ``Host`` must be one of ``hosts`` (400
+    ``host-not-allowed``), ``Origin`` absent or one of ``origins`` (403
+    ``origin-not-allowed``), and the body at most ``max_body`` bytes (413 ``too-large``,
+    checked on ``Content-Length`` and while the body streams in: the guard reads it, so
+    the routes see a body already bounded)."""
+
+    def __init__(
+        self, app: ASGIApp, *, hosts: frozenset[str], origins: frozenset[str], max_body: int
+    ) -> None:
+        self.app = app
+        self.hosts = frozenset(h.lower() for h in hosts)
+        self.origins = origins
+        self.max_body = max_body
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+        problem = self._refusal(headers)
+        body = b""
+        if problem is None:
+            body, problem = await self._read(receive)
+        if problem is not None:
+            await problem_response(problem)(scope, receive, send)
+            return
+        await self.app(scope, _replay(body, receive), send)
+
+    def _refusal(self, headers: Mapping[str, str]) -> _Problem | None:
+        host = _host_name(headers.get("host", "")).lower()
+        if host not in self.hosts:
+            return _Problem(
+                400,
+                "host-not-allowed",
+                "Host not allowed",
+                f"this API answers to {', '.join(sorted(self.hosts))} only "
+                "(add the name to api.allowed_hosts)",
+            )
+        origin = headers.get("origin")
+        if origin is not None and origin not in self.origins:
+            return _Problem(
+                403,
+                "origin-not-allowed",
+                "Origin not allowed",
+                "requests from web pages are refused unless their origin is in api.allowed_origins",
+            )
+        length = headers.get("content-length", "0")
+        if not length.isdigit() or int(length) > self.max_body:
+            return _too_large(self.max_body)
+        return None
+
+    async def _read(self, receive: Receive) -> tuple[bytes, _Problem | None]:
+        """The whole body (at most ``max_body`` bytes, so holding it is bounded), or the
+        refusal as soon as it grows past the limit."""
+        parts: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return b"", _Problem(400, "bad-request", "Bad request", "the client went away")
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_body:
+                return b"", _too_large(self.max_body)
+            parts.append(chunk)
+            if not message.get("more_body", False):
+                return b"".join(parts), None
+
+
+def _replay(body: bytes, receive: Receive) -> Receive:
+    """A ``receive`` that hands the app the body already read, then waits as the server's."""
+    sent = False
+
+    async def replay() -> Message:
+        nonlocal sent
+        if sent:
+            return await receive()
+        sent = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    return replay
+
+
+def _too_large(limit: int) -> _Problem:
+    return _Problem(
+        413, "too-large", "Request too large", f"a request body is at most {limit} bytes"
+    )
 
 
 _BEARER = HTTPBearer(auto_error=False, description="The token named by api.token_env.")

@@ -60,6 +60,7 @@ from schemas import default_registry
 DEFAULT_PASSPHRASE_ENV = "TABADUL_KEY_PASSPHRASE"  # noqa: S105 - the variable's name, not a secret
 DIRECTORY_TIMEOUT = 10.0  # seconds to fetch the directory over HTTP(S)
 DIRECTORY_MAX_BYTES = 16 * 1024 * 1024  # a directory far larger than this is not one
+MIN_API_TOKEN = 16  # characters; a shorter bearer token is guessable
 _DATABASE_URLS = ("postgresql://", "postgresql+psycopg://", "postgres://", "sqlite:")
 _HTTP = ("http://", "https://")
 
@@ -80,17 +81,55 @@ def _without_credentials(url: str) -> str:
 AmqpUrl = Annotated[str, AfterValidator(_amqp_url)]
 
 
+DEFAULT_API_TOKEN_ENV = "TABADUL_API_TOKEN"  # noqa: S105 - the variable's name, not a secret
+_LOOPBACK = frozenset({"127.0.0.1", "::1", "localhost"})
+
+
 class ApiConfig(BaseModel):
-    """The local HTTP API for the agency's information system (``[api]`` table)."""
+    """The local HTTP API for the agency's information system (``[api]`` table).
+
+    The API holds decrypted deliveries, so it requires a bearer token unless
+    ``allow_no_token`` says otherwise, which is only accepted on a loopback ``host`` (local
+    development). Whatever the token, requests whose ``Host`` is not the API's own
+    (``host``, the loopback names, or ``allowed_hosts``) or whose ``Origin`` is not in
+    ``allowed_origins`` are refused: a web page cannot reach it by DNS rebinding.
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=1, le=65535)
-    token_env: str | None = Field(
-        default=None,
+    token_env: str = Field(
+        default=DEFAULT_API_TOKEN_ENV,
+        min_length=1,
         description="Environment variable holding the bearer token the API requires.",
     )
+    allow_no_token: bool = Field(
+        default=False, description="Serve without a token (only on a loopback host)."
+    )
+    allowed_hosts: list[Annotated[str, Field(min_length=1, max_length=253)]] = Field(
+        default_factory=list,
+        description="Further names the IS may use in Host (e.g. the connector's DNS name).",
+    )
+    allowed_origins: list[Annotated[str, Field(min_length=1, max_length=2048)]] = Field(
+        default_factory=list,
+        description="Browser origins allowed to call the API (none by default).",
+    )
+
+    @field_validator("allow_no_token")
+    @classmethod
+    def _only_on_loopback(cls, value: bool, info: ValidationInfo) -> bool:  # noqa: FBT001
+        host = info.data.get("host")
+        if value and host not in _LOOPBACK:
+            raise ValueError(
+                f"allow_no_token is only accepted on a loopback host (127.0.0.1, ::1, "
+                f"localhost), not {host!r}: set token_env instead"
+            )
+        return value
+
+    def hosts(self) -> frozenset[str]:
+        """The ``Host`` names (without port) the API answers to."""
+        return _LOOPBACK | {self.host} | set(self.allowed_hosts)
 
 
 class RuntimeConfig(BaseModel):
@@ -187,15 +226,18 @@ class ConnectorConfig(BaseModel):
         )
 
     def api_token(self) -> str | None:
-        """The API's bearer token from ``api.token_env``; ``None`` when no token is asked.
-        Raises :class:`ConfigError` when the variable is named but empty or unset."""
-        if self.api.token_env is None:
+        """The API's bearer token from ``api.token_env``; ``None`` only when
+        ``api.allow_no_token`` is set. Raises :class:`ConfigError` when the variable is
+        unset, empty or too short to be a secret."""
+        if self.api.allow_no_token:
             return None
-        token = os.environ.get(self.api.token_env)
-        if not token:
+        token = os.environ.get(self.api.token_env, "")
+        if len(token) < MIN_API_TOKEN:
+            state = "is not set" if not token else f"holds fewer than {MIN_API_TOKEN} characters"
             raise ConfigError(
-                f"api.token_env names ${self.api.token_env}, which is not set; set it to the "
-                "bearer token the local API must require"
+                f"the local API needs a bearer token: ${self.api.token_env} {state}; set it to "
+                "a random secret (e.g. `openssl rand -hex 32`), or for development on "
+                "localhost only, set allow_no_token = true in [api]"
             )
         return token
 

@@ -62,6 +62,7 @@ from connectors._transport import (
 from exchange import (
     ENCRYPTED_CLASSIFICATIONS,
     ERROR_TYPE,
+    UNAUTHENTICATED_CODES,
     Accepted,
     AccessRequest,
     Directory,
@@ -93,13 +94,13 @@ from schemas import SchemaError, SchemaRegistry
 
 logger = logging.getLogger("connectors.runtime")
 
-# No signed error goes back when the sender cannot be trusted to be who it claims
-# (malformed, unknown-sender, bad-signature), when the message was already answered
-# (duplicate), or when the sender has no grant to the service (forbidden): it could not
-# accept an answer from us, and its own connector refuses such a request before sending.
-_NO_ERROR_REPLY = frozenset(
-    {"malformed", "unknown-sender", "bad-signature", "duplicate", "forbidden"}
-)
+# No signed error goes back to a sender that was not authenticated (malformed,
+# unknown-sender, certificate-revoked, certificate-expired, bad-signature: whoever sent it
+# may not be who it claims, and a signed answer would be an oracle for them), when the
+# message was already answered (duplicate), or when the sender has no grant to the service
+# (forbidden): it could not accept an answer from us, and its own connector refuses such a
+# request before sending.
+_NO_ERROR_REPLY = UNAUTHENTICATED_CODES | {"duplicate", "forbidden"}
 ERROR_SCHEMA_VERSION = "1.0.0"
 
 
@@ -451,15 +452,22 @@ class Connector:
         correlation_id: str | None = None,
         in_reply_to: str | None = None,
     ) -> _Out:
-        """Sign (and encrypt when classified so): no check here, the callers made them."""
+        """Sign (and encrypt when classified so). Only the size is checked here (the callers
+        made the other checks): an envelope larger than receivers take is refused
+        ``too-large`` before it is logged or published, since every receiver would refuse it
+        as ``malformed`` and the sender would never know."""
         message_id = new_message_id()
+        body = orjson.dumps(payload)
+        limit = self._inspector.max_size
+        if len(body) > limit:  # before encrypting and signing what cannot go anyway
+            raise _too_large(message_type, len(body), limit, "its payload alone")
         try:
             data = build_envelope(
                 self.signer(),
                 message_type=message_type,
                 schema_version=version,
                 kind=kind,  # type: ignore[arg-type]
-                payload=orjson.dumps(payload),
+                payload=body,
                 classification=classification,
                 recipient=recipient,
                 ttl=self.settings.ttl,
@@ -469,6 +477,8 @@ class Connector:
             )
         except ExchangeError as exc:
             raise SendRefused(exc.message, exc.code) from exc
+        if len(data) > limit:
+            raise _too_large(message_type, len(data), limit, "its envelope")
         to = None if recipient is None else recipient.subsystem
         return _Out(
             data=data,
@@ -1135,6 +1145,14 @@ class Connector:
             "log_records": self.log.size,
             "inbox": self.store.counts(),
         }
+
+
+def _too_large(message_type: str, size: int, limit: int, what: str) -> SendRefused:
+    return SendRefused(
+        f"{message_type} not sent: {what} is {size} bytes, over the {limit} bytes every "
+        "receiver accepts (protocol.md, receive step 1); send less per message",
+        "too-large",
+    )
 
 
 def _kind(body: bytes) -> str | None:

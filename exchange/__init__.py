@@ -47,6 +47,7 @@ from exchange._envelope import (
 )
 from exchange._errors import (
     REJECT_CODES,
+    UNAUTHENTICATED_CODES,
     BadSignature,
     CertificateError,
     CertificateExpired,
@@ -107,6 +108,7 @@ __all__ = [
     "ERROR_TYPE",
     "PROTOCOL_VERSION",
     "REJECT_CODES",
+    "UNAUTHENTICATED_CODES",
     "Accepted",
     "AccessPolicy",
     "AccessRequest",

@@ -175,6 +175,13 @@ class SchemaInvalid(RejectError):
         return {**super().as_dict(), "errors": [issue.as_dict() for issue in self.issues]}
 
 
+UNAUTHENTICATED_CODES: frozenset[str] = frozenset(
+    cls.code
+    for cls in (Malformed, UnknownSender, CertificateRevoked, CertificateExpired, BadSignature)
+)
+"""Rejects decided before the sender was authenticated (steps 1-3 of the pipeline): whoever
+sent such a message may not be who it claims, so nothing signed goes back to it."""
+
 REJECT_CODES: tuple[str, ...] = tuple(
     cls.code
     for cls in (

@@ -100,7 +100,13 @@ def run(config: Path = CONFIG) -> None:
     except BaseException:
         listener.close()
         raise
-    app = create_app(connector, webhook_url=settings.webhook_url, token=token)
+    app = create_app(
+        connector,
+        token=token,
+        webhook_url=settings.webhook_url,
+        hosts=settings.api.hosts(),
+        origins=settings.api.allowed_origins,
+    )
     server = uvicorn.Server(
         uvicorn.Config(
             app,

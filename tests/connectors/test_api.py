@@ -68,7 +68,8 @@ def serve(app: FastAPI) -> httpx.Client:
 
 
 def client(fed: Federation, name: str, **kwargs: Any) -> httpx.Client:
-    return serve(create_app(fed[name], **kwargs))
+    """A client of ``name``'s API (without a token unless ``token=`` is given)."""
+    return serve(create_app(fed[name], **{"token": None, **kwargs}))
 
 
 def start(fed: Federation) -> None:
@@ -324,8 +325,8 @@ def test_webhook_receives_events_and_answers_requests(unstarted: Federation, web
     hook = webhook_factory(reply)
     del unstarted["treasury"].handlers[LODGED]
     del unstarted["civil"].handlers[LOOKUP]
-    create_app(unstarted["treasury"], webhook_url=hook.url)
-    create_app(unstarted["civil"], webhook_url=hook.url)
+    create_app(unstarted["treasury"], token=None, webhook_url=hook.url)
+    create_app(unstarted["civil"], token=None, webhook_url=hook.url)
     start(unstarted)
 
     client(unstarted, "customs").post("/events", json={"type": LODGED, "payload": example(LODGED)})
@@ -350,7 +351,7 @@ def test_failing_webhook_is_retried(unstarted: Federation, webhook_factory):
     answers = iter([(500, {"error": "busy"})])
     hook = webhook_factory(lambda _body: next(answers, (200, {})))
     del unstarted["treasury"].handlers[LODGED]
-    create_app(unstarted["treasury"], webhook_url=hook.url)
+    create_app(unstarted["treasury"], token=None, webhook_url=hook.url)
     start(unstarted)
     unstarted["customs"].publish(LODGED, example(LODGED))
     got = wait_until(lambda: len(hook.received) >= 2 and hook.received)
@@ -378,7 +379,7 @@ def test_pull_inbox_serves_events_until_acknowledged(unstarted: Federation):
 def test_request_without_handler_or_webhook_is_refused(unstarted: Federation):
     """A request has nobody to answer it in pull mode: the caller gets not-implemented."""
     del unstarted["civil"].handlers[LOOKUP]
-    create_app(unstarted["civil"])
+    create_app(unstarted["civil"], token=None)
     start(unstarted)
     answer = client(unstarted, "tax").post(
         "/requests", json={"type": LOOKUP, "to": CIVIL, "payload": example(LOOKUP)}

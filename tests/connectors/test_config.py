@@ -64,6 +64,7 @@ def directory_bytes(ca: CertificateAuthority, certificates: list[Any], serial: i
 def deployment(tmp_path, monkeypatch) -> Path:
     """A deployment folder: tax's certified keys, the CA certificate, a signed directory."""
     monkeypatch.setenv("TABADUL_KEY_PASSPHRASE", "key secret")
+    monkeypatch.setenv("TABADUL_API_TOKEN", "a-local-api-token-of-32-chars-xx")
     ca = CAStore.init(tmp_path / "ca", "MA", b"ca secret")
     keys = KeyStore(tmp_path / "keys", b"key secret")
     keys.generate(SubsystemId.parse(TAX))

@@ -15,6 +15,8 @@ from bench._children import PASSPHRASE
 from bench.bus import _cleanup, _write_bus
 from schemas import default_registry
 
+TOKEN = "a-local-api-token-of-32-chars-xx"
+
 
 def _free_port() -> int:
     with socket.socket() as sock:
@@ -41,7 +43,7 @@ def test_run_serves_the_api_and_stops_on_sigterm(tmp_path):
             "--config",
             str(configs["customs"]),
         ],
-        env={**os.environ, "TABADUL_KEY_PASSPHRASE": PASSPHRASE},
+        env={**os.environ, "TABADUL_KEY_PASSPHRASE": PASSPHRASE, "TABADUL_API_TOKEN": TOKEN},
         stdout=output,
         stderr=subprocess.STDOUT,
     )
@@ -62,6 +64,7 @@ def test_run_serves_the_api_and_stops_on_sigterm(tmp_path):
         sent = httpx.post(
             f"{base}/events",
             json={"type": "customs.declaration-lodged", "payload": declaration},
+            headers={"Authorization": f"Bearer {TOKEN}"},
             timeout=10,
         )
         assert sent.status_code == 202, sent.text
@@ -73,3 +76,33 @@ def test_run_serves_the_api_and_stops_on_sigterm(tmp_path):
             process.wait()
         output.close()
         _cleanup(instance)
+
+
+def test_run_refuses_to_start_without_a_token(tmp_path):
+    """A shipped-style configuration without $TABADUL_API_TOKEN does not serve an open API:
+    `connector run` exits non-zero with a coded one-line error, before connecting."""
+    instance = "R" + uuid.uuid4().hex[:8].upper()
+    configs = _write_bus(tmp_path, instance)
+    env = {k: v for k, v in os.environ.items() if k != "TABADUL_API_TOKEN"}
+    try:
+        done = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "tabadul.cli",
+                "connector",
+                "run",
+                "--config",
+                str(configs["customs"]),
+            ],
+            env={**env, "TABADUL_KEY_PASSPHRASE": PASSPHRASE},
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    finally:
+        _cleanup(instance)
+    assert done.returncode != 0
+    assert "TABADUL_API_TOKEN" in done.stderr + done.stdout
+    assert "Traceback" not in done.stderr
