@@ -93,6 +93,7 @@ def delivery_document(delivery: Delivery) -> dict[str, Any]:
         "kind": delivery.kind,
         "sender": str(delivery.sender),
         "correlation_id": delivery.correlation_id,
+        "purpose": delivery.purpose,
         "attempt": delivery.attempt,
         "payload": delivery.payload,
     }
@@ -238,6 +239,11 @@ def install_delivery(
 # ---------------------------------------------------------------------- the API's models
 
 
+_PURPOSE_HELP = (
+    "The purpose of the grant invoked (e.g. tax-compliance-check); by default the grant's only one."
+)
+
+
 class MessageIn(BaseModel):
     """A one-way message to send."""
 
@@ -246,6 +252,7 @@ class MessageIn(BaseModel):
     type: str = Field(min_length=1, examples=["treasury.suspicious-transaction-alert"])
     to: str = Field(min_length=1, description="INSTANCE/CLASS/MEMBER/SUBSYSTEM")
     payload: JsonValue
+    purpose: str | None = Field(default=None, max_length=64, description=_PURPOSE_HELP)
 
 
 class EventIn(BaseModel):
@@ -265,6 +272,7 @@ class RequestIn(BaseModel):
     type: str = Field(min_length=1, examples=["civil.person-lookup.request"])
     to: str = Field(min_length=1, description="INSTANCE/CLASS/MEMBER/SUBSYSTEM")
     payload: JsonValue
+    purpose: str | None = Field(default=None, max_length=64, description=_PURPOSE_HELP)
     timeout: float | None = Field(
         default=None, gt=0, le=300, description="Seconds to wait (the connector's default)."
     )
@@ -433,7 +441,7 @@ def create_app(  # noqa: PLR0913 - the API's settings, keyword-only
     @app.post("/messages", status_code=202, dependencies=guard, responses=_PROBLEMS)
     def send_message(body: MessageIn) -> Sent:
         """Send a one-way message; answers once the broker confirmed it."""
-        return Sent(id=connector.send(body.type, body.to, body.payload))
+        return Sent(id=connector.send(body.type, body.to, body.payload, purpose=body.purpose))
 
     @app.post("/events", status_code=202, dependencies=guard, responses=_PROBLEMS)
     def publish_event(body: EventIn) -> Sent:
@@ -444,7 +452,9 @@ def create_app(  # noqa: PLR0913 - the API's settings, keyword-only
     def send_request(body: RequestIn) -> Answer:
         """Send a request and wait for the response payload."""
         return Answer(
-            payload=connector.request(body.type, body.to, body.payload, timeout=body.timeout)
+            payload=connector.request(
+                body.type, body.to, body.payload, timeout=body.timeout, purpose=body.purpose
+            )
         )
 
     @app.get("/inbox", dependencies=guard, responses=_PROBLEMS)

@@ -37,6 +37,7 @@ class Delivery:
     payload: Any
     correlation_id: str | None = None
     attempt: int = 1
+    purpose: str | None = None  # what a request or one-way message states its purpose is
 
 
 class Context(Protocol):
@@ -46,13 +47,22 @@ class Context(Protocol):
     def me(self) -> SubsystemId: ...
 
     def request(
-        self, message_type: str, to: str | SubsystemId, payload: Any, *, timeout: float = 10.0
+        self,
+        message_type: str,
+        to: str | SubsystemId,
+        payload: Any,
+        *,
+        timeout: float = 10.0,
+        purpose: str | None = None,
     ) -> Any:
-        """Send a request and wait for the response payload. Raises
-        :class:`~connectors.RemoteError` when the provider answers with an error and
-        :class:`~connectors.RequestTimeout` when it does not answer in time."""
+        """Send a request for ``purpose`` (default: the only one its grant allows) and wait
+        for the response payload. Raises :class:`~connectors.RemoteError` when the provider
+        answers with an error and :class:`~connectors.RequestTimeout` when it does not
+        answer in time."""
 
-    def send(self, message_type: str, to: str | SubsystemId, payload: Any) -> str:
+    def send(
+        self, message_type: str, to: str | SubsystemId, payload: Any, *, purpose: str | None = None
+    ) -> str:
         """Send a one-way message; returns its message id once the broker confirmed it."""
 
     def publish(self, message_type: str, payload: Any) -> str:

@@ -63,6 +63,7 @@ from exchange import (
     ENCRYPTED_CLASSIFICATIONS,
     ERROR_TYPE,
     UNAUTHENTICATED_CODES,
+    UNSPECIFIED_PURPOSE,
     Accepted,
     AccessRequest,
     Directory,
@@ -414,6 +415,7 @@ class Connector:
         correlation_id: str | None = None,
         in_reply_to: str | None = None,
         checked: tuple[str, str] | None = None,
+        purpose: str | None = None,
     ) -> _Out:
         """Validate, authorise, (encrypt,) sign: the message ready to log and publish."""
         version, classification = checked or self._check_payload(message_type, payload)
@@ -427,6 +429,8 @@ class Connector:
                 classification=classification,
                 encrypted=classification in ENCRYPTED_CLASSIFICATIONS,
                 receiver=to or self.me,
+                at=utcnow(),
+                purpose=purpose,
             )
         )
         return self._sign(
@@ -438,7 +442,27 @@ class Connector:
             recipient=recipient,
             correlation_id=correlation_id,
             in_reply_to=in_reply_to,
+            purpose=purpose,
         )
+
+    def _purpose(self, message_type: str, to: SubsystemId, purpose: str | None) -> str | None:
+        """The purpose a request or one-way message states: ``purpose`` if given; else the
+        only purpose of the grants in force for it (none is stated for the unspecified
+        purpose of an old grant); several to choose from is ``purpose-required``."""
+        if purpose is not None:
+            return purpose
+        now = utcnow()
+        purposes = {
+            g.purpose for g in self._directory.grants_for(self.me, message_type, to) if g.live(now)
+        }
+        if len(purposes) > 1:
+            raise SendRefused(
+                f"{self.me} may send {message_type} to {to} for several purposes "
+                f"({', '.join(sorted(purposes))}): state which one",
+                "purpose-required",
+            )
+        chosen = purposes.pop() if purposes else None
+        return None if chosen == UNSPECIFIED_PURPOSE else chosen
 
     def _sign(  # noqa: PLR0913 - the header fields of one message
         self,
@@ -451,6 +475,7 @@ class Connector:
         recipient: Recipient | None,
         correlation_id: str | None = None,
         in_reply_to: str | None = None,
+        purpose: str | None = None,
     ) -> _Out:
         """Sign (and encrypt when classified so). Only the size is checked here (the callers
         made the other checks): an envelope larger than receivers take is refused
@@ -474,6 +499,7 @@ class Connector:
                 correlation_id=correlation_id,
                 in_reply_to=in_reply_to,
                 message_id=message_id,
+                purpose=purpose,
             )
         except ExchangeError as exc:
             raise SendRefused(exc.message, exc.code) from exc
@@ -533,18 +559,33 @@ class Connector:
                 "directory-expired",
             )
 
-    def send(self, message_type: str, to: str | SubsystemId, payload: Any) -> str:
-        """A one-way message; returns its id once confirmed by the broker."""
+    def send(
+        self, message_type: str, to: str | SubsystemId, payload: Any, *, purpose: str | None = None
+    ) -> str:
+        """A one-way message, for ``purpose`` (default: the grant's only one); returns its
+        id once confirmed by the broker."""
         self._require_fresh_directory()
-        out = self._build(message_type, "message", self._resolve_target(to), payload)
+        target = self._resolve_target(to)
+        stated = self._purpose(message_type, target, purpose)
+        out = self._build(message_type, "message", target, payload, purpose=stated)
         self._emit([out])
         return out.message_id
 
-    def send_many(self, message_type: str, to: str | SubsystemId, payloads: Iterable[Any]) -> int:
+    def send_many(
+        self,
+        message_type: str,
+        to: str | SubsystemId,
+        payloads: Iterable[Any],
+        *,
+        purpose: str | None = None,
+    ) -> int:
         """Many one-way messages: one log flush and one confirmed publish for all."""
         self._require_fresh_directory()
         target = self._resolve_target(to)
-        messages = [self._build(message_type, "message", target, p) for p in payloads]
+        stated = self._purpose(message_type, target, purpose)
+        messages = [
+            self._build(message_type, "message", target, p, purpose=stated) for p in payloads
+        ]
         self._emit(messages)
         return len(messages)
 
@@ -592,12 +633,15 @@ class Connector:
         payload: Any,
         *,
         timeout: float | None = None,
+        purpose: str | None = None,
     ) -> Any:
-        """Send a request and wait for the response payload. Raises :class:`RemoteError`
-        (the provider refused or failed), :class:`RequestTimeout` or :class:`SendRefused`."""
+        """Send a request for ``purpose`` (default: the grant's only one) and wait for the
+        response payload. Raises :class:`RemoteError` (the provider refused or failed),
+        :class:`RequestTimeout` or :class:`SendRefused`."""
         self._require_fresh_directory()
         target = self._resolve_target(to)
-        out = self._build(message_type, "request", target, payload)
+        stated = self._purpose(message_type, target, purpose)
+        out = self._build(message_type, "request", target, payload, purpose=stated)
         pending = _Pending(parse_envelope(out.data).digest, target)
         with self._pending_lock:
             self._pending[out.message_id] = pending
@@ -956,6 +1000,7 @@ class Connector:
             payload,
             header.correlation_id,
             attempts + 1,
+            header.purpose,
         )
         started = time.perf_counter()
         if handler is None:
@@ -1121,6 +1166,7 @@ class Connector:
                     payload,
                     header.correlation_id,
                     entry.attempts + 1,
+                    header.purpose,
                 )
             )
         return out
@@ -1193,12 +1239,20 @@ class _HandlerContext(Context):
         return self._connector.me
 
     def request(
-        self, message_type: str, to: str | SubsystemId, payload: Any, *, timeout: float = 10.0
+        self,
+        message_type: str,
+        to: str | SubsystemId,
+        payload: Any,
+        *,
+        timeout: float = 10.0,
+        purpose: str | None = None,
     ) -> Any:
-        return self._connector.request(message_type, to, payload, timeout=timeout)
+        return self._connector.request(message_type, to, payload, timeout=timeout, purpose=purpose)
 
-    def send(self, message_type: str, to: str | SubsystemId, payload: Any) -> str:
-        return self._connector.send(message_type, to, payload)
+    def send(
+        self, message_type: str, to: str | SubsystemId, payload: Any, *, purpose: str | None = None
+    ) -> str:
+        return self._connector.send(message_type, to, payload, purpose=purpose)
 
     def publish(self, message_type: str, payload: Any) -> str:
         return self._connector.publish(message_type, payload)

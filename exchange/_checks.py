@@ -131,7 +131,8 @@ def check_replay(envelope: Envelope, seen: SeenStore) -> None:
         raise Duplicate(f"message {envelope.header.id} was already received")
 
 
-def access_request(envelope: Envelope, receiver: SubsystemId) -> AccessRequest:
+def access_request(envelope: Envelope, receiver: SubsystemId, at: datetime) -> AccessRequest:
+    """What the access policy judges of ``envelope`` arriving at ``receiver`` at ``at``."""
     header = envelope.header
     return AccessRequest(
         sender=header.sender,
@@ -141,6 +142,8 @@ def access_request(envelope: Envelope, receiver: SubsystemId) -> AccessRequest:
         classification=header.classification,
         encrypted=header.encryption is not None,
         receiver=receiver,
+        at=at,
+        purpose=header.purpose,
     )
 
 
@@ -238,7 +241,7 @@ class Inspector:
     def inspect(self, data: bytes) -> Accepted:
         envelope, entry = self.verify(data)
         check_replay(envelope, self.seen)
-        self.policy().check(access_request(envelope, self.receiver))
+        self.policy().check(access_request(envelope, self.receiver, self.clock()))
         plaintext = open_payload(envelope, self.decryption_keys)
         payload = check_payload(envelope, plaintext, self.validator)
         return Accepted(envelope, payload, entry)

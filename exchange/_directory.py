@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -62,21 +63,56 @@ class Service:
     response_type: str | None = None
 
 
+UNSPECIFIED_PURPOSE = "unspecified"
+"""The purpose of a grant made before purposes were recorded, and the purpose a request
+states when its header names none (a sender of protocol 1.0)."""
+PURPOSE = re.compile(r"[a-z][a-z0-9-]{0,63}\Z")
+"""A purpose is a short code, e.g. ``tax-compliance-check``."""
+
+
+@dataclass(frozen=True, slots=True)
+class LegalBasis:
+    """Why a grant is lawful: the text people read and a citable ``reference`` (a law's
+    article, a decree's number, a URL)."""
+
+    text: str = ""
+    reference: str = ""
+
+    def as_dict(self) -> dict[str, str]:
+        return {"text": self.text, "reference": self.reference}
+
+
 @dataclass(frozen=True, slots=True)
 class SendGrant:
-    """``sender`` may send ``message_type`` to ``recipient``."""
+    """``sender`` may send ``message_type`` to ``recipient``, for ``purpose`` on
+    ``legal_basis``, until ``expires`` (``None``: no end)."""
 
     sender: SubsystemId
     message_type: str
     recipient: SubsystemId
+    purpose: str = UNSPECIFIED_PURPOSE
+    legal_basis: LegalBasis = field(default_factory=LegalBasis)
+    expires: datetime | None = None
+
+    def live(self, at: datetime) -> bool:
+        """Whether the grant is in force at ``at``."""
+        return self.expires is None or at < self.expires
 
 
 @dataclass(frozen=True, slots=True)
 class SubscribeGrant:
-    """``subscriber`` may receive the events of ``topic`` (a message type)."""
+    """``subscriber`` may receive the events of ``topic`` (a message type), for
+    ``purpose`` on ``legal_basis``, until ``expires`` (``None``: no end)."""
 
     subscriber: SubsystemId
     topic: str
+    purpose: str = UNSPECIFIED_PURPOSE
+    legal_basis: LegalBasis = field(default_factory=LegalBasis)
+    expires: datetime | None = None
+
+    def live(self, at: datetime) -> bool:
+        """Whether the subscription is in force at ``at``."""
+        return self.expires is None or at < self.expires
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,8 +170,27 @@ class Directory:
     def classification_of(self, message_type: str) -> str | None:
         return self._classification.get(message_type)
 
-    def subscribers(self, topic: str) -> list[SubsystemId]:
-        return sorted(g.subscriber for g in self.subscribe_grants if g.topic == topic)
+    def subscribers(self, topic: str, at: datetime | None = None) -> list[SubsystemId]:
+        """Who holds a subscription to ``topic`` in force at ``at`` (default: now)."""
+        moment = at or utcnow()
+        return sorted(
+            {g.subscriber for g in self.subscribe_grants if g.topic == topic and g.live(moment)}
+        )
+
+    def grants_for(
+        self, sender: SubsystemId, message_type: str, recipient: SubsystemId
+    ) -> list[SendGrant]:
+        """Every grant (any purpose, in force or not) for this sender, type and recipient."""
+        return sorted(
+            (
+                g
+                for g in self.send_grants
+                if g.sender == sender
+                and g.message_type == message_type
+                and g.recipient == recipient
+            ),
+            key=lambda g: g.purpose,
+        )
 
     def subsystems(self) -> list[SubsystemId]:
         return sorted({entry.info.subsystem for entry in self.certificates.values()})
@@ -188,14 +243,23 @@ class DirectoryDraft:
             ],
             "grants": sorted(
                 (
-                    {"sender": str(g.sender), "type": g.message_type, "recipient": str(g.recipient)}
+                    {
+                        "sender": str(g.sender),
+                        "type": g.message_type,
+                        "recipient": str(g.recipient),
+                        **_terms(g.purpose, g.legal_basis, g.expires),
+                    }
                     for g in self.send_grants
                 ),
-                key=lambda g: (g["sender"], g["type"], g["recipient"]),
+                key=lambda g: (g["sender"], g["type"], g["recipient"], g["purpose"]),
             ),
             "subscriptions": sorted(
                 (
-                    {"subscriber": str(g.subscriber), "topic": g.topic}
+                    {
+                        "subscriber": str(g.subscriber),
+                        "topic": g.topic,
+                        **_terms(g.purpose, g.legal_basis, g.expires),
+                    }
                     for g in self.subscribe_grants
                 ),
                 key=lambda g: (g["subscriber"], g["topic"]),
@@ -211,6 +275,15 @@ class DirectoryDraft:
             ],
             "revoked": sorted(f"{serial:x}" for serial in self.revoked_serials),
         }
+
+
+def _terms(purpose: str, basis: LegalBasis, expires: datetime | None) -> dict[str, Any]:
+    """A grant's purpose, legal basis and expiry as directory members."""
+    return {
+        "purpose": purpose,
+        "legal_basis": basis.as_dict(),
+        "expires": format_time(expires) if expires is not None else None,
+    }
 
 
 def sign_directory(
@@ -256,6 +329,25 @@ def _subsystem(text: object, where: str) -> SubsystemId:
         return SubsystemId.parse(str(text))
     except ExchangeError as exc:
         raise DirectoryError(f"{where}: {exc.message}") from exc
+
+
+def _read_terms(entry: Mapping[str, Any], where: str) -> tuple[str, LegalBasis, datetime | None]:
+    """A grant's purpose, legal basis and expiry; a directory of protocol 1.0 has none of
+    them (the grant is then for the unspecified purpose, with no recorded basis, for ever)."""
+    purpose = entry.get("purpose", UNSPECIFIED_PURPOSE)
+    if not isinstance(purpose, str) or not PURPOSE.match(purpose):
+        raise DirectoryError(f"{where}: purpose {purpose!r} is not a purpose code")
+    basis = entry.get("legal_basis") or {}
+    if not isinstance(basis, dict) or not all(
+        isinstance(basis.get(k, ""), str) for k in ("text", "reference")
+    ):
+        raise DirectoryError(f"{where}: legal_basis must be {{text, reference}} strings")
+    expires = entry.get("expires")
+    return (
+        purpose,
+        LegalBasis(basis.get("text", ""), basis.get("reference", "")),
+        None if expires is None else parse_time(expires, f"{where} expires"),
+    )
 
 
 def load_directory(
@@ -343,11 +435,18 @@ def _index(
         for s in _field(body, "services", list)
     )
     send = frozenset(
-        SendGrant(_subsystem(g["sender"], "grant"), g["type"], _subsystem(g["recipient"], "grant"))
+        SendGrant(
+            _subsystem(g["sender"], "grant"),
+            g["type"],
+            _subsystem(g["recipient"], "grant"),
+            *_read_terms(g, "grant"),
+        )
         for g in _field(body, "grants", list)
     )
     subscribe = frozenset(
-        SubscribeGrant(_subsystem(g["subscriber"], "subscription"), g["topic"])
+        SubscribeGrant(
+            _subsystem(g["subscriber"], "subscription"), g["topic"], *_read_terms(g, "subscription")
+        )
         for g in _field(body, "subscriptions", list)
     )
     schemas = {

@@ -27,7 +27,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ed25519, x25519
 
 from exchange._canonical import canonical, canonical_flat
-from exchange._directory import CLASSIFICATIONS, ENCRYPTED_CLASSIFICATIONS
+from exchange._directory import CLASSIFICATIONS, ENCRYPTED_CLASSIFICATIONS, PURPOSE
 from exchange._errors import Malformed, SealError
 from exchange._identity import SubsystemId
 from exchange._pki import fingerprint
@@ -54,6 +54,9 @@ _FIELDS: Final = frozenset(
         "encryption", "signer",
     }
 )  # fmt: skip
+# Members a header may leave out (protocol 1.1 added them; a 1.0 header has none)
+_OPTIONAL: Final = frozenset({"purpose"})
+_PURPOSE_KINDS: Final = frozenset({"request", "message"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +79,7 @@ class Header:
     encryption: dict[str, str] | None
     signer: str
     raw: dict[str, Any]
+    purpose: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,9 +141,9 @@ def parse_header(raw: Any) -> Header:
     """Check the shape of a header object; raises :class:`Malformed` naming the bad field."""
     if not isinstance(raw, dict):
         raise Malformed("header must be a JSON object")
-    if raw.keys() != _FIELDS:
+    if not _FIELDS <= raw.keys() <= _FIELDS | _OPTIONAL:
         missing = sorted(_FIELDS - raw.keys())
-        extra = sorted(raw.keys() - _FIELDS)
+        extra = sorted(raw.keys() - _FIELDS - _OPTIONAL)
         raise Malformed(f"header fields wrong: missing {missing}, unknown {extra}")
     if raw["v"].__class__ is not int or raw["v"] != PROTOCOL_VERSION:
         raise Malformed(f"unsupported protocol version {raw['v']!r}")
@@ -175,6 +179,14 @@ def parse_header(raw: Any) -> Header:
     in_reply_to = raw["in_reply_to"]
     if (kind in ("response", "error")) != (in_reply_to is not None):
         raise Malformed("'in_reply_to' is required for responses and errors, and only there")
+    purpose = raw.get("purpose")
+    if purpose is not None and (
+        kind not in _PURPOSE_KINDS or purpose.__class__ is not str or not PURPOSE.match(purpose)
+    ):
+        raise Malformed(
+            "header field 'purpose' is a purpose code (lower case, digits, '-'; at most 64), "
+            "and only requests and one-way messages state one"
+        )
     created = parse_time(raw["created"], "created")
     expires = parse_time(raw["expires"], "expires")
     # a difference, not created + MAX_TTL: near year 9999 that sum overflows (OverflowError)
@@ -197,6 +209,7 @@ def parse_header(raw: Any) -> Header:
         encryption=encryption,
         signer=raw["signer"],
         raw=raw,
+        purpose=purpose,
     )
 
 
@@ -279,13 +292,15 @@ def build_envelope(  # noqa: PLR0913 - every argument is a header field
     in_reply_to: str | None = None,
     message_id: str | None = None,
     now: datetime | None = None,
+    purpose: str | None = None,
 ) -> bytes:
     """Build, (encrypt,) and sign a message; returns the wire bytes.
 
     RESTRICTED and SECRET payloads are encrypted to ``recipient.encryption_key``; raises
     :class:`SealError` when such a payload has no recipient key. An event is published to
     every subscriber with ``recipient=None``; a RESTRICTED event is sent as one encrypted copy
-    per subscriber, each with that subscriber as ``recipient``.
+    per subscriber, each with that subscriber as ``recipient``. ``purpose`` (requests and
+    one-way messages) names the grant the sender invokes.
     """
     created = now or utcnow()
     raw: dict[str, Any] = {
@@ -306,6 +321,8 @@ def build_envelope(  # noqa: PLR0913 - every argument is a header field
         "encryption": None,
         "signer": signer.fingerprint,
     }
+    if purpose is not None:  # left out otherwise, so protocol 1.0 receivers still read it
+        raw["purpose"] = purpose
     body = payload
     if classification in ENCRYPTED_CLASSIFICATIONS:
         if recipient is None or recipient.encryption_key is None or recipient.key_id is None:

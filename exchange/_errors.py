@@ -25,6 +25,8 @@ machine-readable ``code`` (what the wire, the logs and the CLI use) and a human 
         ├── Expired                   expired
         ├── Duplicate                 duplicate
         ├── Forbidden                 forbidden
+        │   ├── PurposeMismatch       purpose-mismatch (no grant in force for the stated purpose)
+        │   └── GrantExpired          grant-expired (the only grants have expired)
         ├── Undecryptable             undecryptable
         └── SchemaInvalid             schema-invalid (carries each error with its JSON path)
 
@@ -147,6 +149,18 @@ class Forbidden(RejectError):
     code = "forbidden"
 
 
+class PurposeMismatch(Forbidden):
+    """A grant exists, but none in force for the purpose the message states."""
+
+    code = "purpose-mismatch"
+
+
+class GrantExpired(Forbidden):
+    """Every grant that would admit the message has expired."""
+
+    code = "grant-expired"
+
+
 class Undecryptable(RejectError):
     code = "undecryptable"
 
@@ -194,6 +208,8 @@ REJECT_CODES: tuple[str, ...] = tuple(
         Expired,
         Duplicate,
         Forbidden,
+        PurposeMismatch,
+        GrantExpired,
         Undecryptable,
         SchemaInvalid,
     )

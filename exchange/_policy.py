@@ -1,25 +1,37 @@
 """Access rules as small composable policy objects.
 
-A policy looks at an :class:`AccessRequest` (who sends what to whom, as the header says) and
-returns ``None`` or raises :class:`Forbidden` with the reason. :class:`AllOf` and
+A policy looks at an :class:`AccessRequest` (who sends what to whom, for which purpose, as the
+header says, and when) and returns ``None`` or raises :class:`Forbidden` (or its
+``PurposeMismatch`` and ``GrantExpired``) with the reason. :class:`AllOf` and
 :class:`AnyOf` combine them; :func:`directory_policy` is the rule set the receive pipeline
 uses, built from the signed directory.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Protocol
 
-from exchange._directory import CLASSIFICATIONS, ENCRYPTED_CLASSIFICATIONS, Directory
-from exchange._errors import Forbidden
+from exchange._directory import (
+    CLASSIFICATIONS,
+    ENCRYPTED_CLASSIFICATIONS,
+    UNSPECIFIED_PURPOSE,
+    Directory,
+    SendGrant,
+    SubscribeGrant,
+)
+from exchange._errors import Forbidden, GrantExpired, PurposeMismatch
 from exchange._identity import SubsystemId
+from exchange._time import format_time
 
 
 @dataclass(frozen=True, slots=True)
 class AccessRequest:
-    """A message as far as access control cares, seen by ``receiver``."""
+    """A message as far as access control cares, seen by ``receiver`` at ``at``.
+    ``purpose`` is what the message states (``None``: nothing, i.e. the unspecified
+    purpose)."""
 
     sender: SubsystemId
     message_type: str
@@ -28,6 +40,8 @@ class AccessRequest:
     classification: str
     encrypted: bool
     receiver: SubsystemId
+    at: datetime
+    purpose: str | None = None
 
 
 class AccessPolicy(Protocol):
@@ -88,34 +102,62 @@ class AddressedToReceiver:
             )
 
 
+GrantKey = tuple[SubsystemId, str, SubsystemId]
+
+
 @dataclass(frozen=True, slots=True)
 class SendGranted:
-    """Requests and one-way messages need a grant (sender, type, recipient)."""
+    """Requests and one-way messages need a grant (sender, type, recipient) in force for the
+    purpose they state: none at all is ``forbidden``; only expired ones ``grant-expired``;
+    none for that purpose ``purpose-mismatch``."""
 
-    grants: frozenset[tuple[SubsystemId, str, SubsystemId]]
+    grants: Mapping[GrantKey, tuple[SendGrant, ...]]
 
     def check(self, request: AccessRequest) -> None:
-        if request.recipient is None or (
-            (request.sender, request.message_type, request.recipient) not in self.grants
-        ):
+        found: tuple[SendGrant, ...] = ()
+        if request.recipient is not None:
+            found = self.grants.get((request.sender, request.message_type, request.recipient), ())
+        if not found:
             raise Forbidden(
                 f"{request.sender} has no grant to send {request.message_type} "
                 f"to {request.recipient}"
+            )
+        live = [g for g in found if g.live(request.at)]
+        if not live:
+            ended = max(g.expires for g in found if g.expires is not None)
+            raise GrantExpired(
+                f"the grant for {request.sender} to send {request.message_type} to "
+                f"{request.recipient} expired at {format_time(ended)}"
+            )
+        purpose = request.purpose or UNSPECIFIED_PURPOSE
+        if all(g.purpose != purpose for g in live):
+            allowed = ", ".join(sorted({g.purpose for g in live}))
+            raise PurposeMismatch(
+                f"{request.sender} may send {request.message_type} to {request.recipient} "
+                f"only for {allowed}, not for {purpose}"
             )
 
 
 @dataclass(frozen=True, slots=True)
 class SubscriptionGranted:
-    """An event needs a sender that publishes its type and a receiver subscribed to it."""
+    """An event needs a sender that publishes its type and a receiver subscribed to it (a
+    subscription past its expiry is ``grant-expired``)."""
 
     publishers: frozenset[tuple[SubsystemId, str]]
-    subscriptions: frozenset[tuple[SubsystemId, str]]
+    subscriptions: Mapping[tuple[SubsystemId, str], SubscribeGrant]
 
     def check(self, request: AccessRequest) -> None:
         if (request.sender, request.message_type) not in self.publishers:
             raise Forbidden(f"{request.sender} is not a publisher of {request.message_type}")
-        if (request.receiver, request.message_type) not in self.subscriptions:
+        grant = self.subscriptions.get((request.receiver, request.message_type))
+        if grant is None:
             raise Forbidden(f"{request.receiver} has no subscription to {request.message_type}")
+        if not grant.live(request.at):
+            assert grant.expires is not None
+            raise GrantExpired(
+                f"the subscription of {request.receiver} to {request.message_type} expired "
+                f"at {format_time(grant.expires)}"
+            )
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,17 +206,22 @@ class ClassificationHonoured:
 def directory_policy(directory: Directory, error_type: str = "tabadul.error") -> AccessPolicy:
     """The bus rules from the directory: addressed right, classification honoured, and a
     grant matching the kind of message."""
-    grants = frozenset((g.sender, g.message_type, g.recipient) for g in directory.send_grants)
+    by_key: dict[GrantKey, list[SendGrant]] = {}
+    for grant in directory.send_grants:
+        by_key.setdefault((grant.sender, grant.message_type, grant.recipient), []).append(grant)
+    grants = frozenset(by_key)
     publishers = frozenset(
         (s.subsystem, s.message_type) for s in directory.services if s.role == "publishes"
     )
-    subscriptions = frozenset((g.subscriber, g.topic) for g in directory.subscribe_grants)
+    subscriptions = {(g.subscriber, g.topic): g for g in directory.subscribe_grants}
     answers: dict[tuple[SubsystemId, str], set[str]] = {}
     for service in directory.services:
         if service.role == "provides" and service.response_type:
             key = (service.subsystem, service.response_type)
             answers.setdefault(key, set()).add(service.message_type)
-    send = SendGranted(grants)
+    send = SendGranted({key: tuple(found) for key, found in by_key.items()})
+    # an answer goes back to whoever holds a grant, in force or not, for any purpose: the
+    # request was judged when it arrived
     reply = ReplyGranted({k: frozenset(v) for k, v in answers.items()}, grants, error_type)
     return AllOf(
         (

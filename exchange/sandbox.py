@@ -13,12 +13,14 @@ from pathlib import Path
 from cryptography.hazmat.primitives.asymmetric import ed25519, x25519
 
 from exchange import (
+    UNSPECIFIED_PURPOSE,
     CertificateAuthority,
     Directory,
     DirectoryDraft,
     Generation,
     KeyRing,
     KeyStore,
+    LegalBasis,
     Recipient,
     SchemaRef,
     SendGrant,
@@ -133,13 +135,41 @@ class Sandbox:
     def publish(self, publisher: Party, topic: str) -> None:
         self.draft.services.append(Service(publisher.subsystem, topic, "publishes"))
 
-    def grant(self, sender: Party, message_type: str, recipient: Party) -> None:
+    def grant(  # noqa: PLR0913 - a grant's fields
+        self,
+        sender: Party,
+        message_type: str,
+        recipient: Party,
+        *,
+        purpose: str = UNSPECIFIED_PURPOSE,
+        legal_basis: LegalBasis | None = None,
+        expires: datetime | None = None,
+    ) -> None:
         self.draft.send_grants.append(
-            SendGrant(sender.subsystem, message_type, recipient.subsystem)
+            SendGrant(
+                sender.subsystem,
+                message_type,
+                recipient.subsystem,
+                purpose,
+                legal_basis or LegalBasis(),
+                expires,
+            )
         )
 
-    def subscribe(self, subscriber: Party, topic: str) -> None:
-        self.draft.subscribe_grants.append(SubscribeGrant(subscriber.subsystem, topic))
+    def subscribe(
+        self,
+        subscriber: Party,
+        topic: str,
+        *,
+        purpose: str = UNSPECIFIED_PURPOSE,
+        legal_basis: LegalBasis | None = None,
+        expires: datetime | None = None,
+    ) -> None:
+        self.draft.subscribe_grants.append(
+            SubscribeGrant(
+                subscriber.subsystem, topic, purpose, legal_basis or LegalBasis(), expires
+            )
+        )
 
     def sign(
         self, *, expires_in: timedelta = timedelta(days=1), now: datetime | None = None

@@ -26,9 +26,12 @@ import sqlalchemy as sa
 from cryptography import x509
 
 from exchange import (
+    PURPOSE,
+    UNSPECIFIED_PURPOSE,
     CertificateAuthority,
     DirectoryDraft,
     ExchangeError,
+    LegalBasis,
     MemberId,
     SchemaRef,
     SendGrant,
@@ -122,8 +125,18 @@ bus_services = sa.Table(
     sa.Column("response_type", sa.String(200), nullable=True),
 )
 
+
+def _terms() -> list[sa.Column[Any]]:
+    """A grant's legal basis and expiry (its purpose is part of a send grant's key)."""
+    return [
+        sa.Column("legal_basis", sa.Text, nullable=False, server_default=""),
+        sa.Column("legal_reference", sa.Text, nullable=False, server_default=""),
+        sa.Column("expires", sa.String(24), nullable=True),
+    ]
+
+
 bus_grants = sa.Table(
-    "bus_grants",
+    "bus_send_grants",
     metadata,
     sa.Column(
         "sender", sa.String(260), sa.ForeignKey("bus_subsystems.subsystem_id"), primary_key=True
@@ -135,6 +148,8 @@ bus_grants = sa.Table(
         sa.ForeignKey("bus_subsystems.subsystem_id"),
         primary_key=True,
     ),
+    sa.Column("purpose", sa.String(64), primary_key=True),
+    *_terms(),
 )
 
 bus_subscriptions = sa.Table(
@@ -147,6 +162,8 @@ bus_subscriptions = sa.Table(
         primary_key=True,
     ),
     sa.Column("topic", sa.String(200), primary_key=True),
+    sa.Column("purpose", sa.String(64), nullable=False, server_default=UNSPECIFIED_PURPOSE),
+    *_terms(),
 )
 
 bus_directories = sa.Table(
@@ -494,30 +511,44 @@ class Registry:
                 now,
             )
 
-    def add_grant(
+    def add_grant(  # noqa: PLR0913 - keyword-only: the grant's terms
         self,
         actor: User | str,
         sender: str,
         message_type: str,
         recipient: str,
         *,
+        purpose: str,
+        legal_basis: str,
+        legal_reference: str = "",
+        expires: datetime | None = None,
         reason: str = "",
     ) -> SendGrant:
-        """Allow ``sender`` to send ``message_type`` to ``recipient``."""
-        grant = SendGrant(_subsystem(sender), message_type, _subsystem(recipient))
-        self._need_type(message_type)
+        """Allow ``sender`` to send ``message_type`` to ``recipient`` for ``purpose`` (a
+        code), on ``legal_basis`` (the text, and a citable ``legal_reference``), until
+        ``expires`` (``None``: no end). Each purpose is a grant of its own."""
         now = self._now()
+        grant = SendGrant(
+            _subsystem(sender),
+            message_type,
+            _subsystem(recipient),
+            *_grant_terms(purpose, legal_basis, legal_reference, expires, now),
+        )
+        self._need_type(message_type)
         with self._changing("add_grant", actor, "add a grant") as (conn, by):
             self._need_subsystem(conn, grant.sender)
             self._need_subsystem(conn, grant.recipient)
             if _exists(conn, bus_grants, _grant_key(grant)):
-                raise AlreadyExists(f"{sender} may already send {message_type} to {recipient}")
+                raise AlreadyExists(
+                    f"{sender} may already send {message_type} to {recipient} for {grant.purpose}"
+                )
             conn.execute(
                 bus_grants.insert(),
                 {
                     "sender": str(grant.sender),
                     "message_type": message_type,
                     "recipient": str(grant.recipient),
+                    **_terms_row(grant.purpose, grant.legal_basis, grant.expires),
                 },
             )
             _audit(
@@ -531,20 +562,34 @@ class Registry:
             )
         return grant
 
-    def remove_grant(
+    def remove_grant(  # noqa: PLR0913 - keyword-only: which grant
         self,
         actor: User | str,
         sender: str,
         message_type: str,
         recipient: str,
         *,
+        purpose: str | None = None,
         reason: str = "",
     ) -> None:
-        grant = SendGrant(_subsystem(sender), message_type, _subsystem(recipient))
+        """Remove the grant for ``purpose``; without one, the only grant of ``sender`` for
+        ``message_type`` to ``recipient`` (several purposes: :class:`InvalidInput`)."""
         now = self._now()
+        key = (_subsystem(sender), message_type, _subsystem(recipient))
         with self._changing("remove_grant", actor, "remove a grant") as (conn, by):
-            if conn.execute(bus_grants.delete().where(_grant_key(grant))).rowcount != 1:
-                raise NotFound(f"{sender} has no grant to send {message_type} to {recipient}")
+            found = [
+                g
+                for g in self._read_grants(conn)
+                if (g.sender, g.message_type, g.recipient) == key and purpose in (None, g.purpose)
+            ]
+            if not found:
+                what = f" for {purpose}" if purpose else ""
+                raise NotFound(f"{sender} has no grant to send {message_type} to {recipient}{what}")
+            if len(found) > 1:
+                purposes = ", ".join(g.purpose for g in found)
+                raise InvalidInput(f"say which purpose to remove: {purposes}")
+            grant = found[0]
+            conn.execute(bus_grants.delete().where(_grant_key(grant)))
             _audit(
                 conn,
                 by,
@@ -555,19 +600,38 @@ class Registry:
                 now,
             )
 
-    def add_subscription(
-        self, actor: User | str, subscriber: str, topic: str, *, reason: str = ""
+    def add_subscription(  # noqa: PLR0913 - keyword-only: the subscription's terms
+        self,
+        actor: User | str,
+        subscriber: str,
+        topic: str,
+        *,
+        purpose: str,
+        legal_basis: str,
+        legal_reference: str = "",
+        expires: datetime | None = None,
+        reason: str = "",
     ) -> SubscribeGrant:
-        """Allow ``subscriber`` to receive the events of ``topic`` (an event type)."""
-        grant = SubscribeGrant(_subsystem(subscriber), topic)
-        self._need_type(topic, Kind.EVENT)
+        """Allow ``subscriber`` to receive the events of ``topic`` (an event type), for
+        ``purpose`` on ``legal_basis``, until ``expires``."""
         now = self._now()
+        grant = SubscribeGrant(
+            _subsystem(subscriber),
+            topic,
+            *_grant_terms(purpose, legal_basis, legal_reference, expires, now),
+        )
+        self._need_type(topic, Kind.EVENT)
         with self._changing("add_subscription", actor, "add a subscription") as (conn, by):
             self._need_subsystem(conn, grant.subscriber)
             if _exists(conn, bus_subscriptions, _subscription_key(grant)):
                 raise AlreadyExists(f"{subscriber} is already subscribed to {topic}")
             conn.execute(
-                bus_subscriptions.insert(), {"subscriber": str(grant.subscriber), "topic": topic}
+                bus_subscriptions.insert(),
+                {
+                    "subscriber": str(grant.subscriber),
+                    "topic": topic,
+                    **_terms_row(grant.purpose, grant.legal_basis, grant.expires),
+                },
             )
             _audit(
                 conn,
@@ -575,7 +639,7 @@ class Registry:
                 "bus.subscription.add",
                 f"subsystem:{grant.subscriber}",
                 reason,
-                {"subscriber": str(grant.subscriber), "topic": topic},
+                subscription_dict(grant),
                 now,
             )
         return grant
@@ -612,17 +676,31 @@ class Registry:
 
     def grants(self) -> list[SendGrant]:
         with self._store.transaction("read the bus grants") as conn:
-            rows = conn.execute(sa.select(bus_grants)).all()
-        found = [
-            SendGrant(SubsystemId.parse(r.sender), r.message_type, SubsystemId.parse(r.recipient))
-            for r in rows
-        ]
-        return sorted(found, key=lambda g: (g.sender, g.message_type, g.recipient))
+            return self._read_grants(conn)
 
     def subscriptions(self) -> list[SubscribeGrant]:
         with self._store.transaction("read the bus subscriptions") as conn:
-            rows = conn.execute(sa.select(bus_subscriptions)).all()
-        found = [SubscribeGrant(SubsystemId.parse(r.subscriber), r.topic) for r in rows]
+            return self._read_subscriptions(conn)
+
+    @staticmethod
+    def _read_grants(conn: sa.Connection) -> list[SendGrant]:
+        found = [
+            SendGrant(
+                SubsystemId.parse(r.sender),
+                r.message_type,
+                SubsystemId.parse(r.recipient),
+                *_row_terms(r),
+            )
+            for r in conn.execute(sa.select(bus_grants))
+        ]
+        return sorted(found, key=lambda g: (g.sender, g.message_type, g.recipient, g.purpose))
+
+    @staticmethod
+    def _read_subscriptions(conn: sa.Connection) -> list[SubscribeGrant]:
+        found = [
+            SubscribeGrant(SubsystemId.parse(r.subscriber), r.topic, *_row_terms(r))
+            for r in conn.execute(sa.select(bus_subscriptions))
+        ]
         return sorted(found, key=lambda g: (g.subscriber, g.topic))
 
     # ---- the directory ------------------------------------------------------------------
@@ -766,14 +844,8 @@ class Registry:
                 )
             )
         ]
-        draft.send_grants = [
-            SendGrant(SubsystemId.parse(r.sender), r.message_type, SubsystemId.parse(r.recipient))
-            for r in conn.execute(sa.select(bus_grants))
-        ]
-        draft.subscribe_grants = [
-            SubscribeGrant(SubsystemId.parse(r.subscriber), r.topic)
-            for r in conn.execute(sa.select(bus_subscriptions))
-        ]
+        draft.send_grants = self._read_grants(conn)
+        draft.subscribe_grants = self._read_subscriptions(conn)
         draft.schemas = [
             SchemaRef(e.type, e.version, e.digest, e.classification.value)
             for e in self._schemas.entries()
@@ -897,7 +969,57 @@ def _grant_key(grant: SendGrant) -> sa.ColumnElement[bool]:
         bus_grants.c.sender == str(grant.sender),
         bus_grants.c.message_type == grant.message_type,
         bus_grants.c.recipient == str(grant.recipient),
+        bus_grants.c.purpose == grant.purpose,
     )
+
+
+_LEGAL_BASIS_MAX = 2000
+_LEGAL_REFERENCE_MAX = 500
+
+
+def _grant_terms(
+    purpose: object, legal_basis: object, reference: object, expires: object, now: datetime
+) -> tuple[str, LegalBasis, datetime | None]:
+    """Checked terms of a new grant: a purpose code, a stated legal basis, an end in the
+    future (or none). :class:`InvalidInput` names what is wrong."""
+    if not isinstance(purpose, str) or not PURPOSE.match(purpose):
+        raise InvalidInput(
+            f"purpose {purpose!r} must be a code of lower-case letters, digits and '-' "
+            "(at most 64, starting with a letter), e.g. tax-compliance-check"
+        )
+    text = _text(legal_basis, "the grant's legal basis")
+    if len(text) > _LEGAL_BASIS_MAX:
+        raise InvalidInput(f"the legal basis is at most {_LEGAL_BASIS_MAX} characters")
+    if not isinstance(reference, str) or len(reference) > _LEGAL_REFERENCE_MAX:
+        raise InvalidInput(f"the legal reference is a text of at most {_LEGAL_REFERENCE_MAX}")
+    if expires is not None and (not isinstance(expires, datetime) or expires.tzinfo is None):
+        raise InvalidInput("a grant's expiry is a time with its time zone")
+    if expires is not None and expires <= now:
+        raise InvalidInput(f"a grant's expiry must be in the future, not {format_time(expires)}")
+    ends = None if expires is None else datetime.fromisoformat(format_time(expires))
+    return purpose, LegalBasis(text, reference.strip()), ends
+
+
+def _terms_row(purpose: str, basis: LegalBasis, expires: datetime | None) -> dict[str, Any]:
+    return {
+        "purpose": purpose,
+        "legal_basis": basis.text,
+        "legal_reference": basis.reference,
+        "expires": None if expires is None else format_time(expires),
+    }
+
+
+def _row_terms(row: sa.Row[Any]) -> tuple[str, LegalBasis, datetime | None]:
+    expires = None if row.expires is None else parse_time(row.expires, "grant expires")
+    return row.purpose, LegalBasis(row.legal_basis, row.legal_reference), expires
+
+
+def _terms_dict(purpose: str, basis: LegalBasis, expires: datetime | None) -> dict[str, Any]:
+    return {
+        "purpose": purpose,
+        "legal_basis": basis.as_dict(),
+        "expires": None if expires is None else format_time(expires),
+    }
 
 
 def _subscription_key(grant: SubscribeGrant) -> sa.ColumnElement[bool]:
@@ -919,7 +1041,11 @@ def service_dict(service: Service) -> dict[str, Any]:
 
 def subscription_dict(grant: SubscribeGrant) -> dict[str, Any]:
     """A subscription as JSON (the CLI's output and the audit log's details)."""
-    return {"subscriber": str(grant.subscriber), "topic": grant.topic}
+    return {
+        "subscriber": str(grant.subscriber),
+        "topic": grant.topic,
+        **_terms_dict(grant.purpose, grant.legal_basis, grant.expires),
+    }
 
 
 def grant_dict(grant: SendGrant) -> dict[str, Any]:
@@ -928,6 +1054,7 @@ def grant_dict(grant: SendGrant) -> dict[str, Any]:
         "sender": str(grant.sender),
         "type": grant.message_type,
         "recipient": str(grant.recipient),
+        **_terms_dict(grant.purpose, grant.legal_basis, grant.expires),
     }
 
 

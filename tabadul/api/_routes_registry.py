@@ -16,13 +16,20 @@ import hashlib
 import json
 from datetime import timedelta
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from cryptography import x509
 from fastapi import APIRouter, Response
 from pydantic import AwareDatetime, BaseModel, Field
 
-from exchange import CAStore, ExchangeError, cert_from_pem
+from exchange import (
+    CAStore,
+    ExchangeError,
+    SendGrant,
+    SubscribeGrant,
+    cert_from_pem,
+    format_time,
+)
 from governance import RegisteredCertificate
 from tabadul._access import ANY_ROLE, OPERATORS, require_role
 from tabadul._services import CaUnavailable, Settings, load_ca
@@ -115,23 +122,86 @@ class ServiceIn(ServiceKeyIn):
     )
 
 
-class GrantOut(BaseModel):
+class LegalBasisOut(BaseModel):
+    text: str = Field(description="Why the exchange is lawful, for people")
+    reference: str = Field(description="Where it is written: a law's article, a decree, a URL")
+
+
+class TermsOut(BaseModel):
+    """What a grant is for, on which legal basis, until when."""
+
+    purpose: str = Field(description="A purpose code, e.g. tax-compliance-check")
+    legal_basis: LegalBasisOut
+    expires: str | None = Field(description="When the grant ends (null: no end)")
+
+
+class TermsIn(Body):
+    purpose: str = Field(min_length=1, max_length=64, description="A purpose code")
+    legal_basis: str = Field(min_length=1, max_length=2000, description="Why it is lawful")
+    legal_reference: str = Field(default="", max_length=500, description="Where it is written")
+    expires: AwareDatetime | None = Field(
+        default=None, description="When it ends, with its time zone (default: never)"
+    )
+    reason: str = Field(default="", max_length=2000)
+
+
+def _terms(grant: SendGrant | SubscribeGrant) -> dict[str, Any]:
+    return {
+        "purpose": grant.purpose,
+        "legal_basis": LegalBasisOut(**grant.legal_basis.as_dict()),
+        "expires": None if grant.expires is None else format_time(grant.expires),
+    }
+
+
+class GrantOut(TermsOut):
     sender: str
     message_type: str
     recipient: str
 
+    @classmethod
+    def of(cls, grant: SendGrant) -> GrantOut:
+        return cls(
+            sender=str(grant.sender),
+            message_type=grant.message_type,
+            recipient=str(grant.recipient),
+            **_terms(grant),
+        )
 
-class GrantIn(GrantOut, Body):
-    reason: str = ""
+
+class GrantIn(TermsIn):
+    sender: str = Field(min_length=1, max_length=260)
+    message_type: str = Field(min_length=1, max_length=200)
+    recipient: str = Field(min_length=1, max_length=260)
 
 
-class SubscriptionOut(BaseModel):
+class GrantRemoveIn(Body):
+    sender: str = Field(min_length=1, max_length=260)
+    message_type: str = Field(min_length=1, max_length=200)
+    recipient: str = Field(min_length=1, max_length=260)
+    purpose: str | None = Field(
+        default=None, max_length=64, description="Which grant (needed when there are several)"
+    )
+    reason: str = Field(default="", max_length=2000)
+
+
+class SubscriptionOut(TermsOut):
     subscriber: str
     topic: str = Field(description="An event type")
 
+    @classmethod
+    def of(cls, grant: SubscribeGrant) -> SubscriptionOut:
+        return cls(subscriber=str(grant.subscriber), topic=grant.topic, **_terms(grant))
 
-class SubscriptionIn(SubscriptionOut, Body):
-    reason: str = ""
+
+class SubscriptionIn(TermsIn):
+    subscriber: str = Field(min_length=1, max_length=260)
+    topic: str = Field(min_length=1, max_length=200, description="An event type")
+
+
+class SubscriptionRemoveIn(Body):
+    subscriber: str = Field(min_length=1, max_length=260)
+    topic: str = Field(min_length=1, max_length=200, description="An event type")
+    reason: str = Field(default="", max_length=2000)
 
 
 class PublishDirectoryIn(ReasonIn):
@@ -323,38 +393,43 @@ def remove_service(body: ServiceKeyIn, services: ServicesDep, caller: Caller) ->
 @router.get("/registry/grants", summary="Who may send which type to whom")
 def list_grants(services: ServicesDep, caller: Caller) -> list[GrantOut]:
     _reader(caller)
-    return [
-        GrantOut(sender=str(g.sender), message_type=g.message_type, recipient=str(g.recipient))
-        for g in services.registry.grants()
-    ]
+    return [GrantOut.of(g) for g in services.registry.grants()]
 
 
 @router.post("/registry/grants", status_code=201, summary="Add a grant", responses=_CHANGE)
 def add_grant(body: GrantIn, services: ServicesDep, caller: Caller) -> GrantOut:
     added = services.registry.add_grant(
-        caller, body.sender, body.message_type, body.recipient, reason=body.reason
+        caller,
+        body.sender,
+        body.message_type,
+        body.recipient,
+        purpose=body.purpose,
+        legal_basis=body.legal_basis,
+        legal_reference=body.legal_reference,
+        expires=body.expires,
+        reason=body.reason,
     )
-    return GrantOut(
-        sender=str(added.sender), message_type=added.message_type, recipient=str(added.recipient)
-    )
+    return GrantOut.of(added)
 
 
 @router.post(
     "/registry/grants/remove", status_code=204, summary="Remove a grant", responses=_NOT_FOUND
 )
-def remove_grant(body: GrantIn, services: ServicesDep, caller: Caller) -> None:
+def remove_grant(body: GrantRemoveIn, services: ServicesDep, caller: Caller) -> None:
     services.registry.remove_grant(
-        caller, body.sender, body.message_type, body.recipient, reason=body.reason
+        caller,
+        body.sender,
+        body.message_type,
+        body.recipient,
+        purpose=body.purpose,
+        reason=body.reason,
     )
 
 
 @router.get("/registry/subscriptions", summary="Who receives which events")
 def list_subscriptions(services: ServicesDep, caller: Caller) -> list[SubscriptionOut]:
     _reader(caller)
-    return [
-        SubscriptionOut(subscriber=str(g.subscriber), topic=g.topic)
-        for g in services.registry.subscriptions()
-    ]
+    return [SubscriptionOut.of(g) for g in services.registry.subscriptions()]
 
 
 @router.post(
@@ -364,9 +439,16 @@ def add_subscription(
     body: SubscriptionIn, services: ServicesDep, caller: Caller
 ) -> SubscriptionOut:
     added = services.registry.add_subscription(
-        caller, body.subscriber, body.topic, reason=body.reason
+        caller,
+        body.subscriber,
+        body.topic,
+        purpose=body.purpose,
+        legal_basis=body.legal_basis,
+        legal_reference=body.legal_reference,
+        expires=body.expires,
+        reason=body.reason,
     )
-    return SubscriptionOut(subscriber=str(added.subscriber), topic=added.topic)
+    return SubscriptionOut.of(added)
 
 
 @router.post(
@@ -375,7 +457,7 @@ def add_subscription(
     summary="Remove a subscription",
     responses=_NOT_FOUND,
 )
-def remove_subscription(body: SubscriptionIn, services: ServicesDep, caller: Caller) -> None:
+def remove_subscription(body: SubscriptionRemoveIn, services: ServicesDep, caller: Caller) -> None:
     services.registry.remove_subscription(caller, body.subscriber, body.topic, reason=body.reason)
 
 

@@ -9,7 +9,7 @@ certificates issued by the operator's CA, provides, publishes or accepts message
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -61,6 +61,31 @@ Subsystem = Annotated[
 ]
 MessageType = Annotated[str, typer.Argument(metavar="TYPE", help="A registered message type.")]
 Serial = Annotated[str, typer.Argument(metavar="SERIAL", help="The certificate's serial, hex.")]
+Purpose = Annotated[
+    str,
+    typer.Option("--purpose", help="What it is for: a code of lower-case letters, digits and '-'."),
+]
+LegalBasisText = Annotated[
+    str, typer.Option("--legal-basis", help="Why it is lawful, in words (required).")
+]
+LegalReference = Annotated[
+    str, typer.Option("--legal-reference", help="Where that is written: an article, a URL.")
+]
+Expires = Annotated[
+    datetime | None,
+    typer.Option(
+        "--expires",
+        formats=["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S%z"],
+        help="When it ends (a date, UTC midnight, or a time with its zone; default: never).",
+    ),
+]
+
+
+def _aware(moment: datetime | None) -> datetime | None:
+    """A date given without a zone is UTC midnight."""
+    return moment if moment is None or moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
 RoleOption = Annotated[
     ServiceRole,
     typer.Option("--role", help="provides (requests), publishes (events), accepts (messages)."),
@@ -374,20 +399,36 @@ def grant_add(
     sender: Sender,
     message_type: MessageType,
     recipient: Recipient,
+    purpose: Purpose,
+    legal_basis: LegalBasisText,
+    legal_reference: LegalReference = "",
+    expires: Expires = None,
     actor: Actor = None,
     reason: Reason = "",
     db: Db = None,
     schema: DbSchema = None,
     as_json: Json = False,
 ) -> None:
-    """Allow SENDER to send TYPE to RECIPIENT."""
+    """Allow SENDER to send TYPE to RECIPIENT for a purpose, on a legal basis."""
     who = need_actor(actor, as_json=as_json)
     with governance(db, schema, as_json=as_json) as services:
-        grant = services.registry.add_grant(who, sender, message_type, recipient, reason=reason)
+        grant = services.registry.add_grant(
+            who,
+            sender,
+            message_type,
+            recipient,
+            purpose=purpose,
+            legal_basis=legal_basis,
+            legal_reference=legal_reference,
+            expires=_aware(expires),
+            reason=reason,
+        )
     done(
         as_json,
         {"grant": grant_dict(grant)},
-        escape(f"{grant.sender} may now send {message_type} to {grant.recipient}"),
+        escape(
+            f"{grant.sender} may now send {message_type} to {grant.recipient} for {grant.purpose}"
+        ),
     )
 
 
@@ -396,6 +437,9 @@ def grant_remove(
     sender: Sender,
     message_type: MessageType,
     recipient: Recipient,
+    purpose: Annotated[
+        str | None, typer.Option("--purpose", help="Which grant, when there are several.")
+    ] = None,
     actor: Actor = None,
     reason: Reason = "",
     db: Db = None,
@@ -405,10 +449,19 @@ def grant_remove(
     """Take back SENDER's grant to send TYPE to RECIPIENT."""
     who = need_actor(actor, as_json=as_json)
     with governance(db, schema, as_json=as_json) as services:
-        services.registry.remove_grant(who, sender, message_type, recipient, reason=reason)
+        services.registry.remove_grant(
+            who, sender, message_type, recipient, purpose=purpose, reason=reason
+        )
     done(
         as_json,
-        {"removed": {"sender": sender, "type": message_type, "recipient": recipient}},
+        {
+            "removed": {
+                "sender": sender,
+                "type": message_type,
+                "recipient": recipient,
+                "purpose": purpose,
+            }
+        },
         escape(f"{sender} may no longer send {message_type} to {recipient}"),
     )
 
@@ -422,8 +475,18 @@ def grant_list(db: Db = None, schema: DbSchema = None, as_json: Json = False) ->
         as_json,
         {"grants": [grant_dict(g) for g in found]},
         "bus grants",
-        ("sender", "type", "recipient"),
-        ((g.sender, g.message_type, g.recipient) for g in found),
+        ("sender", "type", "recipient", "purpose", "legal basis", "expires"),
+        (
+            (
+                g.sender,
+                g.message_type,
+                g.recipient,
+                g.purpose,
+                g.legal_basis.reference or g.legal_basis.text,
+                g.expires,
+            )
+            for g in found
+        ),
         empty="no grant",
     )
 
@@ -436,16 +499,29 @@ Topic = Annotated[str, typer.Argument(metavar="TOPIC", help="An event type.")]
 def subscription_add(
     subscriber: Subscriber,
     topic: Topic,
+    purpose: Purpose,
+    legal_basis: LegalBasisText,
+    legal_reference: LegalReference = "",
+    expires: Expires = None,
     actor: Actor = None,
     reason: Reason = "",
     db: Db = None,
     schema: DbSchema = None,
     as_json: Json = False,
 ) -> None:
-    """Let SUBSCRIBER receive the events of TOPIC."""
+    """Let SUBSCRIBER receive the events of TOPIC for a purpose, on a legal basis."""
     who = need_actor(actor, as_json=as_json)
     with governance(db, schema, as_json=as_json) as services:
-        grant = services.registry.add_subscription(who, subscriber, topic, reason=reason)
+        grant = services.registry.add_subscription(
+            who,
+            subscriber,
+            topic,
+            purpose=purpose,
+            legal_basis=legal_basis,
+            legal_reference=legal_reference,
+            expires=_aware(expires),
+            reason=reason,
+        )
     done(
         as_json,
         {"subscription": subscription_dict(grant)},
@@ -483,7 +559,7 @@ def subscription_list(db: Db = None, schema: DbSchema = None, as_json: Json = Fa
         as_json,
         {"subscriptions": [subscription_dict(g) for g in found]},
         "bus subscriptions",
-        ("subscriber", "topic"),
-        ((g.subscriber, g.topic) for g in found),
+        ("subscriber", "topic", "purpose", "expires"),
+        ((g.subscriber, g.topic, g.purpose, g.expires) for g in found),
         empty="no subscription",
     )

@@ -175,13 +175,25 @@ def test_services_grants_and_subscriptions(api):
         provided,
         {**published, "response_type": None},
     ]
+    terms = {"purpose": "identity-check", "legal_basis": "Loi 09-08, art. 4"}
     grant = {"sender": TAX, "message_type": LOOKUP, "recipient": CIVIL}
-    assert root.post("/registry/grants", json=grant).json() == grant
-    is_problem(root.post("/registry/grants", json=grant), 409, "already-exists")
+    listed = {
+        **grant,
+        "purpose": "identity-check",
+        "legal_basis": {"text": "Loi 09-08, art. 4", "reference": ""},
+        "expires": None,
+    }
+    is_problem(root.post("/registry/grants", json=grant), 422, "invalid-request")
+    assert root.post("/registry/grants", json={**grant, **terms}).json() == listed
+    is_problem(root.post("/registry/grants", json={**grant, **terms}), 409, "already-exists")
     subscription = {"subscriber": TAX, "topic": LODGED}
-    assert root.post("/registry/subscriptions", json=subscription).status_code == 201
-    assert api("karim").get("/registry/grants").json() == [grant]
-    assert api("karim").get("/registry/subscriptions").json() == [subscription]
+    created = root.post("/registry/subscriptions", json={**subscription, **terms})
+    assert created.status_code == 201
+    assert api("karim").get("/registry/grants").json() == [listed]
+    assert [
+        {k: v for k, v in s.items() if k in subscription}
+        for s in api("karim").get("/registry/subscriptions").json()
+    ] == [subscription]
 
     is_problem(api("amina").post("/registry/grants/remove", json=grant), 403, "wrong-role")
     assert (

@@ -275,7 +275,7 @@ def test_reject_schema_invalid(bus):
 
 
 def test_every_reject_code_has_a_named_error():
-    """The wire codes are exactly the eleven of the protocol."""
+    """The wire codes are exactly the thirteen of the protocol."""
     assert REJECT_CODES == (
         "malformed",
         "unknown-sender",
@@ -286,6 +286,8 @@ def test_every_reject_code_has_a_named_error():
         "expired",
         "duplicate",
         "forbidden",
+        "purpose-mismatch",
+        "grant-expired",
         "undecryptable",
         "schema-invalid",
     )

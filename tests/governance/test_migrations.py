@@ -3,14 +3,21 @@ they build are the ones the code queries."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
+import governance
 from governance import GovernanceStore, StoreError, Workflow, head_revision
 from governance._db import metadata
 from tests.governance.conftest import Backend
+
+VERSIONS = Path(governance.__file__).parent / "migrations" / "versions"
+# the revisions form one chain, numbered in order; the newest file is the head
+LATEST = max(p.name[:4] for p in VERSIONS.glob("[0-9][0-9][0-9][0-9]_*.py"))
 
 TABLES = {
     "users",
@@ -27,7 +34,7 @@ def test_fresh_database_migrates_to_head(backend):
     """A new database gets every table and the head revision."""
     store = backend.open()
     try:
-        assert store.revision() == head_revision() == "0004"
+        assert store.revision() == head_revision() == LATEST
         names = set(sa.inspect(store.engine).get_table_names())
         assert names >= TABLES | {"alembic_version"}
     finally:
@@ -111,3 +118,40 @@ def test_sqlite_backend_fixture_is_a_backend(sqlite_backend):
     assert isinstance(sqlite_backend, Backend)
     sqlite_backend.open().close()
     assert sqlite_backend.sql("SELECT seq FROM audit_head") == [(0,)]
+
+
+def test_grants_made_before_purposes_keep_working(backend):
+    """A grant stored at revision 0004 (no purpose) becomes a grant for the unspecified
+    purpose, with no legal basis and no end, and subscriptions gain the same terms."""
+    from alembic import command  # noqa: PLC0415 - only this test walks the revisions
+
+    from governance._db import alembic_config  # noqa: PLC0415
+
+    store = backend.open()
+    config = alembic_config()
+    with store.transaction("downgrade") as conn:
+        if backend.schema:
+            conn.execute(sa.text(f'SET search_path TO "{backend.schema}"'))
+        config.attributes["connection"] = conn
+        command.downgrade(config, "0004")
+        conn.execute(sa.text("INSERT INTO bus_members VALUES ('MA/GOV/MEF', 'MEF', 'x')"))
+        for name in ("MA/GOV/MEF/TAX", "MA/GOV/MEF/CUSTOMS"):
+            conn.execute(
+                sa.text("INSERT INTO bus_subsystems VALUES (:s, 'MA/GOV/MEF', 'x')"), {"s": name}
+            )
+        conn.execute(
+            sa.text(
+                "INSERT INTO bus_grants VALUES ('MA/GOV/MEF/TAX', 'a.b.request', "
+                "'MA/GOV/MEF/CUSTOMS')"
+            )
+        )
+        conn.execute(sa.text("INSERT INTO bus_subscriptions VALUES ('MA/GOV/MEF/TAX', 'a.b')"))
+    store.migrate(backend.schema)
+    try:
+        grants = backend.sql(
+            "SELECT sender, purpose, legal_basis, expires FROM bus_send_grants"
+        )
+        assert grants == [("MA/GOV/MEF/TAX", "unspecified", "", None)]
+        assert backend.sql("SELECT purpose FROM bus_subscriptions") == [("unspecified",)]
+    finally:
+        store.close()

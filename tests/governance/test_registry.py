@@ -17,6 +17,9 @@ from exchange import (
     CAStore,
     CertificateAuthority,
     DirectoryRollbackError,
+    GrantExpired,
+    LegalBasis,
+    PurposeMismatch,
     SendGrant,
     Service,
     SubscribeGrant,
@@ -38,6 +41,9 @@ LOOKUP = "civil.person-lookup.request"
 LOOKUP_RESPONSE = "civil.person-lookup.response"
 LODGED = "customs.declaration-lodged"
 NOPE = "MA/GOV/MEF/NOPE"
+PURPOSE = "identity-check"
+BASIS = LegalBasis("Loi 09-08, article 4", "BO 5714")
+TERMS = {"purpose": PURPOSE, "legal_basis": BASIS.text, "legal_reference": BASIS.reference}
 
 
 @pytest.fixture(scope="module")
@@ -74,9 +80,9 @@ def filled(registry: Registry, ca: CertificateAuthority) -> dict[str, int]:
             serials[f"{subsystem}:{usage}"] = serial
     registry.add_service("root", CIVIL, LOOKUP, role="provides", response_type=LOOKUP_RESPONSE)
     registry.add_service("root", CUSTOMS, LODGED, role="publishes")
-    registry.add_grant("root", CUSTOMS, LOOKUP, CIVIL)
-    registry.add_grant("root", TAX, LOOKUP, CIVIL)
-    registry.add_subscription("root", TAX, LODGED)
+    registry.add_grant("root", CUSTOMS, LOOKUP, CIVIL, **TERMS)
+    registry.add_grant("root", TAX, LOOKUP, CIVIL, **TERMS)
+    registry.add_subscription("root", TAX, LODGED, **TERMS)
     return serials
 
 
@@ -92,10 +98,10 @@ def test_published_directory_is_accepted_by_the_exchange(registry, filled, ca):
     }
     customs, tax, civil = (SubsystemId.parse(s) for s in (CUSTOMS, TAX, CIVIL))
     assert directory.send_grants == {
-        SendGrant(customs, LOOKUP, civil),
-        SendGrant(tax, LOOKUP, civil),
+        SendGrant(customs, LOOKUP, civil, PURPOSE, BASIS),
+        SendGrant(tax, LOOKUP, civil, PURPOSE, BASIS),
     }
-    assert directory.subscribe_grants == {SubscribeGrant(tax, LODGED)}
+    assert directory.subscribe_grants == {SubscribeGrant(tax, LODGED, PURPOSE, BASIS)}
     assert set(directory.services) == {
         Service(civil, LOOKUP, "provides", LOOKUP_RESPONSE),
         Service(customs, LODGED, "publishes"),
@@ -157,13 +163,93 @@ def test_removals_leave_the_next_directory(registry, filled, ca):
     assert caught.value.code == "not-found"
 
 
+def test_a_grant_per_purpose_each_with_its_basis_and_expiry(registry, filled, ca):
+    """A second purpose for the same sender, type and recipient is a grant of its own; its
+    legal basis and expiry reach the directory, and removal names the purpose when two."""
+    ends = NOW + timedelta(days=90)
+    registry.add_grant(
+        "root",
+        TAX,
+        LOOKUP,
+        CIVIL,
+        purpose="tax-compliance-check",
+        legal_basis="Code général des impôts, article 214",
+        legal_reference="CGI art. 214",
+        expires=ends,
+        reason="annual campaign",
+    )
+    directory = load_directory(registry.publish_directory("root", ca), ca.certificate, now=NOW)
+    tax, civil = SubsystemId.parse(TAX), SubsystemId.parse(CIVIL)
+    found = directory.grants_for(tax, LOOKUP, civil)
+    assert [(g.purpose, g.legal_basis.reference, g.expires) for g in found] == [
+        (PURPOSE, BASIS.reference, None),
+        ("tax-compliance-check", "CGI art. 214", ends),
+    ]
+    with pytest.raises(InvalidInput, match="say which purpose"):
+        registry.remove_grant("root", TAX, LOOKUP, CIVIL)
+    registry.remove_grant("root", TAX, LOOKUP, CIVIL, purpose=PURPOSE)
+    assert [g.purpose for g in registry.grants() if str(g.sender) == TAX] == [
+        "tax-compliance-check"
+    ]
+
+
+def test_the_published_terms_are_enforced_by_the_exchange(registry, filled, ca):
+    """A directory published from the registry refuses another purpose and an expired grant
+    with their own codes (the policy the receive pipeline uses)."""
+    from exchange import AccessRequest, directory_policy  # noqa: PLC0415 - one test
+
+    ends = NOW + timedelta(days=1)
+    registry.add_grant("root", TAX, LOOKUP, CIVIL, **{**TERMS, "purpose": "audit"}, expires=ends)
+    registry.remove_grant("root", TAX, LOOKUP, CIVIL, purpose=PURPOSE)
+    directory = load_directory(registry.publish_directory("root", ca), ca.certificate, now=NOW)
+    policy = directory_policy(directory)
+    tax, civil = SubsystemId.parse(TAX), SubsystemId.parse(CIVIL)
+
+    def ask(purpose: str, at: datetime) -> None:
+        policy.check(
+            AccessRequest(tax, LOOKUP, "request", civil, "INTERNAL", False, civil, at, purpose)
+        )
+
+    ask("audit", NOW)
+    with pytest.raises(PurposeMismatch):
+        ask("marketing", NOW)
+    with pytest.raises(GrantExpired):
+        ask("audit", ends + timedelta(seconds=1))
+
+
+@pytest.mark.parametrize(
+    ("change", "says"),
+    [
+        ({"purpose": "Tax Check"}, "must be a code"),
+        ({"purpose": ""}, "must be a code"),
+        ({"legal_basis": "  "}, "legal basis must be given"),
+        ({"legal_basis": "x" * 2001}, "at most 2000"),
+        ({"legal_reference": "r" * 501}, "at most 500"),
+        ({"expires": NOW - timedelta(hours=2)}, "must be in the future"),
+        ({"expires": datetime(2027, 1, 1)}, "time zone"),  # noqa: DTZ001 - the point
+    ],
+)
+def test_bad_grant_terms_are_refused(registry, filled, change, says):
+    """A grant without a purpose code, a legal basis, or with an expiry in the past is
+    invalid-input and changes nothing."""
+    before = registry.grants()
+    with pytest.raises(InvalidInput, match=says) as caught:
+        registry.add_grant("root", CUSTOMS, LOOKUP, CIVIL, **{**TERMS, **change})
+    assert caught.value.code == "invalid-input"
+    with pytest.raises(InvalidInput, match=says):
+        registry.add_subscription("root", CIVIL, LODGED, **{**TERMS, **change})
+    assert registry.grants() == before
+
+
 def test_reads_list_the_registry(registry, filled):
     assert registry.members()["MA/GOV/MEF"].startswith("Ministère")
     assert [str(s) for s in registry.subsystems()] == sorted([CUSTOMS, TAX, CIVIL])
     assert len(registry.certificates()) == 6
     assert {c.usage for c in registry.certificates(CIVIL)} == {"signing", "encryption"}
     assert len(registry.grants()) == 2
-    assert registry.subscriptions() == [SubscribeGrant(SubsystemId.parse(TAX), LODGED)]
+    assert registry.subscriptions() == [
+        SubscribeGrant(SubsystemId.parse(TAX), LODGED, PURPOSE, BASIS)
+    ]
     assert len(registry.services()) == 2
     assert registry.latest_directory() is None
 
@@ -188,11 +274,11 @@ def test_unknown_member_subsystem_and_type_are_refused(registry, filled):
     cases = [
         (lambda: registry.add_subsystem("root", "MA/GOV/HEALTH/CNSS"),
          "member MA/GOV/HEALTH, which is not registered"),
-        (lambda: registry.add_grant("root", NOPE, LOOKUP, CIVIL), f"subsystem {NOPE} is not"),
-        (lambda: registry.add_grant("root", CUSTOMS, LOOKUP, NOPE), f"subsystem {NOPE} is not"),
-        (lambda: registry.add_grant("root", CUSTOMS, "no.such-type", CIVIL),
+        (lambda: registry.add_grant("root", NOPE, LOOKUP, CIVIL, **TERMS), f"subsystem {NOPE} is not"),
+        (lambda: registry.add_grant("root", CUSTOMS, LOOKUP, NOPE, **TERMS), f"subsystem {NOPE} is not"),
+        (lambda: registry.add_grant("root", CUSTOMS, "no.such-type", CIVIL, **TERMS),
          "'no.such-type' is not in the schema registry"),
-        (lambda: registry.add_subscription("root", TAX, "no.such-topic"),
+        (lambda: registry.add_subscription("root", TAX, "no.such-topic", **TERMS),
          "'no.such-topic' is not in the schema registry"),
         (lambda: registry.add_service("root", NOPE, LODGED, role="publishes"),
          f"subsystem {NOPE} is not"),
@@ -213,11 +299,11 @@ def test_malformed_input_is_refused(registry, filled):
         (lambda: registry.add_member("root", "MA/GOV", name="x"), "invalid-input"),
         (lambda: registry.add_member("root", "MA/GOV/MEF", name="again"), "already-exists"),
         (lambda: registry.add_subsystem("root", "not an id"), "invalid-input"),
-        (lambda: registry.add_subscription("root", TAX, LOOKUP), "invalid-input"),
+        (lambda: registry.add_subscription("root", TAX, LOOKUP, **TERMS), "invalid-input"),
         (lambda: registry.add_service("root", CIVIL, LOOKUP), "invalid-input"),  # no response
         (lambda: registry.add_service("root", CIVIL, LODGED, role="provides",
                                       response_type=LOOKUP_RESPONSE), "invalid-input"),
-        (lambda: registry.add_grant("root", CUSTOMS, LOOKUP, CIVIL), "already-exists"),
+        (lambda: registry.add_grant("root", CUSTOMS, LOOKUP, CIVIL, **TERMS), "already-exists"),
         (lambda: registry.revoke_certificate("root", "zz", reason="x"), "invalid-input"),
         (lambda: registry.revoke_certificate("root", 1, reason=" "), "invalid-input"),
     ]  # fmt: skip
@@ -302,9 +388,9 @@ def test_a_refused_change_writes_no_audit_entry(registry, filled, store):
     log = AuditLog(store)
     before = log.verify().count
     with pytest.raises(NotFound):
-        registry.add_grant("root", "MA/GOV/MEF/NOPE", LOOKUP, CIVIL)
+        registry.add_grant("root", "MA/GOV/MEF/NOPE", LOOKUP, CIVIL, **TERMS)
     with pytest.raises(WrongRole):
-        registry.add_grant("amina", CUSTOMS, LOOKUP, TAX)
+        registry.add_grant("amina", CUSTOMS, LOOKUP, TAX, **TERMS)
     assert log.verify().count == before
 
 

@@ -287,18 +287,23 @@ def _service(world: World, *, add: bool) -> Call:
     return Call(json=body)
 
 
+_TERMS = {"purpose": "security-test", "legal_basis": "test"}
+
+
 def _grant(world: World, *, add: bool) -> Call:
     body = {"sender": _subsystem(world), "message_type": LOOKUP, "recipient": _subsystem(world)}
     if add:
-        world.services.registry.add_grant("root", **body)
-    return Call(json=body)
+        world.services.registry.add_grant("root", **body, **_TERMS)
+        return Call(json=body)
+    return Call(json={**body, **_TERMS})
 
 
 def _subscription(world: World, *, add: bool) -> Call:
     body = {"subscriber": _subsystem(world), "topic": LODGED}
     if add:
-        world.services.registry.add_subscription("root", **body)
-    return Call(json=body)
+        world.services.registry.add_subscription("root", **body, **_TERMS)
+        return Call(json=body)
+    return Call(json={**body, **_TERMS})
 
 
 def _certificate_body(world: World, _caller: str | None) -> Call:

@@ -153,16 +153,35 @@ def test_services(subsystems: Cli):
     assert TAX in subsystems("registry", "service", "list").output
 
 
+TERMS = ("--purpose", "customs-clearance", "--legal-basis", "Code des douanes, art. 42")
+BASIS = {"text": "Code des douanes, art. 42", "reference": ""}
+
+
 def test_grants(subsystems: Cli):
-    """Grant, list, refuse a duplicate and an unknown subsystem, remove."""
-    grant = subsystems.ok("registry", "grant", "add", CUSTOMS, LOOKUP, TAX, "--actor", "root")
-    assert grant["grant"] == {"sender": CUSTOMS, "type": LOOKUP, "recipient": TAX}
+    """Grant for a purpose on a legal basis, list, refuse a duplicate, an unknown subsystem
+    and a grant without a purpose, remove."""
+    grant = subsystems.ok("registry", "grant", "add", CUSTOMS, LOOKUP, TAX, *TERMS,
+                          "--expires", "2099-01-01", "--actor", "root")  # fmt: skip
+    assert grant["grant"] == {
+        "sender": CUSTOMS,
+        "type": LOOKUP,
+        "recipient": TAX,
+        "purpose": "customs-clearance",
+        "legal_basis": BASIS,
+        "expires": "2099-01-01T00:00:00.000Z",
+    }
     assert subsystems.ok("registry", "grant", "list")["grants"] == [grant["grant"]]
     assert CUSTOMS in subsystems("registry", "grant", "list").output
     subsystems.refused("already-exists", "registry", "grant", "add", CUSTOMS, LOOKUP, TAX,
-                       "--actor", "root")  # fmt: skip
+                       *TERMS, "--actor", "root")  # fmt: skip
     subsystems.refused("not-found", "registry", "grant", "add", CUSTOMS, LOOKUP,
-                       "MA/GOV/MEF/NOPE", "--actor", "root")  # fmt: skip
+                       "MA/GOV/MEF/NOPE", *TERMS, "--actor", "root")  # fmt: skip
+    subsystems.refused("invalid-input", "registry", "grant", "add", CUSTOMS, LOOKUP, TAX,
+                       "--purpose", "Not A Code", "--legal-basis", "x",
+                       "--actor", "root")  # fmt: skip
+    no_purpose = subsystems("registry", "grant", "add", CUSTOMS, LOOKUP, TAX, "--actor", "root")
+    assert no_purpose.exit_code != 0
+    assert "--purpose" in no_purpose.output
     subsystems.ok("registry", "grant", "remove", CUSTOMS, LOOKUP, TAX, "--actor", "root")
     subsystems.refused("not-found", "registry", "grant", "remove", CUSTOMS, LOOKUP, TAX,
                        "--actor", "root")  # fmt: skip
@@ -171,11 +190,18 @@ def test_grants(subsystems: Cli):
 
 def test_subscriptions(subsystems: Cli):
     """Subscribe to an event type, refuse a request type as a topic, unsubscribe."""
-    made = subsystems.ok("registry", "subscription", "add", TAX, LODGED, "--actor", "root")
-    assert made["subscription"] == {"subscriber": TAX, "topic": LODGED}
+    made = subsystems.ok("registry", "subscription", "add", TAX, LODGED, *TERMS,
+                         "--actor", "root")  # fmt: skip
+    assert made["subscription"] == {
+        "subscriber": TAX,
+        "topic": LODGED,
+        "purpose": "customs-clearance",
+        "legal_basis": BASIS,
+        "expires": None,
+    }
     assert LODGED in subsystems("registry", "subscription", "list").output
     subsystems.refused("invalid-input", "registry", "subscription", "add", TAX, LOOKUP,
-                       "--actor", "root")  # fmt: skip
+                       *TERMS, "--actor", "root")  # fmt: skip
     subsystems.ok("registry", "subscription", "remove", TAX, LODGED, "--actor", "root")
     subsystems.refused("not-found", "registry", "subscription", "remove", TAX, LODGED,
                        "--actor", "root")  # fmt: skip
@@ -190,7 +216,7 @@ def test_registry_signs_as_a_directory(subsystems: Cli, ca: CAStore):
             subsystems.ok("registry", "cert", "register", subsystem, str(pem), "--actor", "root")
     subsystems.ok("registry", "service", "add", CUSTOMS, LODGED, "--role", "publishes",
                   "--actor", "root")  # fmt: skip
-    subsystems.ok("registry", "subscription", "add", TAX, LODGED, "--actor", "root")
+    subsystems.ok("registry", "subscription", "add", TAX, LODGED, *TERMS, "--actor", "root")
     output = subsystems.tmp / "directory.json"
     published = subsystems.ok("directory", "publish", "--db",
                               str(subsystems.tmp / "governance.sqlite"), "--ca-dir",
