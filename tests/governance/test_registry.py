@@ -274,8 +274,10 @@ def test_unknown_member_subsystem_and_type_are_refused(registry, filled):
     cases = [
         (lambda: registry.add_subsystem("root", "MA/GOV/HEALTH/CNSS"),
          "member MA/GOV/HEALTH, which is not registered"),
-        (lambda: registry.add_grant("root", NOPE, LOOKUP, CIVIL, **TERMS), f"subsystem {NOPE} is not"),
-        (lambda: registry.add_grant("root", CUSTOMS, LOOKUP, NOPE, **TERMS), f"subsystem {NOPE} is not"),
+        (lambda: registry.add_grant("root", NOPE, LOOKUP, CIVIL, **TERMS),
+         f"subsystem {NOPE} is not"),
+        (lambda: registry.add_grant("root", CUSTOMS, LOOKUP, NOPE, **TERMS),
+         f"subsystem {NOPE} is not"),
         (lambda: registry.add_grant("root", CUSTOMS, "no.such-type", CIVIL, **TERMS),
          "'no.such-type' is not in the schema registry"),
         (lambda: registry.add_subscription("root", TAX, "no.such-topic", **TERMS),
