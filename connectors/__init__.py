@@ -5,8 +5,15 @@ handlers, and the connector's own database.
 Imports the exchange core and the schema registry; nothing imports it but ``tabadul``.
 """
 
+from connectors._access_log import SUBJECT_KEY_ENV, Access, AccessLog, SubjectKey, normalise
 from connectors._api import Inbox, WebhookError, create_app, install_delivery
-from connectors._config import ConnectorConfig, build_connector, check_config, load_config
+from connectors._config import (
+    ConnectorConfig,
+    build_connector,
+    check_config,
+    load_config,
+    subject_accesses,
+)
 from connectors._errors import (
     ConfigError,
     ConnectorError,
@@ -48,6 +55,9 @@ __all__ = [
     "DEAD_LETTER_EXCHANGE",
     "REASON_HEADER",
     "REJECT_HEADER",
+    "SUBJECT_KEY_ENV",
+    "Access",
+    "AccessLog",
     "ConfigError",
     "Connector",
     "ConnectorConfig",
@@ -73,6 +83,7 @@ __all__ = [
     "RuntimeSettings",
     "SendRefused",
     "StoreError",
+    "SubjectKey",
     "Transport",
     "TransportError",
     "WebhookError",
@@ -84,6 +95,8 @@ __all__ = [
     "event_key",
     "install_delivery",
     "load_config",
+    "normalise",
     "queue_name",
     "retry_queue",
+    "subject_accesses",
 ]

@@ -40,6 +40,7 @@ from pydantic import (
     field_validator,
 )
 
+from connectors._access_log import SUBJECT_KEY_ENV, Access, AccessLog, SubjectKey
 from connectors._errors import ConfigError
 from connectors._pika import DEFAULT_URL, PikaTransport
 from connectors._runtime import Connector, DirectorySource, RuntimeSettings
@@ -132,6 +133,18 @@ class ApiConfig(BaseModel):
         return _LOOPBACK | {self.host} | set(self.allowed_hosts)
 
 
+class AccessLogConfig(BaseModel):
+    """The access log of a connector holding personal data (``[access_log]`` table): for
+    each request it answers about a data subject, who asked, for which purpose, on which
+    legal basis (see :mod:`connectors._access_log`). The agency's built-in handlers name
+    their subjects; ``subjects`` adds request types and the payload fields identifying them."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    key_env: str = Field(default=SUBJECT_KEY_ENV, min_length=1)
+    subjects: dict[str, list[Annotated[str, Field(min_length=1)]]] = Field(default_factory=dict)
+
+
 class RuntimeConfig(BaseModel):
     """Tuning of the runtime (``[runtime]`` table); see :class:`~connectors.RuntimeSettings`."""
 
@@ -163,6 +176,7 @@ class ConnectorConfig(BaseModel):
     api: ApiConfig = Field(default_factory=ApiConfig)
     webhook_url: str | None = None
     runtime: RuntimeConfig = Field(default_factory=RuntimeConfig)
+    access_log: AccessLogConfig = Field(default_factory=AccessLogConfig)
 
     @field_validator("subsystem")
     @classmethod
@@ -224,6 +238,25 @@ class ConnectorConfig(BaseModel):
                 "log": log if log.startswith(_DATABASE_URLS) else str(base / log),
             }
         )
+
+    def subjects(self) -> dict[str, tuple[str, ...]]:
+        """The request types this connector logs access for, with their subject fields: the
+        agency's, then the configuration's."""
+        found: dict[str, tuple[str, ...]] = {}
+        if self.agency is not None:
+            from connectors.ministries import AGENCIES  # noqa: PLC0415 - only with an agency
+
+            found.update(AGENCIES[self.agency].subjects)
+        found.update({t: tuple(fields) for t, fields in self.access_log.subjects.items()})
+        return found
+
+    def access_logger(self) -> AccessLog | None:
+        """The access log when this connector answers requests about data subjects (its key
+        from ``access_log.key_env``; :class:`ConfigError` when unset), else ``None``."""
+        subjects = self.subjects()
+        if not subjects:
+            return None
+        return AccessLog(SubjectKey.from_env(self.access_log.key_env), subjects)
 
     def api_token(self) -> str | None:
         """The API's bearer token from ``api.token_env``; ``None`` only when
@@ -408,6 +441,24 @@ def check_config(config: ConnectorConfig) -> Checked:
     return Checked(config, keys, ca_certificate, directory)
 
 
+def subject_accesses(config: ConnectorConfig, subject_id: str) -> list[Access]:
+    """Who consulted the data subject ``subject_id`` at the connector of ``config``, newest
+    first, read from its database (which is never created here). Raises
+    :class:`ConfigError` when the connector keeps no access log, its key is unset, or its
+    database does not exist; :class:`~connectors.StoreError` when it cannot be read."""
+    log = config.access_logger()
+    if log is None:
+        raise ConfigError(f"{config.subsystem} answers no request about data subjects")
+    assert config.database is not None  # filled in by resolved()
+    if not config.database.startswith(_DATABASE_URLS) and not Path(config.database).is_file():
+        raise ConfigError(f"{config.subsystem} has no database at {config.database} yet")
+    store = ConnectorStore(config.database)
+    try:
+        return store.accesses(log.key.hash(subject_id))
+    finally:
+        store.close()
+
+
 def build_connector(config: ConnectorConfig) -> Connector:
     """The connector ``config`` describes, not started: keys, CA certificate and directory
     (checked first, so a bad one fails before any connection), RabbitMQ, the connector's
@@ -447,6 +498,7 @@ def build_connector(config: ConnectorConfig) -> Connector:
             registry=default_registry(),
             handlers=handlers,
             settings=config.settings(),
+            access_log=config.access_logger(),
         )
     except BaseException:
         for close in reversed(closers):

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 
+from connectors._access_log import AccessLog
 from connectors._handlers import Handler
 from connectors._runtime import Connector, RuntimeSettings
 from connectors._store import ConnectorStore
@@ -45,6 +46,7 @@ class LocalBus:
         handlers: Mapping[str, Handler] | None = None,
         *,
         replica: int = 0,
+        access_log: AccessLog | None = None,
     ) -> Connector:
         """Create (not start) the connector of ``party``, registered under ``name``. A
         ``replica`` above 0 is another instance of the same subsystem: it shares the
@@ -69,6 +71,7 @@ class LocalBus:
             registry=self.registry,
             handlers=handlers,
             settings=self.settings,
+            access_log=access_log,
         )
         self.connectors[name] = connector
         return connector

@@ -36,6 +36,7 @@ import orjson
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import x25519
 
+from connectors._access_log import Access, AccessLog
 from connectors._errors import (
     ConnectorError,
     RemoteError,
@@ -76,6 +77,7 @@ from exchange import (
     Header,
     Inspector,
     KeyRing,
+    LegalBasis,
     LogError,
     PayloadIssue,
     Recipient,
@@ -190,8 +192,10 @@ class Connector:
         registry: SchemaRegistry,
         handlers: Mapping[str, Handler] | None = None,
         settings: RuntimeSettings | None = None,
+        access_log: AccessLog | None = None,
     ) -> None:
         self.me = subsystem
+        self.access_log = access_log
         self.keys = keys
         self.ca_certificate = ca_certificate
         self.transport = transport
@@ -1006,6 +1010,7 @@ class Connector:
         if handler is None:
             self._finish_request(
                 envelope,
+                payload,
                 None,
                 Refuse(f"{self.me} has no handler for {header.type}", "not-implemented"),
             )
@@ -1019,13 +1024,17 @@ class Connector:
         except Refuse as refused:
             refusal = refused
         except Exception as exc:  # noqa: BLE001 - the agency's code failed: retry, then give up loudly
-            return self._retry(envelope, message_id, body, exc)
+            return self._retry(envelope, payload, body, exc)
         finally:
             self.metrics.handler_seconds.labels(header.type).observe(time.perf_counter() - started)
-        self._finish_request(envelope, result, refusal)
+        self._finish_request(envelope, payload, result, refusal)
         return True
 
-    def _finish_request(self, envelope: Envelope, result: Any, refusal: Refuse | None) -> None:
+    def _finish_request(
+        self, envelope: Envelope, payload: Any, result: Any, refusal: Refuse | None
+    ) -> None:
+        """Finish a handled message; a request gets its response (or error) stored, logged
+        as access to the subjects it was about, and sent. ``payload`` is the message's."""
         header = envelope.header
         if header.kind != "request":
             if refusal is None:
@@ -1033,6 +1042,7 @@ class Connector:
             else:
                 self.store.finish(header.id, failed=refusal.message)
             return
+        outcome = "answered" if refusal is None else refusal.code
         try:
             if refusal is None:
                 response_type = self._response_type(header.type)
@@ -1060,8 +1070,49 @@ class Connector:
                     "errors": [],
                 },
             )
-        self.store.finish(header.id, response=(header.id, data.data))
+            outcome = "handler-failed"
+        self.store.finish(
+            header.id,
+            response=(header.id, data.data),
+            accesses=self._accesses(envelope, payload, outcome),
+        )
         self._emit([data])
+
+    def _accesses(self, envelope: Envelope, payload: Any, outcome: str) -> list[Access]:
+        """The access log records of a request answered with ``outcome``: one per data
+        subject it is about, with the purpose it stated and its grant's legal basis."""
+        if self.access_log is None:
+            return []
+        subjects = self.access_log.subjects_of(envelope.header.type, payload)
+        if not subjects:
+            return []
+        header = envelope.header
+        purpose = header.purpose or UNSPECIFIED_PURPOSE
+        grant = next(
+            (
+                g
+                for g in self._directory.grants_for(header.sender, header.type, self.me)
+                if g.purpose == purpose
+            ),
+            None,
+        )
+        basis = grant.legal_basis if grant is not None else LegalBasis()
+        at = format_time(utcnow())
+        return [
+            Access(
+                holder=str(self.me),
+                subject=subject,
+                at=at,
+                requester=str(header.sender),
+                message_type=header.type,
+                purpose=purpose,
+                legal_basis=basis.text,
+                legal_reference=basis.reference,
+                message_id=header.id,
+                outcome=outcome,
+            )
+            for subject in subjects
+        ]
 
     def _resend(self, stored: bytes, to: SubsystemId) -> None:
         header = parse_envelope(stored).header
@@ -1105,9 +1156,10 @@ class Connector:
             if ending:
                 return
 
-    def _retry(self, envelope: Envelope, message_id: str, body: bytes, exc: Exception) -> bool:
+    def _retry(self, envelope: Envelope, payload: Any, body: bytes, exc: Exception) -> bool:
         """Run the handler again later (False), or after the last attempt dead-letter the
         message as ``handler-failed`` (True: the entry is finished)."""
+        message_id = envelope.header.id
         attempts = self.store.attempted(message_id)
         if attempts < self.settings.max_attempts and not self._stopping.is_set():
             delay = self._backoff(attempts - 1)
@@ -1138,7 +1190,7 @@ class Connector:
         with contextlib.suppress(ConnectorError):
             self.transport.publish([dead])
         if envelope.header.kind == "request":
-            self._finish_request(envelope, None, Refuse(reason, "handler-failed"))
+            self._finish_request(envelope, payload, None, Refuse(reason, "handler-failed"))
         else:
             self.store.finish(message_id, failed=reason)
         return True

@@ -19,6 +19,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
+from connectors._access_log import Access
 from connectors._errors import StoreError
 from exchange import format_time, utcnow
 
@@ -57,6 +58,23 @@ answers = sa.Table(
     sa.Column("correlation_id", sa.String(32), primary_key=True),
     sa.Column("envelope", sa.LargeBinary, nullable=False),
     sa.Column("received", sa.String(24), nullable=False, index=True),
+)
+# Who consulted which data subject (connectors._access_log): one row per answered request
+# and subject, the subject as a keyed hash only.
+subject_accesses = sa.Table(
+    "subject_accesses",
+    _meta,
+    sa.Column("message_id", sa.String(32), primary_key=True),
+    sa.Column("subject", sa.String(64), primary_key=True),
+    sa.Column("holder", sa.String(260), nullable=False),
+    sa.Column("at", sa.String(24), nullable=False),
+    sa.Column("requester", sa.String(260), nullable=False),
+    sa.Column("message_type", sa.String(200), nullable=False),
+    sa.Column("purpose", sa.String(64), nullable=False),
+    sa.Column("legal_basis", sa.Text, nullable=False),
+    sa.Column("legal_reference", sa.Text, nullable=False),
+    sa.Column("outcome", sa.String(64), nullable=False),
+    sa.Index("ix_subject_accesses_subject", "subject", "at"),
 )
 # An answer nobody took within this long (its requester gave up or died) is pruned.
 ANSWER_KEPT = timedelta(days=1)
@@ -245,11 +263,19 @@ class ConnectorStore:
         return claimed
 
     def finish(
-        self, message_id: str, *, response: tuple[str, bytes] | None = None, failed: str = ""
+        self,
+        message_id: str,
+        *,
+        response: tuple[str, bytes] | None = None,
+        failed: str = "",
+        accesses: Sequence[Access] = (),
     ) -> None:
-        """Mark a handled message done (storing the response to a request in the same
-        transaction) or failed with a reason."""
+        """Mark a handled message done (storing the response to a request, and the access
+        log records of the subjects it was about, in the same transaction) or failed with a
+        reason."""
         with self._tx("record a handled message") as conn:
+            if accesses:
+                conn.execute(subject_accesses.insert(), [_access_row(a) for a in accesses])
             conn.execute(
                 inbox.update()
                 .where(inbox.c.message_id == message_id)
@@ -348,6 +374,31 @@ class ConnectorStore:
             ).first()
         return None if found is None else bytes(found.envelope)
 
+    def accesses(self, subject: str, limit: int = 1000) -> list[Access]:
+        """The consultations of the subject whose keyed hash is ``subject``, newest first."""
+        with self._tx("read the access log") as conn:
+            rows = conn.execute(
+                sa.select(subject_accesses)
+                .where(subject_accesses.c.subject == subject)
+                .order_by(subject_accesses.c.at.desc(), subject_accesses.c.message_id)
+                .limit(limit)
+            ).all()
+        return [
+            Access(
+                holder=r.holder,
+                subject=r.subject,
+                at=r.at,
+                requester=r.requester,
+                message_type=r.message_type,
+                purpose=r.purpose,
+                legal_basis=r.legal_basis,
+                legal_reference=r.legal_reference,
+                message_id=r.message_id,
+                outcome=r.outcome,
+            )
+            for r in rows
+        ]
+
     def counts(self) -> dict[str, int]:
         """Inbox entries by state (for /health and tests)."""
         with self._tx("count the inbox") as conn:
@@ -376,6 +427,21 @@ class ConnectorStore:
 
     def close(self) -> None:
         self._engine.dispose()
+
+
+def _access_row(access: Access) -> dict[str, str]:
+    return {
+        "message_id": access.message_id,
+        "subject": access.subject,
+        "holder": access.holder,
+        "at": access.at,
+        "requester": access.requester,
+        "message_type": access.message_type,
+        "purpose": access.purpose,
+        "legal_basis": access.legal_basis,
+        "legal_reference": access.legal_reference,
+        "outcome": access.outcome,
+    }
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

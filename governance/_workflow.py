@@ -78,6 +78,7 @@ class Role(StrEnum):
     STEWARD = "steward"
     APPROVER = "approver"
     AUDITOR = "auditor"
+    DPO = "dpo"  # data-protection officer: reads who consulted a data subject's records
 
 
 class Level(StrEnum):

@@ -12,6 +12,9 @@ Settings come from arguments or ``TABADUL_*`` environment variables::
     TABADUL_CA_PASSPHRASE     its key's passphrase, read when the CA is opened (:func:`load_ca`)
     TABADUL_METRICS_URLS      connectors' /metrics URLs, comma-separated (traffic figures)
     TABADUL_SIGN_IN_LIMIT     failed sign-ins a client may make in a minute (10)
+    TABADUL_ACCESS_LOGS       configuration files of the connectors holding personal data,
+                              separated by the path separator (':'): whose access logs
+                              `GET /v1/subjects/{id}/accesses` reads (with $TABADUL_SUBJECT_KEY)
 """
 
 from __future__ import annotations
@@ -42,6 +45,7 @@ class Settings:
     ca_dir: Path | None = None
     metrics_urls: tuple[str, ...] = field(default=())
     sign_in_limit: int = SIGN_IN_LIMIT
+    access_logs: tuple[Path, ...] = field(default=())
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -62,6 +66,9 @@ class Settings:
             ca_dir=Path(ca_dir) if ca_dir else None,
             metrics_urls=tuple(u.strip() for u in urls.split(",") if u.strip()),
             sign_in_limit=int(env.get("TABADUL_SIGN_IN_LIMIT") or SIGN_IN_LIMIT),
+            access_logs=tuple(
+                Path(p) for p in env.get("TABADUL_ACCESS_LOGS", "").split(os.pathsep) if p
+            ),
         )
 
 

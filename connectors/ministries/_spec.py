@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from types import MappingProxyType
 
 from connectors._handlers import Handler
 
@@ -16,7 +17,9 @@ class AgencySpec:
     subscribes to, one-way messages it receives) to its handler. ``provides`` maps each
     request type it answers to the response type it returns; ``publishes`` lists the event
     types it emits; ``subscribes`` the event topics it listens to; ``calls`` the
-    ``(request or one-way message type, target agency key)`` pairs it sends.
+    ``(request or one-way message type, target agency key)`` pairs it sends; ``subjects``
+    the requests it answers about data subjects (personal data), with the payload fields
+    that identify them, for its access log.
 
     Raises :class:`ValueError` when a provided request or a subscribed topic has no handler:
     a spec that promises what it cannot do is refused at import time.
@@ -29,6 +32,7 @@ class AgencySpec:
     publishes: tuple[str, ...]
     subscribes: tuple[str, ...]
     calls: tuple[tuple[str, str], ...]
+    subjects: Mapping[str, tuple[str, ...]] = field(default_factory=lambda: MappingProxyType({}))
 
     def __post_init__(self) -> None:
         unhandled = sorted(
@@ -36,3 +40,8 @@ class AgencySpec:
         )
         if unhandled:
             raise ValueError(f"{self.subsystem}: no handler for {', '.join(unhandled)}")
+        unprovided = sorted(set(self.subjects) - set(self.provides))
+        if unprovided:
+            raise ValueError(
+                f"{self.subsystem}: subjects of requests it does not answer: {unprovided}"
+            )

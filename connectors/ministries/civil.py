@@ -141,4 +141,5 @@ SPEC = AgencySpec(
     publishes=(BIRTH_REGISTERED,),
     subscribes=(),
     calls=(),
+    subjects=MappingProxyType({LOOKUP_REQUEST: ("cin",)}),
 )

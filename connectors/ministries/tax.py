@@ -475,4 +475,5 @@ SPEC = AgencySpec(
     publishes=(),
     subscribes=(DECLARATION_LODGED, DECLARATION_CLEARED),
     calls=((civil.LOOKUP_REQUEST, "civil"),),
+    subjects=MappingProxyType({CERTIFICATE_REQUEST: ("taxpayer_id", "cin", "ice")}),
 )

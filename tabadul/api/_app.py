@@ -18,6 +18,7 @@ from tabadul.api import (
     _routes_audit,
     _routes_datasets,
     _routes_registry,
+    _routes_subjects,
     _routes_traffic,
     _routes_users,
 )
@@ -117,6 +118,7 @@ def _build(
         _routes_registry.public,
         _routes_audit.router,
         _routes_traffic.router,
+        _routes_subjects.router,
     ):
         app.include_router(router, dependencies=[Depends(strict_query)])
     pages = _console(services) if console else None

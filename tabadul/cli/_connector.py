@@ -61,6 +61,7 @@ def check(config: Path = CONFIG, as_json: bool = JSON) -> None:
     with _reporting(as_json=as_json):
         summary = check_config(settings).summary()
         settings.api_token()  # a named but unset token variable is a configuration error
+        settings.access_logger()  # so is a connector holding personal data without its key
     if as_json:
         print_json({"ok": True, **summary})
         return

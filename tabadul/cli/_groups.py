@@ -7,6 +7,7 @@ import typer
 
 def mount(app: typer.Typer) -> None:
     """Add every command group to ``app``."""
+    from tabadul.cli._access_log import access_log
     from tabadul.cli._api import api_app
     from tabadul.cli._audit import audit_app
     from tabadul.cli._bench import bench_app
@@ -44,3 +45,4 @@ def mount(app: typer.Typer) -> None:
     app.add_typer(dataset_app, name="dataset")
     app.add_typer(registry_app, name="registry")
     app.add_typer(api_app, name="api")
+    app.command("access-log")(access_log)

@@ -70,6 +70,7 @@ EXTRA_PEOPLE = {
     "olga": ("DOUANE", ["operator"]),
     "hakim": ("MEF", ["auditor"]),
     "dora": ("DOUANE", ["operator"]),
+    "dalila": ("DNUM", ["dpo"]),
 }
 EVERYONE = {**PEOPLE, **EXTRA_PEOPLE}
 # One token per role, in the owning agency and in another.
@@ -82,6 +83,7 @@ ROLE_HOLDERS = {
     "approver of MEF": "omar",
     "auditor of DOUANE": "audrey",
     "auditor of MEF": "hakim",
+    "data-protection officer": "dalila",
 }
 THIRD_PERSON = "samir"  # a DOUANE steward no credential class belongs to
 CSV = b"code,rate\n0101,2.5\n0102,10\n"
@@ -447,6 +449,13 @@ POLICY: dict[tuple[str, str], tuple[Case, ...]] = {
     ("GET", "/audit/entries"): (Case(OVERSEERS, _as_is),),
     ("GET", "/audit/verify"): (Case(OVERSEERS, _as_is),),
     ("GET", "/traffic"): (Case(OVERSEERS, _as_is),),
+    # ---- data subjects (tabadul/api/_routes_subjects.py) ----
+    ("GET", "/v1/subjects/{subject_id}/accesses"): (
+        Case(
+            Rule(frozenset({Role.OPERATOR, Role.DPO})),
+            lambda _w, _c: Call({"subject_id": "BE123456"}),
+        ),
+    ),
 }
 # Operations anyone may call, with or without a token, and why.
 PUBLIC = {
@@ -646,7 +655,7 @@ def test_authorisation_matrix(world, operation):
                 wrong = "refused, yet the audit log grew: something changed"
             if wrong is not None:
                 failures.append(f"{case.what or 'call'} as {who.name}: {wrong}")
-    assert calls == len(POLICY[operation]) * len(world.credentials) == len(POLICY[operation]) * 16
+    assert calls == len(POLICY[operation]) * len(world.credentials) == len(POLICY[operation]) * 17
     assert not failures, "\n".join(failures)
 
 
