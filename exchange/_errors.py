@@ -14,6 +14,8 @@ machine-readable ``code`` (what the wire, the logs and the CLI use) and a human 
     ├── SealError                     seal (cannot encrypt: no key for the recipient...)
     ├── LogError                      log
     │   └── LogIntegrityError         log-tampered (carries the first bad position)
+    │       ├── LogRollback           log-rollback (fewer records than a witness saw)
+    │       └── LogSplitView          log-split-view (not the log a witness saw at that size)
     ├── EvidenceError                 evidence-invalid
     └── RejectError                   a receive-pipeline reject (protocol.md, "Reject codes")
         ├── Malformed                 malformed
@@ -101,6 +103,19 @@ class LogIntegrityError(LogError):
 
     def as_dict(self) -> dict[str, object]:
         return {**super().as_dict(), "position": self.position}
+
+
+class LogRollback(LogIntegrityError):
+    """The log holds fewer records than a head already witnessed (records were cut)."""
+
+    code = "log-rollback"
+
+
+class LogSplitView(LogIntegrityError):
+    """The log is not the one a witness saw: another root at a witnessed size, or a head
+    that does not extend a witnessed one (history rewritten, even if re-signed)."""
+
+    code = "log-split-view"
 
 
 class EvidenceError(ExchangeError):

@@ -9,10 +9,12 @@ lineage, the four-eyes publication workflow, and the hash-chained audit log.
 """
 
 from governance._audit import (
+    AUDIT_LOG_SUFFIX,
     GENESIS,
     AuditEntry,
     AuditLog,
     AuditReport,
+    AuditSigner,
     append_entry,
     entry_hash,
     verify_chain,
@@ -95,6 +97,7 @@ from governance._workflow import (
 )
 
 __all__ = [
+    "AUDIT_LOG_SUFFIX",
     "DEFAULT_TTL",
     "FREQUENCIES",
     "GENESIS",
@@ -108,6 +111,7 @@ __all__ = [
     "AuditError",
     "AuditLog",
     "AuditReport",
+    "AuditSigner",
     "AuditTampered",
     "BadSource",
     "ChangedSinceApproval",

@@ -16,7 +16,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from alembic import command
@@ -26,6 +26,9 @@ from alembic.script import ScriptDirectory
 from sqlalchemy.exc import SQLAlchemyError
 
 from governance._errors import StoreError
+
+if TYPE_CHECKING:
+    from governance._audit import AuditSigner
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 _SCHEMA_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}\Z")
@@ -104,6 +107,11 @@ findings = sa.Table(
     sa.Column("resolved_at", sa.String(24), nullable=True),
 )
 
+AUDIT_SIGNER = "tabadul.audit_signer"  # the key under which a connection carries the signer
+EMPTY_ROOT_HEX = (
+    "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"  # SHA-256 of b""
+)
+
 audit_log = sa.Table(
     "audit_log",
     metadata,
@@ -145,6 +153,31 @@ audit_head = sa.Table(
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
     sa.Column("seq", sa.Integer, nullable=False),
     sa.Column("hash", sa.String(64), nullable=False),
+    # the Merkle tree over the entries: its compact range (JSON list of hex roots) and root
+    sa.Column("tree", sa.Text, nullable=False, server_default="[]"),
+    sa.Column("root", sa.String(64), nullable=False, server_default=EMPTY_ROOT_HEX),
+    # the latest signed tree head (none until a signing key is configured)
+    sa.Column("log_id", sa.String(300), nullable=True),
+    sa.Column("signed_size", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("signed_root", sa.String(64), nullable=True),
+    sa.Column("signed_at", sa.String(24), nullable=True),
+    sa.Column("signature", sa.String(128), nullable=True),
+    sa.Column("certificate", sa.Text, nullable=True),
+)
+
+# Cosignatures of the audit log's heads that witnesses sent back (exchange.log.Cosignature)
+audit_cosignatures = sa.Table(
+    "audit_cosignatures",
+    metadata,
+    sa.Column("log_id", sa.String(300), primary_key=True),
+    sa.Column("size", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("witness", sa.String(260), primary_key=True),
+    sa.Column("root", sa.String(64), nullable=False),
+    sa.Column("at", sa.String(24), nullable=False),
+    sa.Column("head_signature", sa.String(128), nullable=False),
+    sa.Column("witnessed_at", sa.String(24), nullable=False),
+    sa.Column("signature", sa.String(128), nullable=False),
+    sa.Column("certificate", sa.Text, nullable=False),
 )
 
 
@@ -182,6 +215,9 @@ class GovernanceStore:
         self.engine = engine
         self.sqlite = sqlite
         self._lock = threading.RLock()
+        # Signs the audit log's tree head with every entry (governance._audit); None leaves
+        # the head unsigned. Every transaction hands it to the entries appended in it.
+        self.audit_signer: AuditSigner | None = None
 
     @classmethod
     def open(
@@ -251,6 +287,7 @@ class GovernanceStore:
         Database errors become :class:`StoreError` naming ``what`` failed."""
         try:
             with self._lock, self.engine.begin() as conn:
+                conn.info[AUDIT_SIGNER] = self.audit_signer
                 yield conn
         except SQLAlchemyError as exc:
             raise StoreError(f"the governance database failed to {what}: {exc}") from exc

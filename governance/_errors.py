@@ -187,14 +187,19 @@ class AuditError(GovernanceError):
 
 
 class AuditTampered(AuditError):
-    """The audit log does not verify; ``seq`` is the first entry found wrong."""
+    """The audit log does not verify; ``seq`` is the first entry found wrong. ``kind`` says
+    how: ``changed`` (entries changed, inserted, removed or moved, or a head that does not
+    match them), ``unsigned`` (no signed head where one was required), ``rollback`` (fewer
+    entries than a witness saw), ``split-view`` (not the log a witness saw: rewritten, even
+    if re-signed with the governance key)."""
 
     code = "audit-tampered"
 
-    def __init__(self, seq: int, reason: str) -> None:
+    def __init__(self, seq: int, reason: str, kind: str = "changed") -> None:
         super().__init__(f"audit entry {seq}: {reason}")
         self.seq = seq
         self.reason = reason
+        self.kind = kind
 
     def as_dict(self) -> dict[str, object]:
-        return {**super().as_dict(), "seq": self.seq, "reason": self.reason}
+        return {**super().as_dict(), "seq": self.seq, "reason": self.reason, "kind": self.kind}

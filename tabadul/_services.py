@@ -12,6 +12,9 @@ Settings come from arguments or ``TABADUL_*`` environment variables::
     TABADUL_CA_PASSPHRASE     its key's passphrase, read when the CA is opened (:func:`load_ca`)
     TABADUL_METRICS_URLS      connectors' /metrics URLs, comma-separated (traffic figures)
     TABADUL_SIGN_IN_LIMIT     failed sign-ins a client may make in a minute (10)
+    TABADUL_GOVERNANCE_KEYS   key folder of the governance subsystem (`tabadul keys generate`,
+                              certified by the CA): it signs the audit log's tree heads
+    TABADUL_GOVERNANCE_KEY_PASSPHRASE  its passphrase (else $TABADUL_KEY_PASSPHRASE)
     TABADUL_ACCESS_LOGS       configuration files of the connectors holding personal data,
                               separated by the path separator (':'): whose access logs
                               `GET /v1/subjects/{id}/accesses` reads (with $TABADUL_SUBJECT_KEY)
@@ -25,8 +28,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Self
 
-from exchange import CAStore
-from governance import SIGN_IN_LIMIT, GovernanceStore, Registry, Tokens, Workflow
+from exchange import CAStore, KeyStore
+from governance import SIGN_IN_LIMIT, AuditSigner, GovernanceStore, Registry, Tokens, Workflow
 from opendata import DataFiles, OpenData, Publisher
 
 DEFAULT_CKAN_URL = "http://127.0.0.1:5000"
@@ -46,6 +49,7 @@ class Settings:
     metrics_urls: tuple[str, ...] = field(default=())
     sign_in_limit: int = SIGN_IN_LIMIT
     access_logs: tuple[Path, ...] = field(default=())
+    governance_keys: Path | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -66,6 +70,7 @@ class Settings:
             ca_dir=Path(ca_dir) if ca_dir else None,
             metrics_urls=tuple(u.strip() for u in urls.split(",") if u.strip()),
             sign_in_limit=int(env.get("TABADUL_SIGN_IN_LIMIT") or SIGN_IN_LIMIT),
+            governance_keys=Path(keys) if (keys := env.get("TABADUL_GOVERNANCE_KEYS")) else None,
             access_logs=tuple(
                 Path(p) for p in env.get("TABADUL_ACCESS_LOGS", "").split(os.pathsep) if p
             ),
@@ -104,6 +109,28 @@ def load_ca(ca_dir: Path, *, ask: Callable[[], bytes] | None = None) -> CAStore:
     return CAStore.open(ca_dir, passphrase)
 
 
+GOVERNANCE_KEY_PASSPHRASE_ENV = "TABADUL_GOVERNANCE_KEY_PASSPHRASE"  # noqa: S105 - a name
+
+
+def load_audit_signer(folder: Path) -> AuditSigner:
+    """The governance signing key in the key folder ``folder`` (its passphrase in
+    $TABADUL_GOVERNANCE_KEY_PASSPHRASE, else $TABADUL_KEY_PASSPHRASE), certified by the CA.
+    Raises :class:`CaUnavailable` (``governance-key``) without a passphrase, or the
+    :class:`~exchange.KeyStoreError` of the key folder."""
+    passphrase = os.environ.get(GOVERNANCE_KEY_PASSPHRASE_ENV) or os.environ.get(
+        "TABADUL_KEY_PASSPHRASE", ""
+    )
+    if not passphrase:
+        raise CaUnavailable(
+            "governance-key",
+            f"set {GOVERNANCE_KEY_PASSPHRASE_ENV} to the passphrase of the governance key "
+            f"folder {folder}",
+        )
+    keys = KeyStore(folder, passphrase.encode()).load()
+    key, certificate = keys.signer()
+    return AuditSigner(keys.subsystem, key, certificate)
+
+
 class Services:
     """The governance store and what works over it; ``close`` releases the database."""
 
@@ -120,10 +147,13 @@ class Services:
 
     @classmethod
     def open(cls, settings: Settings) -> Self:
-        """Open (and migrate) the governance database named by ``settings``."""
+        """Open (and migrate) the governance database named by ``settings``; with
+        ``governance_keys``, its audit log's heads are signed (:func:`load_audit_signer`)."""
+        signer = load_audit_signer(settings.governance_keys) if settings.governance_keys else None
         if "://" not in settings.governance_db:
             Path(settings.governance_db).parent.mkdir(parents=True, exist_ok=True)
         store = GovernanceStore.open(settings.governance_db, schema=settings.governance_schema)
+        store.audit_signer = signer
         return cls(settings, store)
 
     def close(self) -> None:

@@ -44,12 +44,21 @@ from exchange.log._records import (
 )
 from exchange.log._sqlite import SQLiteLogStore
 from exchange.log._store import LogStore, StoredRecord
+from exchange.log._witness import (
+    Cosignature,
+    WitnessReport,
+    check_extends,
+    check_witnessed,
+    cosign,
+    log_keeper,
+)
 
 __all__ = [
     "DIRECTIONS",
     "EMPTY_ROOT",
     "CompactRange",
     "ConsistencyProof",
+    "Cosignature",
     "Direction",
     "EvidenceReport",
     "InclusionProof",
@@ -62,10 +71,15 @@ __all__ = [
     "SignedTreeHead",
     "StoredRecord",
     "VerifyReport",
+    "WitnessReport",
+    "check_extends",
+    "check_witnessed",
     "consistency_proof",
+    "cosign",
     "evidence_bundle",
     "inclusion_proof",
     "leaf_hash",
+    "log_keeper",
     "node_hash",
     "open_store",
     "root",

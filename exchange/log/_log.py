@@ -9,10 +9,12 @@ checks it against the stored signed heads; it names the first record that is wro
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
+from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
@@ -27,6 +29,9 @@ from exchange.log._records import (
     make_record,
 )
 from exchange.log._store import LogStore, Node, NodeKey, StoredRecord
+
+if TYPE_CHECKING:
+    from exchange.log._witness import Cosignature, WitnessReport
 
 
 def utc_timestamp(moment: datetime | None = None) -> str:
@@ -104,6 +109,7 @@ class VerifyReport:
     heads: int
     signed_size: int
     signatures_checked: bool
+    witnessed: WitnessReport | None = None
 
     def as_dict(self) -> dict[str, object]:
         """The report for JSON output."""
@@ -114,6 +120,7 @@ class VerifyReport:
             "signed_size": self.signed_size,
             "unsigned": self.size - self.signed_size,
             "signatures_checked": self.signatures_checked,
+            "witnessed": self.witnessed.as_dict() if self.witnessed else None,
         }
 
 
@@ -205,8 +212,10 @@ class _Scan:
     """One pass over the records in seq order, re-hashing each and checking the signed
     heads as the rebuilt tree reaches their sizes; stops at the first problem."""
 
-    def __init__(self, heads: Sequence[SignedTreeHead]) -> None:
+    def __init__(self, heads: Sequence[SignedTreeHead], wanted: Iterable[int] = ()) -> None:
         self.range = _merkle.CompactRange()
+        self.wanted = set(wanted)  # sizes whose root from the records is asked for
+        self.roots: dict[int, bytes] = {0: _merkle.EMPTY_ROOT} if 0 in self.wanted else {}
         self.recomputed = bytearray()
         self._heads = iter(heads)
         self.next_head = next(self._heads, None)
@@ -239,6 +248,8 @@ class _Scan:
             return False
         self.range.append(leaf)
         self.recomputed += leaf
+        if self.range.size in self.wanted:
+            self.roots[self.range.size] = self.range.root()
         return True
 
     def run(self, store: LogStore) -> bool:
@@ -255,6 +266,8 @@ def verify_log(
     *,
     public_key: Ed25519PublicKey | Sequence[Ed25519PublicKey] | None = None,
     log_id: str | None = None,
+    cosignatures: Sequence[Cosignature] = (),
+    ca_certificate: x509.Certificate | None = None,
 ) -> VerifyReport:
     """Check the whole log in ``store`` and return what was verified.
 
@@ -270,7 +283,15 @@ def verify_log(
     a change, the position is found by authenticating the stored tree nodes from the signed
     root down; if those were rewritten too, it is the first record no longer covered by an
     intact head. Raises ``LogError`` if the store cannot be read.
+
+    With ``cosignatures`` of this log's heads (``log_id`` is then required), the roots
+    rebuilt from the records must also be the ones the witnesses cosigned
+    (:func:`~exchange.log.check_witnessed`, with ``ca_certificate`` checking the witnesses'
+    certificates): this catches a rewrite or a cut even by whoever holds the log's key
+    (:class:`LogSplitView`, :class:`LogRollback`).
     """
+    if cosignatures and log_id is None:
+        raise LogError("checking cosignatures needs the log's id")
     if public_key is None:
         keys: tuple[Ed25519PublicKey, ...] = ()
     elif isinstance(public_key, Ed25519PublicKey):
@@ -279,7 +300,7 @@ def verify_log(
         keys = tuple(public_key)
     heads = store.read_heads()
     _check_heads(heads, keys, log_id)
-    scan = _Scan(heads)
+    scan = _Scan(heads, (c.head.size for c in cosignatures if c.head.log_id == log_id))
     if scan.run(store):
         if scan.next_head is not None:
             raise LogIntegrityError(
@@ -287,12 +308,25 @@ def verify_log(
                 f"missing (only {scan.position} are stored)",
                 scan.position,
             )
+        witnessed = None
+        if cosignatures:
+            from exchange.log._witness import check_witnessed  # noqa: PLC0415 - builds on this
+
+            assert log_id is not None
+            witnessed = check_witnessed(
+                log_id,
+                scan.position,
+                lambda _sizes: scan.roots,
+                cosignatures,
+                ca_certificate=ca_certificate,
+            )
         return VerifyReport(
             size=scan.position,
             root=scan.range.root(),
             heads=len(heads),
             signed_size=heads[-1].size if heads else 0,
             signatures_checked=bool(keys),
+            witnessed=witnessed,
         )
     # An earlier change hidden by recomputed leaf hashes only shows against the first head
     # not yet proven, so ask that head for the first difference too.
@@ -501,10 +535,23 @@ class MessageLog:
             raise LogIntegrityError("the stored tree nodes are inconsistent", 0)
         return result
 
-    def verify(self, public_key: Ed25519PublicKey | None = None) -> VerifyReport:
+    def verify(
+        self,
+        public_key: Ed25519PublicKey | None = None,
+        *,
+        cosignatures: Sequence[Cosignature] = (),
+        ca_certificate: x509.Certificate | None = None,
+    ) -> VerifyReport:
         """:func:`verify_log` on this log's store, with this log's id and key (or
-        ``public_key``). Queued records are not part of it."""
-        return verify_log(self._store, public_key=public_key or self.public_key, log_id=self.log_id)
+        ``public_key``), and the witnesses' ``cosignatures``. Queued records are not part of
+        it."""
+        return verify_log(
+            self._store,
+            public_key=public_key or self.public_key,
+            log_id=self.log_id,
+            cosignatures=cosignatures,
+            ca_certificate=ca_certificate,
+        )
 
     def close(self) -> None:
         """Close the store; queued records that were not flushed are lost."""

@@ -42,6 +42,7 @@ def test_as_dict_carries_code_and_message():
         "message": "audit entry 7: the chain is broken",
         "seq": 7,
         "reason": "the chain is broken",
+        "kind": "changed",
     }
     refused = governance.FourEyes("no", action="approve", dataset_id="d")
     assert refused.as_dict() == {

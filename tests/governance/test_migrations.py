@@ -148,9 +148,7 @@ def test_grants_made_before_purposes_keep_working(backend):
         conn.execute(sa.text("INSERT INTO bus_subscriptions VALUES ('MA/GOV/MEF/TAX', 'a.b')"))
     store.migrate(backend.schema)
     try:
-        grants = backend.sql(
-            "SELECT sender, purpose, legal_basis, expires FROM bus_send_grants"
-        )
+        grants = backend.sql("SELECT sender, purpose, legal_basis, expires FROM bus_send_grants")
         assert grants == [("MA/GOV/MEF/TAX", "unspecified", "", None)]
         assert backend.sql("SELECT purpose FROM bus_subscriptions") == [("unspecified",)]
     finally:
