@@ -47,6 +47,14 @@ from connectors._transport import (
     queue_name,
     retry_queue,
 )
+from connectors._witness import (
+    WITNESS_BASIS,
+    MessageLogKept,
+    WitnessedLog,
+    Witnessing,
+    head_payload,
+    witness_each_other,
+)
 
 __all__ = [
     "ATTEMPT_HEADER",
@@ -56,6 +64,7 @@ __all__ = [
     "REASON_HEADER",
     "REJECT_HEADER",
     "SUBJECT_KEY_ENV",
+    "WITNESS_BASIS",
     "Access",
     "AccessLog",
     "ConfigError",
@@ -73,6 +82,7 @@ __all__ = [
     "LocalBus",
     "MemoryBroker",
     "MemoryTransport",
+    "MessageLogKept",
     "Metrics",
     "NotConfirmed",
     "OutboundMessage",
@@ -87,16 +97,20 @@ __all__ = [
     "Transport",
     "TransportError",
     "WebhookError",
+    "WitnessedLog",
+    "Witnessing",
     "build_connector",
     "check_config",
     "create_app",
     "dead_letter_queue",
     "direct_key",
     "event_key",
+    "head_payload",
     "install_delivery",
     "load_config",
     "normalise",
     "queue_name",
     "retry_queue",
     "subject_accesses",
+    "witness_each_other",
 ]

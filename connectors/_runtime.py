@@ -92,7 +92,7 @@ from exchange import (
     parse_envelope,
     utcnow,
 )
-from exchange.log import Direction, LogEntry, MessageLog
+from exchange.log import ConsistencyProof, Direction, LogEntry, MessageLog, SignedTreeHead
 from schemas import SchemaError, SchemaRegistry
 
 logger = logging.getLogger("connectors.runtime")
@@ -157,6 +157,22 @@ def _result(header: Header, payload: Any) -> Any:
             list(payload.get("errors", [])),
         )
     return payload
+
+
+@dataclass
+class _Periodic:
+    interval: float
+    task: Callable[[], object]
+    last: float = field(default_factory=time.monotonic)
+
+    def run_if_due(self) -> None:
+        if time.monotonic() - self.last < self.interval:
+            return
+        self.last = time.monotonic()
+        try:
+            self.task()
+        except Exception:
+            logger.exception("periodic task %s failed", self.task)
 
 
 @dataclass
@@ -231,6 +247,7 @@ class Connector:
         self._hand_lock = threading.Lock()
         self._signer: Signer | None = None
         self._published_cache: tuple[Directory, frozenset[str]] | None = None
+        self._periodic: list[_Periodic] = []
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -357,12 +374,32 @@ class Connector:
                 self.refresh_directory()
             except (ExchangeError, TransportError) as exc:
                 logger.warning("directory not refreshed: %s", exc)
+            for task in self._periodic:
+                task.run_if_due()
             if time.monotonic() - pruned > self.settings.max_age.total_seconds():
                 pruned = time.monotonic()
                 try:
                     self.store.prune()
                 except StoreError as exc:
                     logger.warning("seen-store not pruned: %s", exc)
+
+    def every(self, seconds: float, task: Callable[[], object]) -> None:
+        """Run ``task`` every ``seconds`` (from the directory watcher, at its pace); its
+        failures are logged, never raised into the watcher."""
+        self._periodic.append(_Periodic(seconds, task))
+
+    # ------------------------------------------------------------------ the message log
+
+    def log_head(self) -> SignedTreeHead:
+        """The signed head of everything the message log holds (signed now if needed)."""
+        with self._log_lock:
+            self.log.flush()
+            return self.log.signed_head()
+
+    def log_consistency(self, old_size: int, new_size: int) -> ConsistencyProof:
+        """The message log's consistency proof between two of its sizes."""
+        with self._log_lock:
+            return self.log.consistency_proof(old_size, new_size)
 
     # ------------------------------------------------------------------ sending
 

@@ -9,6 +9,7 @@ because of a redelivery.
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Collection, Iterator, Sequence
 from contextlib import contextmanager
@@ -22,6 +23,7 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from connectors._access_log import Access
 from connectors._errors import StoreError
 from exchange import format_time, utcnow
+from exchange.log import Cosignature
 
 _meta = sa.MetaData()
 seen = sa.Table(
@@ -75,6 +77,16 @@ subject_accesses = sa.Table(
     sa.Column("legal_reference", sa.Text, nullable=False),
     sa.Column("outcome", sa.String(64), nullable=False),
     sa.Index("ix_subject_accesses_subject", "subject", "at"),
+)
+# Cosignatures of log heads (exchange.log.Cosignature): a witness's own (witness = this
+# subsystem) and those witnesses sent back for this subsystem's logs.
+cosignatures = sa.Table(
+    "cosignatures",
+    _meta,
+    sa.Column("log_id", sa.String(300), primary_key=True),
+    sa.Column("size", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("witness", sa.String(260), primary_key=True),
+    sa.Column("document", sa.Text, nullable=False),  # Cosignature.as_dict() as JSON
 )
 # An answer nobody took within this long (its requester gave up or died) is pruned.
 ANSWER_KEPT = timedelta(days=1)
@@ -398,6 +410,41 @@ class ConnectorStore:
             )
             for r in rows
         ]
+
+    def keep_cosignature(self, cosignature: Cosignature) -> bool:
+        """Store a cosignature; False when one of that witness for that size is kept."""
+        head = cosignature.head
+        try:
+            with self._tx("keep a cosignature") as conn:
+                conn.execute(
+                    cosignatures.insert(),
+                    {
+                        "log_id": head.log_id,
+                        "size": head.size,
+                        "witness": cosignature.witness,
+                        "document": json.dumps(cosignature.as_dict()),
+                    },
+                )
+        except StoreError as exc:
+            if isinstance(exc.__cause__, IntegrityError):
+                return False
+            raise
+        return True
+
+    def cosignatures(
+        self, log_id: str | None = None, *, witness: str | None = None
+    ) -> list[Cosignature]:
+        """Kept cosignatures (of ``log_id``, by ``witness``), by log and size."""
+        query = sa.select(cosignatures.c.document).order_by(
+            cosignatures.c.log_id, cosignatures.c.size
+        )
+        if log_id is not None:
+            query = query.where(cosignatures.c.log_id == log_id)
+        if witness is not None:
+            query = query.where(cosignatures.c.witness == witness)
+        with self._tx("read cosignatures") as conn:
+            documents = conn.execute(query).scalars().all()
+        return [Cosignature.from_dict(json.loads(d)) for d in documents]
 
     def counts(self) -> dict[str, int]:
         """Inbox entries by state (for /health and tests)."""

@@ -132,6 +132,9 @@ class Sandbox:
             Service(provider.subsystem, request_type, "provides", response_type)
         )
 
+    def accept(self, receiver: Party, message_type: str) -> None:
+        self.draft.services.append(Service(receiver.subsystem, message_type, "accepts"))
+
     def publish(self, publisher: Party, topic: str) -> None:
         self.draft.services.append(Service(publisher.subsystem, topic, "publishes"))
 

@@ -45,6 +45,11 @@ from exchange.log._records import (
 from exchange.log._sqlite import SQLiteLogStore
 from exchange.log._store import LogStore, StoredRecord
 from exchange.log._witness import (
+    CONSISTENCY_REPLY_TYPE,
+    CONSISTENCY_TYPE,
+    COSIGNATURE_TYPE,
+    LOG_HEAD_TYPE,
+    WITNESS_PURPOSE,
     Cosignature,
     WitnessReport,
     check_extends,
@@ -54,8 +59,13 @@ from exchange.log._witness import (
 )
 
 __all__ = [
+    "CONSISTENCY_REPLY_TYPE",
+    "CONSISTENCY_TYPE",
+    "COSIGNATURE_TYPE",
     "DIRECTIONS",
     "EMPTY_ROOT",
+    "LOG_HEAD_TYPE",
+    "WITNESS_PURPOSE",
     "CompactRange",
     "ConsistencyProof",
     "Cosignature",

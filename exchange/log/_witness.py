@@ -37,6 +37,12 @@ from exchange.log._log import ConsistencyProof, verify_head_signature
 from exchange.log._records import SignedTreeHead, check_timestamp
 
 COSIGNATURE_CONTEXT = b"tabadul/1 cosignature\n"
+# The message types that carry witnessing over the bus (protocol.md, "Witnessed heads")
+LOG_HEAD_TYPE = "bus.log-head"
+CONSISTENCY_TYPE = "bus.log-consistency.request"
+CONSISTENCY_REPLY_TYPE = "bus.log-consistency.response"
+COSIGNATURE_TYPE = "bus.log-cosignature"
+WITNESS_PURPOSE = "log-witnessing"
 COSIGNATURE_VERSION = 1
 
 
