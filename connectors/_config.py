@@ -45,6 +45,7 @@ from connectors._errors import ConfigError
 from connectors._pika import DEFAULT_URL, PikaTransport
 from connectors._runtime import Connector, DirectorySource, RuntimeSettings
 from connectors._store import ConnectorStore
+from connectors._witness import Witnessing
 from exchange import (
     Directory,
     DirectoryError,
@@ -145,6 +146,16 @@ class AccessLogConfig(BaseModel):
     subjects: dict[str, list[Annotated[str, Field(min_length=1)]]] = Field(default_factory=dict)
 
 
+class WitnessingConfig(BaseModel):
+    """Witnessed heads (``[witnessing]`` table): how often this connector publishes its
+    message log's head for the others to cosign (0: only when asked). It always witnesses
+    the heads it is sent, as the directory grants."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    publish_every: float = Field(default=300.0, ge=0, le=86400)
+
+
 class RuntimeConfig(BaseModel):
     """Tuning of the runtime (``[runtime]`` table); see :class:`~connectors.RuntimeSettings`."""
 
@@ -177,6 +188,7 @@ class ConnectorConfig(BaseModel):
     webhook_url: str | None = None
     runtime: RuntimeConfig = Field(default_factory=RuntimeConfig)
     access_log: AccessLogConfig = Field(default_factory=AccessLogConfig)
+    witnessing: WitnessingConfig = Field(default_factory=WitnessingConfig)
 
     @field_validator("subsystem")
     @classmethod
@@ -462,7 +474,8 @@ def subject_accesses(config: ConnectorConfig, subject_id: str) -> list[Access]:
 def build_connector(config: ConnectorConfig) -> Connector:
     """The connector ``config`` describes, not started: keys, CA certificate and directory
     (checked first, so a bad one fails before any connection), RabbitMQ, the connector's
-    database and its message log, the schema registry and the agency's handlers.
+    database and its message log, the schema registry, the agency's handlers, and
+    witnessing of its message log (:class:`~connectors.Witnessing`).
 
     Raises :class:`ConfigError`, :class:`~connectors.TransportError` (broker unreachable),
     :class:`~connectors.StoreError`, or the exchange core's errors."""
@@ -487,7 +500,7 @@ def build_connector(config: ConnectorConfig) -> Connector:
             open_store(config.log), log_id=str(config.subsystem_id), signing_key=signing_key
         )
         closers.append(log.close)
-        return Connector(
+        connector = Connector(
             subsystem=config.subsystem_id,
             keys=checked.keys,
             ca_certificate=checked.ca_certificate,
@@ -500,8 +513,10 @@ def build_connector(config: ConnectorConfig) -> Connector:
             settings=config.settings(),
             access_log=config.access_logger(),
         )
+        Witnessing(connector).install(publish_every=config.witnessing.publish_every)
     except BaseException:
         for close in reversed(closers):
             with contextlib.suppress(Exception):  # the first error is the one to report
                 close()
         raise
+    return connector

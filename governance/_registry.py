@@ -16,7 +16,7 @@ next serial (strictly increasing).
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -46,6 +46,13 @@ from exchange import (
     sign_directory,
     utcnow,
 )
+from exchange.log import (
+    CONSISTENCY_REPLY_TYPE,
+    CONSISTENCY_TYPE,
+    COSIGNATURE_TYPE,
+    LOG_HEAD_TYPE,
+    WITNESS_PURPOSE,
+)
 from governance._audit import append_entry
 from governance._db import GovernanceStore, audit_head, metadata, users
 from governance._errors import AlreadyExists, InvalidInput, NotFound, UnknownUser, WrongRole
@@ -60,6 +67,10 @@ _SERVICE_KINDS: dict[str, Kind] = {
     "accepts": Kind.MESSAGE,
 }
 _SUBJECT_MAX = 200  # audit_log.subject
+WITNESS_BASIS_TEXT = (
+    "Non-repudiation of the exchanges: every log is witnessed by the other agencies"
+)
+WITNESS_BASIS_REFERENCE = "Tabadul protocol, section 11 (witnessed heads)"
 
 # ---- tables (created by migration 0002) --------------------------------------------------
 
@@ -664,6 +675,54 @@ class Registry:
                 {"subscriber": str(grant.subscriber), "topic": topic},
                 now,
             )
+
+    def enable_witnessing(
+        self,
+        actor: User | str,
+        subsystems: Sequence[str],
+        *,
+        legal_basis: str = WITNESS_BASIS_TEXT,
+        legal_reference: str = WITNESS_BASIS_REFERENCE,
+        reason: str = "",
+    ) -> int:
+        """Let ``subsystems`` witness each other's logs (protocol.md, "Witnessed heads"):
+        each publishes its log heads, answers consistency requests, accepts cosignatures and
+        subscribes to the heads; each may ask every other for proofs and send it
+        cosignatures (grants for the ``log-witnessing`` purpose). What is already there is
+        kept; returns how many entries were added (each audited like any registry change)."""
+        if len(set(subsystems)) < 2:
+            raise InvalidInput("witnessing needs at least two subsystems")
+        added = 0
+
+        def attempt(change: Callable[..., object], *args: str, **options: Any) -> None:
+            nonlocal added
+            try:
+                change(actor, *args, reason=reason, **options)
+            except AlreadyExists:
+                return
+            added += 1
+
+        terms: dict[str, Any] = {
+            "purpose": WITNESS_PURPOSE,
+            "legal_basis": legal_basis,
+            "legal_reference": legal_reference,
+        }
+        for subsystem in subsystems:
+            attempt(self.add_service, subsystem, LOG_HEAD_TYPE, role="publishes")
+            attempt(
+                self.add_service,
+                subsystem,
+                CONSISTENCY_TYPE,
+                role="provides",
+                response_type=CONSISTENCY_REPLY_TYPE,
+            )
+            attempt(self.add_service, subsystem, COSIGNATURE_TYPE, role="accepts")
+            attempt(self.add_subscription, subsystem, LOG_HEAD_TYPE, **terms)
+            for keeper in subsystems:
+                if keeper != subsystem:
+                    attempt(self.add_grant, subsystem, CONSISTENCY_TYPE, keeper, **terms)
+                    attempt(self.add_grant, subsystem, COSIGNATURE_TYPE, keeper, **terms)
+        return added
 
     def services(self) -> list[Service]:
         with self._store.transaction("read the bus services") as conn:

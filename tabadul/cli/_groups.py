@@ -24,6 +24,7 @@ def mount(app: typer.Typer) -> None:
     from tabadul.cli._schema import schema_app
     from tabadul.cli._tokens import token_app
     from tabadul.cli._users import user_app
+    from tabadul.cli._witness import witness_app
 
     app.add_typer(ca_app, name="ca")
     app.add_typer(keys_app, name="keys")
@@ -46,3 +47,4 @@ def mount(app: typer.Typer) -> None:
     app.add_typer(registry_app, name="registry")
     app.add_typer(api_app, name="api")
     app.command("access-log")(access_log)
+    app.add_typer(witness_app, name="witness")

@@ -21,6 +21,7 @@ from exchange import (
     parse_envelope,
 )
 from exchange.log import (
+    Cosignature,
     LogStore,
     MessageLog,
     SignedTreeHead,
@@ -31,6 +32,7 @@ from exchange.log import (
     verify_log,
 )
 from tabadul.cli._output import console, fail, print_json, reporting, usage_error
+from tabadul.cli._witness import CosignatureFiles, WitnessDbs, gathered
 
 log_app = typer.Typer(help="Check a connector's message log.", no_args_is_help=True)
 
@@ -62,17 +64,37 @@ def verify(
     log_id: Annotated[
         str | None, typer.Option("--log-id", help="The log id every signed head must carry.")
     ] = None,
+    witness: WitnessDbs = None,
+    cosignatures: CosignatureFiles = None,
+    ca: Annotated[
+        Path | None,
+        typer.Option("--ca", help="The CA certificate (PEM): the witnesses' must be its."),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
-    """Re-hash every record and check it against the signed tree heads.
+    """Re-hash every record and check it against the signed tree heads and, with
+    --witness or --cosignatures (and --log-id), against the heads other connectors
+    cosigned: a rewrite or a cut even by the log's own key is then caught.
 
     Exit 0 when intact, 1 with the first bad position when not, 2 if it cannot be read.
     """
     keys = [_public_key(path, as_json=as_json) for path in public_key or []]
+    ca_certificate = cert_from_pem(_read(ca, "CA certificate", as_json=as_json)) if ca else None
+    cosigned: list[Cosignature] = []
+    if witness or cosignatures:
+        if log_id is None:
+            usage_error("log-id-required", "checking cosignatures needs --log-id", as_json=as_json)
+        cosigned = gathered(witness, cosignatures, log_id, as_json=as_json)
     store: LogStore | None = None
     try:
         store = open_store(log, name=name, create=False)
-        report = verify_log(store, public_key=keys, log_id=log_id)
+        report = verify_log(
+            store,
+            public_key=keys,
+            log_id=log_id,
+            cosignatures=cosigned,
+            ca_certificate=ca_certificate,
+        )
     except LogIntegrityError as exc:
         fail(exc, as_json=as_json, exit_code=1)
     except LogError as exc:
@@ -91,6 +113,14 @@ def verify(
         + ("" if report.signatures_checked else "; signatures not checked (no --public-key)"),
         highlight=False,
     )
+    if report.witnessed is not None:
+        witnessed = report.witnessed
+        console.print(
+            f"witnessed: {witnessed.cosignatures} cosignatures by "
+            f"{', '.join(witnessed.witnesses) or 'nobody'}, up to {witnessed.witnessed_size} "
+            "records",
+            highlight=False,
+        )
 
 
 def _read(path: Path, what: str, *, as_json: bool) -> bytes:

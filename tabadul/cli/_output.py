@@ -19,9 +19,18 @@ from governance.pii import PiiError
 from opendata import OpenDataError
 from schemas import SchemaError
 from tabadul._services import CaUnavailable
+from tabadul._witnessing import CosignaturesUnreadable
 
 # the project's coded errors: what `reporting` turns into a code and a message
-_CODED = (ExchangeError, SchemaError, GovernanceError, PiiError, OpenDataError, CaUnavailable)
+_CODED = (
+    ExchangeError,
+    SchemaError,
+    GovernanceError,
+    PiiError,
+    OpenDataError,
+    CaUnavailable,
+    CosignaturesUnreadable,
+)
 console = Console()
 err_console = Console(stderr=True)
 

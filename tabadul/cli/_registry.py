@@ -563,3 +563,27 @@ def subscription_list(db: Db = None, schema: DbSchema = None, as_json: Json = Fa
         ((g.subscriber, g.topic, g.purpose, g.expires) for g in found),
         empty="no subscription",
     )
+
+
+@registry_app.command("witnessing")
+def witnessing(
+    subsystems: Annotated[
+        list[str],
+        typer.Argument(metavar="SUBSYSTEM...", help="The subsystems that witness each other."),
+    ],
+    actor: Actor = None,
+    reason: Reason = "",
+    db: Db = None,
+    schema: DbSchema = None,
+    as_json: Json = False,
+) -> None:
+    """Let SUBSYSTEMs witness each other's logs: services, subscriptions and grants for the
+    log-witnessing purpose (what is there already is kept)."""
+    who = need_actor(actor, as_json=as_json)
+    with governance(db, schema, as_json=as_json) as services:
+        added = services.registry.enable_witnessing(who, subsystems, reason=reason)
+    done(
+        as_json,
+        {"added": added, "subsystems": subsystems},
+        escape(f"{len(subsystems)} subsystems witness each other ({added} registry entries added)"),
+    )

@@ -492,3 +492,22 @@ def test_cli_errors_are_clean(bus, ca_folder, tmp_path, monkeypatch):
     )  # fmt: skip
     assert result.exit_code == 2
     assert "error [store]" in result.output
+
+
+def test_witnessing_declares_what_each_pair_needs(registry, filled, ca):
+    """Three subsystems witnessing each other: each publishes heads, provides proofs,
+    accepts cosignatures and subscribes; each may ask every other; a second call adds
+    nothing; the directory carries it, for the log-witnessing purpose."""
+    added = registry.enable_witnessing("root", [CUSTOMS, TAX, CIVIL], reason="pilot")
+    assert added == 3 * 4 + 6 * 2
+    assert registry.enable_witnessing("root", [CUSTOMS, TAX, CIVIL]) == 0
+    directory = load_directory(registry.publish_directory("root", ca), ca.certificate, now=NOW)
+    assert set(directory.subscribers("bus.log-head", NOW)) == {
+        SubsystemId.parse(s) for s in (CUSTOMS, TAX, CIVIL)
+    }
+    (grant,) = directory.grants_for(
+        SubsystemId.parse(TAX), "bus.log-consistency.request", SubsystemId.parse(CIVIL)
+    )
+    assert grant.purpose == "log-witnessing"
+    with pytest.raises(InvalidInput):
+        registry.enable_witnessing("root", [TAX])
