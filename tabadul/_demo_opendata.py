@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from governance import (
+    AuditSigner,
     Drop,
     FourEyes,
     GeneraliseDateToYear,
@@ -136,7 +137,12 @@ def _people_and_datasets(flow: Workflow) -> None:
 
 
 def run(
-    folder: Path, *, ckan_url: str, ckan_token: str, progress: Progress | None = None
+    folder: Path,
+    *,
+    ckan_url: str,
+    ckan_token: str,
+    progress: Progress | None = None,
+    audit_signer: AuditSigner | None = None,
 ) -> dict[str, Any]:
     """Run the open-data scenario with its governance database in ``folder`` (which must
     be empty of a previous one); returns its summary. Portal failures raise
@@ -144,6 +150,7 @@ def run(
     are bugs of the scenario and propagate."""
     say = progress or (lambda _text: None)
     store = GovernanceStore.open(str(folder / "governance.sqlite"))
+    store.audit_signer = audit_signer  # every audit entry then signs the log's head
     try:
         flow = Workflow(store)
         pipeline = OpenData(flow, DataFiles(folder / "data"), Publisher(ckan_url, ckan_token))

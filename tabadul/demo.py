@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import base64
 import json
+import secrets
 import shutil
 import statistics
 import time
@@ -38,32 +39,74 @@ from typing import Any
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from connectors import (
+    AccessLog,
     LocalBus,
     OutboundMessage,
     PikaTransport,
     RemoteError,
     RuntimeSettings,
     SendRefused,
+    SubjectKey,
+    Witnessing,
     direct_key,
+    witness_each_other,
 )
 from connectors.ministries import AGENCIES, customs, tax, treasury
-from exchange import Recipient, build_envelope
-from exchange.log import MessageLog, SQLiteLogStore, evidence_bundle, verify_evidence
+from exchange import LegalBasis, Recipient, build_envelope
+from exchange.log import (
+    Cosignature,
+    MessageLog,
+    SQLiteLogStore,
+    evidence_bundle,
+    verify_evidence,
+)
 from exchange.sandbox import Party, Sandbox
+from governance import AuditLog, AuditSigner, GovernanceStore
 from schemas import default_registry
 from tabadul import _demo_opendata as open_data
+from tabadul._witnessing import AuditLogKept, read_cosignatures
 
 CERTIFICATE = "tax.compliance-certificate.request"
 LOOKUP = "civil.person-lookup.request"
 PARCEL = "property.parcel-lookup.request"
 ALERT = "treasury.suspicious-transaction-alert"
+REGISTRY = "MA/GOV/DNUM/REGISTRY"  # the operator's subsystem: its key signs the audit log
 Progress = Callable[[str], None]
+# What each exchange is for, and the law that allows it (illustrative references)
+TERMS: dict[str, dict[str, Any]] = {
+    LOOKUP: {
+        "purpose": "tax-compliance-check",
+        "legal_basis": LegalBasis(
+            "Checking a taxpayer's civil status before certifying compliance",
+            "Code général des impôts, art. 214",
+        ),
+    },
+    CERTIFICATE: {
+        "purpose": "public-procurement-payment",
+        "legal_basis": LegalBasis(
+            "Paying a public contract needs the supplier's tax-compliance certificate",
+            "Décret n° 2-22-431 sur les marchés publics, art. 25",
+        ),
+    },
+    ALERT: {
+        "purpose": "anti-money-laundering",
+        "legal_basis": LegalBasis(
+            "Reporting suspicious transactions to the tax administration",
+            "Loi n° 43-05 relative à la lutte contre le blanchiment de capitaux",
+        ),
+    },
+    PARCEL: {
+        "purpose": "tax-assessment",
+        "legal_basis": LegalBasis("Assessing property taxes", "Loi n° 47-06, art. 20"),
+    },
+}
 
 
 def _directory(sandbox: Sandbox) -> dict[str, Party]:
     """The agencies and what they may do, from their specs (plus the operator's grants)."""
     registry = default_registry()
     parties = {name: sandbox.add(spec.subsystem) for name, spec in AGENCIES.items()}
+    parties["registry"] = sandbox.add(REGISTRY)
     for entry in registry.entries():
         sandbox.classify(entry.type, entry.classification.value, entry.version, entry.digest)
     for name, spec in AGENCIES.items():
@@ -74,9 +117,10 @@ def _directory(sandbox: Sandbox) -> dict[str, Party]:
         for topic in spec.subscribes:
             sandbox.subscribe(parties[name], topic)
         for message_type, target in spec.calls:
-            sandbox.grant(parties[name], message_type, parties[target])
-    sandbox.grant(parties["treasury"], CERTIFICATE, parties["tax"])
-    sandbox.grant(parties["tax"], PARCEL, parties["property"])
+            sandbox.grant(parties[name], message_type, parties[target], **TERMS[message_type])
+    sandbox.grant(parties["treasury"], CERTIFICATE, parties["tax"], **TERMS[CERTIFICATE])
+    sandbox.grant(parties["tax"], PARCEL, parties["property"], **TERMS[PARCEL])
+    witness_each_other(sandbox, list(parties.values()))
     return parties
 
 
@@ -130,7 +174,7 @@ def _scenario(
     civil_queue = direct_key(parties["civil"].subsystem.slug)
     person = registry.latest(LOOKUP).examples[0]
 
-    def lookup_from(sender: str) -> bytes:
+    def lookup_from(sender: str, purpose: str = TERMS[LOOKUP]["purpose"]) -> bytes:
         """A lookup built by hand, past the sender's own checks."""
         return build_envelope(
             c[sender].signer(),
@@ -140,22 +184,36 @@ def _scenario(
             payload=json.dumps(person).encode(),
             classification="INTERNAL",
             recipient=Recipient(parties["civil"].subsystem),
+            purpose=purpose,
         )
 
     valid = lookup_from("tax")
     tampered = json.loads(valid)
     tampered["payload"] = base64.b64encode(b'{"cin": "AA000000"}').decode()
     unauthorised = lookup_from("customs")
+    other_purpose = lookup_from("tax", purpose="marketing")
     injector = c["customs"].transport
-    for body in (json.dumps(tampered).encode(), valid, valid, unauthorised):
+    for body in (json.dumps(tampered).encode(), valid, valid, unauthorised, other_purpose):
         injector.publish([OutboundMessage(civil_queue, body, "injected")])
-    try:
-        c["tax"].request(LOOKUP, parties["civil"].subsystem, {"cin": "not a card number"})
-    except SendRefused as refusal:
-        stopped = refusal.reason
+    stopped = []
+    for attempt in (
+        partial(c["tax"].request, LOOKUP, parties["civil"].subsystem, {"cin": "not a card"}),
+        partial(
+            c["treasury"].request,
+            CERTIFICATE,
+            parties["tax"].subsystem,
+            registry.latest(CERTIFICATE).examples[0],
+            purpose="marketing",
+        ),
+    ):
+        try:
+            attempt()
+        except SendRefused as refusal:
+            stopped.append(refusal.reason)
     yield (
-        "a tampered, a replayed and an unauthorised message injected into the civil "
-        f"registry's queue; an invalid request stopped at its source ({stopped})"
+        "a tampered, a replayed, an unauthorised message and one stating another purpose "
+        "than its grant's injected into the civil registry's queue; an invalid request and "
+        f"one for another purpose stopped at their source ({', '.join(stopped)})"
     )
 
 
@@ -204,19 +262,21 @@ def run(  # noqa: PLR0913 - keyword-only settings
             cleaner.remove(party.subsystem.slug)  # a previous run's messages are not ours
     finally:
         cleaner.close()
-    for name, party in parties.items():
-        bus.connector(name, party, AGENCIES[name].handlers)
-    say("CA, five agencies, directory signed; queues declared on RabbitMQ")
+    subject_key = SubjectKey(secrets.token_bytes(32))  # the deployment's secret
+    witnessing = _connectors(bus, parties, subject_key)
+    say("CA, five agencies and the registry, directory signed; queues declared on RabbitMQ")
+    registry_key, registry_cert = parties["registry"].keys.signer()
+    signer = AuditSigner(parties["registry"].subsystem, registry_key, registry_cert)
     try:
         for connector in bus.connectors.values():
             connector.start()
-        say("five connectors started")
+        say("six connectors started")
         steps = []
         latencies: list[float] = []
         for step in _scenario(bus, parties, requests, latencies):
             steps.append(step)
             say(step)
-        rejects = _wait_for_rejects(bus, 3)
+        rejects = _wait_for_rejects(bus, 4)
         sent = Counter[str]()
         received = Counter[str]()
         for connector in bus.connectors.values():
@@ -224,13 +284,23 @@ def run(  # noqa: PLR0913 - keyword-only settings
             received.update(connector.metrics.totals("received"))
         alerts_received = len(tax.received_alerts())
         latencies.sort()
+        opened = open_data.run(
+            folder, ckan_url=ckan_url, ckan_token=ckan_token, progress=say, audit_signer=signer
+        )
+        witnessed = _witness(folder, bus, witnessing)
+        say(
+            f"the governance audit log's head (size {witnessed['audit']['size']}) cosigned by "
+            f"{len(witnessed['audit']['witnesses'])} connectors over the bus"
+        )
+        accesses = _accesses(bus, subject_key, requests)
     finally:
         bus.stop()
     logs = _verify_logs(folder, parties)
-    say("every connector's Merkle log verified")
+    say("every connector's Merkle log verified, against the others' cosignatures too")
+    witnessed["audit"]["verified"] = _verify_audit(folder, parties, sandbox)
+    say("the audit log verified with the CA certificate and the witnesses' cosignatures")
     evidence = _prove_an_alert(folder, parties, sandbox)
     say("evidence bundle for an alert verified with the CA certificate alone")
-    opened = open_data.run(folder, ckan_url=ckan_url, ckan_token=ckan_token, progress=say)
     return {
         "steps": steps,
         "messages_sent": sum(sent.values()),
@@ -242,6 +312,8 @@ def run(  # noqa: PLR0913 - keyword-only settings
         "rpc_ms_max": round(latencies[-1], 2),
         "logs": logs,
         "evidence": evidence,
+        "witnessed": witnessed,
+        "access_log": accesses,
         "open_data": opened,
         "files": sorted(p.name for p in folder.iterdir()),
         "folder": str(folder),
@@ -254,14 +326,101 @@ def _log(folder: Path, party: Party) -> MessageLog:
     return MessageLog(store, log_id=str(party.subsystem))
 
 
+def _connectors(
+    bus: LocalBus, parties: dict[str, Party], subject_key: SubjectKey
+) -> dict[str, Witnessing]:
+    """The agencies' connectors with their handlers (and access logs, for those holding
+    personal data) and the registry's, all witnessing each other."""
+    witnessing = {}
+    for name, party in parties.items():
+        spec = AGENCIES.get(name)
+        access_log = AccessLog(subject_key, spec.subjects) if spec and spec.subjects else None
+        connector = bus.connector(name, party, spec.handlers if spec else {}, access_log=access_log)
+        witnessing[name] = Witnessing(connector).install()
+    return witnessing
+
+
+def _witness(folder: Path, bus: LocalBus, witnessing: dict[str, Witnessing]) -> dict[str, Any]:
+    """Every connector publishes its log's head and the registry the audit log's; wait for
+    the cosignatures to come back."""
+    store = GovernanceStore.open(str(folder / "governance.sqlite"))
+    try:
+        audit = AuditLog(store)
+        head = audit.signed_head()
+        assert head is not None  # the open-data steps signed it
+        registry = witnessing["registry"]
+        registry.logs[head.log_id] = AuditLogKept(audit, head.log_id)
+        for each in witnessing.values():
+            each.publish_heads()
+        others = len(witnessing) - 1
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            done = [c for c in audit.cosignatures() if c.head.size == head.size]
+            if len(done) >= others:
+                break
+            time.sleep(0.1)
+        back = {
+            name: len(bus.connectors[name].store.cosignatures(bus.connectors[name].log.log_id))
+            for name in witnessing
+        }
+        return {
+            "audit": {
+                "log": head.log_id,
+                "size": head.size,
+                "witnesses": sorted(c.witness for c in done),
+            },
+            "cosignatures_received": back,
+        }
+    finally:
+        store.close()
+
+
+def _accesses(bus: LocalBus, key: SubjectKey, requests: int) -> dict[str, Any]:
+    """What the access logs of tax and civil say about the first taxpayer asked for."""
+    first = tax.taxpayer_registry().ids()[0]
+    found = bus.connectors["tax"].store.accesses(key.hash(first))
+    return {
+        "taxpayer": first,
+        "consultations": [
+            {k: a.as_dict()[k] for k in ("requester", "purpose", "legal_basis", "outcome")}
+            for a in found
+        ],
+        "requests_logged": requests,
+    }
+
+
+def _cosignatures(folder: Path, parties: dict[str, Party]) -> list[Cosignature]:
+    """Every cosignature the connectors hold, as their databases keep them."""
+    return read_cosignatures(
+        [str(folder / f"{party.subsystem.slug}.db") for party in parties.values()], []
+    )
+
+
 def _verify_logs(folder: Path, parties: dict[str, Party]) -> dict[str, Any]:
     out = {}
+    cosignatures = _cosignatures(folder, parties)
     for name, party in parties.items():
         log = _log(folder, party)
-        report = log.verify(party.keys.signer()[0].public_key())
+        report = log.verify(party.keys.signer()[0].public_key(), cosignatures=cosignatures)
         log.close()
-        out[name] = {"records": report.size, "root": report.root.hex()[:16], "intact": True}
+        out[name] = {
+            "records": report.size,
+            "root": report.root.hex()[:16],
+            "intact": True,
+            "witnessed_size": report.witnessed.witnessed_size if report.witnessed else 0,
+        }
     return out
+
+
+def _verify_audit(folder: Path, parties: dict[str, Party], sandbox: Sandbox) -> bool:
+    store = GovernanceStore.open(str(folder / "governance.sqlite"), migrate=False)
+    try:
+        report = AuditLog(store).verify(
+            ca_certificate=sandbox.ca.certificate, cosignatures=_cosignatures(folder, parties)
+        )
+    finally:
+        store.close()
+    return report.witnessed is not None and report.witnessed.witnessed_size > 0
 
 
 def _prove_an_alert(folder: Path, parties: dict[str, Party], sandbox: Sandbox) -> dict[str, Any]:

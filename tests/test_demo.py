@@ -16,13 +16,27 @@ def test_demo_runs_the_scenario_and_proves_it(tmp_path, ckan):
     datasets are published on CKAN and one is pulled back, verified."""
     token = TOKEN_FILE.read_text("utf-8").strip()
     summary = run(tmp_path / "demo", requests=3, ckan_url=URL, ckan_token=token)
-    assert summary["rejects_by_code"] == {"bad-signature": 1, "duplicate": 1, "forbidden": 1}
+    assert summary["rejects_by_code"] == {
+        "bad-signature": 1,
+        "duplicate": 1,
+        "forbidden": 1,
+        "purpose-mismatch": 1,
+    }
     assert summary["alerts_received_by_tax"] >= 1
     assert summary["sent_by_type"]["tax.compliance-certificate.response"] == 3
     assert summary["sent_by_type"]["civil.person-lookup.response"] >= 1
     assert all(log["intact"] and log["records"] > 0 for log in summary["logs"].values())
     assert summary["evidence"]["sender_signature"] == "valid"
     assert summary["evidence"]["log_id"] == "MA/GOV/MEF/TAX"
+    audit = summary["witnessed"]["audit"]
+    assert audit["log"] == "MA/GOV/DNUM/REGISTRY#audit"
+    assert len(audit["witnesses"]) == 5
+    assert audit["verified"] is True
+    assert all(log["witnessed_size"] > 0 for log in summary["logs"].values())
+    consulted = summary["access_log"]["consultations"]
+    assert consulted
+    assert {c["purpose"] for c in consulted} == {"public-procurement-payment"}
+    assert any("purpose-mismatch" in step for step in summary["steps"])
     opened = summary["open_data"]
     assert set(opened["datasets"]) == {"adii-customs-tariff", "dec-births-by-place"}
     for published in opened["datasets"].values():
@@ -41,6 +55,7 @@ def test_demo_cli_reruns_cleanly(tmp_path, ckan_local, monkeypatch):
     """`tabadul demo` exits 0 and gives the same outcome when run again in the same folder;
     the second time the portal already holds the open data, so nothing new is published."""
     monkeypatch.setenv("TABADUL_CKAN_TOKEN_FILE", str(TOKEN_FILE))
+    monkeypatch.setenv("TABADUL_CKAN_URL", URL)
     runner = CliRunner()
     args = ["demo", "--folder", str(tmp_path / "d"), "--requests", "2", "--json"]
     first = runner.invoke(build_app(), args)

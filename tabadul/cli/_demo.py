@@ -79,7 +79,26 @@ def demo(
         "request round trip", f"p50 {summary['rpc_ms_p50']} ms, max {summary['rpc_ms_max']} ms"
     )
     for name, log in summary["logs"].items():
-        table.add_row(f"log of {name}", f"{log['records']} records, intact, root {log['root']}…")
+        table.add_row(
+            f"log of {name}",
+            f"{log['records']} records, intact, root {log['root']}…, "
+            f"witnessed up to {log['witnessed_size']}",
+        )
+    audit = summary["witnessed"]["audit"]
+    table.add_row(
+        "governance audit log",
+        f"signed head of {audit['size']} entries cosigned by {len(audit['witnesses'])} "
+        f"connectors; verified with the CA: {audit['verified']}",
+    )
+    accesses = summary["access_log"]
+    table.add_row(
+        f"who consulted taxpayer {accesses['taxpayer']}",
+        "; ".join(
+            f"{a['requester']} for {a['purpose']} ({a['outcome']})"
+            for a in accesses["consultations"]
+        )
+        or "-",
+    )
     evidence = summary["evidence"]
     table.add_row(
         "evidence for an alert",
@@ -110,6 +129,11 @@ def demo(
     console.print(table)
     console.print(
         f"Try: tabadul evidence verify {folder}/evidence-alert.json --ca {folder}/ca.pem",
+        highlight=False,
+    )
+    console.print(
+        f"     tabadul audit verify {folder}/governance.sqlite --ca {folder}/ca.pem "
+        f"--witness {folder}/MA.GOV.MEF.TAX.db",
         highlight=False,
     )
     console.print(
