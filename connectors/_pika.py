@@ -163,7 +163,7 @@ def _describe(reason: object) -> str:
 
 
 class PikaTransport:
-    """A :class:`~connectors.Transport` on RabbitMQ (docs/protocol.md §10).
+    """A :class:`~connectors.Transport` on RabbitMQ (docs/protocol.md §11).
 
     The constructor connects (to the first of ``urls`` that answers) and returns once the
     connection is open, or raises :class:`~connectors.TransportError` after

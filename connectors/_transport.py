@@ -2,7 +2,7 @@
 :class:`Transport` protocol, with :class:`PikaTransport` (RabbitMQ) and :class:`MemoryTransport`
 (in process, for fast tests) behind it. Nothing past this seam sees pika.
 
-Names follow docs/protocol.md §10: the bus topic exchange ``tabadul.bus``, the dead-letter
+Names follow docs/protocol.md §11: the bus topic exchange ``tabadul.bus``, the dead-letter
 exchange ``tabadul.dlx``, per subsystem a quorum queue ``tabadul.q.<slug>`` bound to
 ``to.<slug>`` and to ``event.<type>`` for each subscribed topic, and a dead-letter queue
 ``tabadul.dlq.<slug>``.

@@ -272,7 +272,7 @@ class Witnessing:
 
 WITNESS_BASIS = LegalBasis(
     "Non-repudiation of the exchanges: every log is witnessed by the other agencies",
-    "Tabadul protocol, section 11 (witnessed heads)",
+    "Tabadul protocol, section 10 (witnessed heads)",
 )
 
 

@@ -70,7 +70,7 @@ _SUBJECT_MAX = 200  # audit_log.subject
 WITNESS_BASIS_TEXT = (
     "Non-repudiation of the exchanges: every log is witnessed by the other agencies"
 )
-WITNESS_BASIS_REFERENCE = "Tabadul protocol, section 11 (witnessed heads)"
+WITNESS_BASIS_REFERENCE = "Tabadul protocol, section 10 (witnessed heads)"
 
 # ---- tables (created by migration 0002) --------------------------------------------------
 
