@@ -48,7 +48,6 @@ from connectors._transport import (
     retry_queue,
 )
 from connectors._witness import (
-    WITNESS_BASIS,
     MessageLogKept,
     WitnessedLog,
     Witnessing,
@@ -64,7 +63,6 @@ __all__ = [
     "REASON_HEADER",
     "REJECT_HEADER",
     "SUBJECT_KEY_ENV",
-    "WITNESS_BASIS",
     "Access",
     "AccessLog",
     "ConfigError",

@@ -30,12 +30,13 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from connectors._errors import ConnectorError, SendRefused
 from connectors._handlers import Context, Delivery, Refuse
 from connectors._runtime import Connector
-from exchange import CertEntry, ExchangeError, LegalBasis, LogError, SubsystemId, cert_to_pem
+from exchange import CertEntry, ExchangeError, LogError, SubsystemId, cert_to_pem
 from exchange.log import (
     CONSISTENCY_REPLY_TYPE,
     CONSISTENCY_TYPE,
     COSIGNATURE_TYPE,
     LOG_HEAD_TYPE,
+    WITNESS_BASIS,
     WITNESS_PURPOSE,
     ConsistencyProof,
     Cosignature,
@@ -268,12 +269,6 @@ class Witnessing:
 
     def _signing_certificates(self, subsystem: SubsystemId) -> list[str]:
         return [entry.pem for entry in self._signing_entries(subsystem)]
-
-
-WITNESS_BASIS = LegalBasis(
-    "Non-repudiation of the exchanges: every log is witnessed by the other agencies",
-    "Tabadul protocol, section 10 (witnessed heads)",
-)
 
 
 def witness_each_other(sandbox: Sandbox, parties: Sequence[Party]) -> None:

@@ -51,6 +51,7 @@ from exchange.log import (
     CONSISTENCY_TYPE,
     COSIGNATURE_TYPE,
     LOG_HEAD_TYPE,
+    WITNESS_BASIS,
     WITNESS_PURPOSE,
 )
 from governance._audit import append_entry
@@ -67,10 +68,7 @@ _SERVICE_KINDS: dict[str, Kind] = {
     "accepts": Kind.MESSAGE,
 }
 _SUBJECT_MAX = 200  # audit_log.subject
-WITNESS_BASIS_TEXT = (
-    "Non-repudiation of the exchanges: every log is witnessed by the other agencies"
-)
-WITNESS_BASIS_REFERENCE = "Tabadul protocol, section 10 (witnessed heads)"
+
 
 # ---- tables (created by migration 0002) --------------------------------------------------
 
@@ -681,8 +679,8 @@ class Registry:
         actor: User | str,
         subsystems: Sequence[str],
         *,
-        legal_basis: str = WITNESS_BASIS_TEXT,
-        legal_reference: str = WITNESS_BASIS_REFERENCE,
+        legal_basis: str = WITNESS_BASIS.text,
+        legal_reference: str = WITNESS_BASIS.reference,
         reason: str = "",
     ) -> int:
         """Let ``subsystems`` witness each other's logs (protocol.md, "Witnessed heads"):

@@ -31,6 +31,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from exchange._canonical import canonical
+from exchange._directory import LegalBasis
 from exchange._errors import CertificateError, ExchangeError, LogError, LogRollback, LogSplitView
 from exchange._pki import cert_from_pem, inspect_certificate
 from exchange.log._log import ConsistencyProof, verify_head_signature
@@ -43,6 +44,10 @@ CONSISTENCY_TYPE = "bus.log-consistency.request"
 CONSISTENCY_REPLY_TYPE = "bus.log-consistency.response"
 COSIGNATURE_TYPE = "bus.log-cosignature"
 WITNESS_PURPOSE = "log-witnessing"
+WITNESS_BASIS = LegalBasis(
+    "Non-repudiation of the exchanges: every log is witnessed by the other agencies",
+    "Tabadul protocol, section 10 (witnessed heads)",
+)
 COSIGNATURE_VERSION = 1
 
 
