@@ -183,6 +183,9 @@ def install_problem_handlers(app: FastAPI) -> None:
 
     async def on_invalid_request(_request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RequestValidationError)
+        if any(error.get("type") == "json_invalid" for error in exc.errors()):
+            # FastAPI reports unparsable JSON as a validation error; it is a bad request
+            return problem_response(400, "bad-request", "the body is not valid JSON")
         return problem_response(
             422,
             "invalid-request",
