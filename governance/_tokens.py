@@ -142,8 +142,8 @@ class Tokens:
         if not timedelta(0) < ttl <= MAX_TTL:
             raise InvalidInput(f"a token lives more than 0 and at most {MAX_TTL.days} days")
         by = self._users.user(actor if isinstance(actor, str) else actor.user_id)
+        self._check_may_manage(by, user_id, "issue_token")  # before looking the person up
         owner = self._users.user(user_id)
-        self._check_may_manage(by, owner.user_id, "issue_token")
         now = self._clock()
         token_id, secret = secrets.token_hex(8), secrets.token_urlsafe(32)
         record = ApiToken(
@@ -250,7 +250,9 @@ class Tokens:
         return holder
 
     def revoke(self, actor: User | str, token_id: str, *, reason: str) -> ApiToken:
-        """Revoke a token (its holder or an operator); revoking twice changes nothing."""
+        """Revoke a token (its holder or an operator); revoking twice changes nothing. To
+        anyone else, another's token is as unknown as one never issued (:class:`NotFound`,
+        the same message)."""
         if not reason.strip():
             raise InvalidInput("a revocation needs a reason")
         by = self._users.user(actor if isinstance(actor, str) else actor.user_id)
@@ -259,9 +261,8 @@ class Tokens:
             row = conn.execute(
                 sa.select(api_tokens).where(api_tokens.c.token_id == token_id)
             ).first()
-            if row is None:
+            if row is None or not self._may_manage(by, row.user_id):
                 raise NotFound(f"no API token {token_id!r}")
-            self._check_may_manage(by, row.user_id, "revoke_token")
             if row.revoked_at is None:
                 conn.execute(
                     api_tokens.update()
@@ -289,8 +290,12 @@ class Tokens:
             return [_record(row) for row in conn.execute(query).all()]
 
     @staticmethod
-    def _check_may_manage(actor: User, owner: str, action: str) -> None:
-        if actor.user_id != owner and Role.OPERATOR not in actor.roles:
+    def _may_manage(actor: User, owner: str) -> bool:
+        return actor.user_id == owner or Role.OPERATOR in actor.roles
+
+    @classmethod
+    def _check_may_manage(cls, actor: User, owner: str, action: str) -> None:
+        if not cls._may_manage(actor, owner):
             raise WrongRole(
                 f"{actor.user_id} may not manage {owner}'s API tokens: only the holder or an "
                 "operator may",

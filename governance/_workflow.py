@@ -992,7 +992,7 @@ class Workflow:
         query = sa.select(datasets).where(datasets.c.dataset_id == dataset_id)
         row = conn.execute(query.with_for_update() if lock else query).first()
         if row is None:
-            raise UnknownDataset(f"no dataset {dataset_id!r} is registered")
+            raise UnknownDataset.of(dataset_id)
         classification = None
         if row.classification is not None:
             classification = Classification(

@@ -40,7 +40,7 @@ from governance import (
 )
 from governance.pii import PiiError
 from opendata import InvalidData, OpenDataError, PortalError, ckan_name
-from tabadul._access import require_agency
+from tabadul._access import readable_dataset
 from tabadul._services import Services
 from tabadul._traffic import scrape, summarise
 from tabadul.console._charts import bar_chart
@@ -214,12 +214,14 @@ class Console:
         run: Callable[[User], Outcome],
     ) -> Response:
         """Run one workflow or pipeline step for the signed-in user, then back to the top of
-        the dataset's page, where the flash says what happened (or why not)."""
+        the dataset's page, where the flash says what happened (or why not). Another
+        agency's dataset is refused as an unknown one, before the step is tried."""
         view = self.posted(request, csrf)
         if isinstance(view, Response):
             return view
         assert view.user is not None
         try:
+            readable_dataset(self.services.workflow, view.user, dataset_id)
             key, params = run(view.user)
             flash = Flash("ok", key=key, params={k: str(v) for k, v in params.items()})
         except KNOWN_ERRORS as exc:
@@ -384,8 +386,7 @@ def console_router(services: Services) -> APIRouter:  # noqa: C901, PLR0915 - on
         user = view.user
         assert user is not None
         try:
-            ds = workflow.dataset(dataset_id)
-            require_agency(user, ds.owner_agency, "read_dataset", dataset_id)
+            ds = readable_dataset(workflow, user, dataset_id)
             review = workflow.review(dataset_id)
             history = workflow.history(dataset_id)
         except GovernanceError as exc:

@@ -88,13 +88,21 @@ def test_revoked_token_is_refused_and_both_events_are_audited(tokens, flow):
 
 
 def test_only_the_holder_or_an_operator_manages_tokens(tokens):
-    with pytest.raises(WrongRole):
-        tokens.issue("amina", "karim", label="not mine")
+    """Someone else's token is refused for a wrong role when issuing (whether that person
+    exists or not), and is as unknown as a token never issued when revoking."""
+    for someone in ("karim", "nobody"):
+        with pytest.raises(WrongRole):
+            tokens.issue("amina", someone, label="not mine")
     issued = tokens.issue("karim", "karim", label="mine")
-    with pytest.raises(WrongRole):
-        tokens.revoke("amina", issued.record.token_id, reason="not mine")
+    token_id = issued.record.token_id
+    with pytest.raises(NotFound) as hidden:
+        tokens.revoke("amina", token_id, reason="not mine")
+    with pytest.raises(NotFound) as missing:
+        tokens.revoke("amina", "0123456789abcdef", reason="no such")
+    assert hidden.value.message == missing.value.message.replace("0123456789abcdef", token_id)
     with pytest.raises(NotFound):
         tokens.revoke("root", "0123456789abcdef", reason="no such")
+    assert tokens.revoke("root", token_id, reason="left").revoked_at is not None
 
 
 def test_bad_arguments_are_refused(tokens):

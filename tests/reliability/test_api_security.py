@@ -15,9 +15,11 @@ succeed, and a refused call is checked to have changed nothing (the audit log di
 
 What the code does, and these tests pin down:
 
-- Other agencies' datasets are not hidden: reading or acting on one answers 403
-  ``other-agency``; an unknown id answers 404 (dataset ids are public names on the portal).
-- A wrong role is ``wrong-role`` before the agency is looked at.
+- Another agency's dataset is hidden from whoever may not read it (anyone but its agency's
+  people, operators and auditors): reading or acting on one answers exactly what an unknown
+  id answers, 404 ``unknown-dataset``, before the role is looked at. So does another
+  person's token to anyone but its holder and operators (404 ``not-found``).
+- Otherwise a wrong role is ``wrong-role`` before the agency is looked at.
 - Publishing and withdrawing here stop at the dataset's state (``illegal-transition``), after
   the role and agency checks, so the portal is never reached.
 - The routes outside the OpenAPI document (documentation, ``/``, the console) are classified
@@ -101,16 +103,25 @@ OVERSIGHT = frozenset({Role.OPERATOR, Role.AUDITOR})  # they read every agency
 @dataclass(frozen=True)
 class Rule:
     """Who may call: holders of one of ``roles``; with ``agency_bound``, only people of the
-    dataset's agency, unless they hold one of ``anywhere``."""
+    dataset's agency, unless they hold one of ``anywhere``. With ``hidden``, the target is
+    kept from whoever may not see it (people of the owning agency, and holders of
+    ``seen_by``): they get the 404 ``hidden`` code a missing target gets."""
 
     roles: frozenset[Role]
     agency_bound: bool = False
     anywhere: frozenset[Role] = frozenset()
+    hidden: str | None = None
+    seen_by: frozenset[Role] = OVERSIGHT
+
+    def sees(self, who: Credential) -> bool:
+        return bool(who.roles & self.seen_by) or (self.agency_bound and who.agency == OWNER)
 
     def refusal(self, who: Credential) -> tuple[int, str] | None:
         """The (status, code) ``who`` is refused with, or None when they may call."""
         if not who.valid:
             return 401, "unauthenticated"
+        if self.hidden is not None and not self.sees(who):
+            return 404, self.hidden
         if not who.roles & self.roles:
             return 403, "wrong-role"
         if self.agency_bound and who.agency != OWNER and not who.roles & self.anywhere:
@@ -122,13 +133,20 @@ ANYONE = Rule(ALL_ROLES)  # any valid token (every valid holder has a role)
 OVERSEERS = Rule(OVERSIGHT)
 OPERATORS = Rule(OPERATOR)
 STEWARDS = Rule(frozenset({Role.STEWARD}))  # registering: in one's own agency
-READERS = Rule(ALL_ROLES, agency_bound=True, anywhere=OVERSIGHT)
-OWNING_STEWARDS = Rule(frozenset({Role.STEWARD}), agency_bound=True)
-OWNING_APPROVERS = Rule(frozenset({Role.APPROVER}), agency_bound=True)
-PUBLISHERS = Rule(frozenset({Role.STEWARD, Role.OPERATOR}), agency_bound=True, anywhere=OPERATOR)
+READERS = Rule(ALL_ROLES, agency_bound=True, anywhere=OVERSIGHT)  # listing an agency's
+# One dataset: to whoever may not read it, another agency's dataset is as unknown as a
+# missing one.
+ONE_DATASET = {"agency_bound": True, "hidden": "unknown-dataset"}
+DATASET_READERS = Rule(ALL_ROLES, anywhere=OVERSIGHT, **ONE_DATASET)
+OWNING_STEWARDS = Rule(frozenset({Role.STEWARD}), **ONE_DATASET)
+OWNING_APPROVERS = Rule(frozenset({Role.APPROVER}), **ONE_DATASET)
+PUBLISHERS = Rule(frozenset({Role.STEWARD, Role.OPERATOR}), anywhere=OPERATOR, **ONE_DATASET)
 WITHDRAWERS = Rule(
-    frozenset({Role.STEWARD, Role.APPROVER, Role.OPERATOR}), agency_bound=True, anywhere=OPERATOR
+    frozenset({Role.STEWARD, Role.APPROVER, Role.OPERATOR}), anywhere=OPERATOR, **ONE_DATASET
 )
+# Another person's token: only operators manage it; to anyone else it is as unknown as a
+# token never issued.
+OTHERS_TOKENS = Rule(OPERATOR, hidden="not-found", seen_by=OPERATOR)
 
 
 @dataclass(frozen=True)
@@ -349,7 +367,7 @@ POLICY: dict[tuple[str, str], tuple[Case, ...]] = {
             "one's own",
         ),
         Case(
-            OPERATORS,
+            OTHERS_TOKENS,
             lambda w, _c: Call({"token_id": _spare_token(w, THIRD_PERSON)}, REASON),
             "another's",
         ),
@@ -362,8 +380,8 @@ POLICY: dict[tuple[str, str], tuple[Case, ...]] = {
     ("POST", "/datasets"): (
         Case(STEWARDS, lambda w, _c: Call(json=dataset_body(w.fresh("new-")))),
     ),
-    ("GET", "/datasets/{dataset_id}"): (Case(READERS, _on_dataset("IN_REVIEW")),),
-    ("GET", "/datasets/{dataset_id}/history"): (Case(READERS, _on_dataset("DRAFT")),),
+    ("GET", "/datasets/{dataset_id}"): (Case(DATASET_READERS, _on_dataset("IN_REVIEW")),),
+    ("GET", "/datasets/{dataset_id}/history"): (Case(DATASET_READERS, _on_dataset("DRAFT")),),
     ("POST", "/datasets/{dataset_id}/classify"): (
         Case(OWNING_STEWARDS, _on_dataset("DRAFT", **CLASSIFIED_PUBLIC)),
     ),
@@ -656,18 +674,90 @@ def test_public_operations_answer_every_caller(world, operation):
         assert int(response.headers["x-tabadul-directory-serial"]) >= 1
 
 
-def test_other_agencies_datasets_are_refused_not_hidden(world):
-    """To someone of another agency, an existing dataset answers 403 other-agency and an
-    unknown one 404 unknown-dataset, for a read and for a change alike: the API does not hide
-    which datasets exist (their ids are the portal's public package names)."""
-    dataset_id = _dataset(world, "DRAFT")
-    yasmine = world.client(next(c for c in world.credentials if c.user == "yasmine"))
-    is_problem(yasmine.get(f"/datasets/{dataset_id}"), 403, "other-agency")
-    is_problem(yasmine.get("/datasets/no-such-dataset"), 404, "unknown-dataset")
-    classify = f"/datasets/{dataset_id}/classify"
-    is_problem(yasmine.post(classify, json=CLASSIFIED_PUBLIC), 403, "other-agency")
-    unknown = "/datasets/no-such-dataset/classify"
-    is_problem(yasmine.post(unknown, json=CLASSIFIED_PUBLIC), 404, "unknown-dataset")
+MISSING = "no-such-dataset"
+
+
+def _as_missing(response: httpx.Response, dataset_id: str) -> tuple[int, str | None, str]:
+    """What a probe can compare: the status, the content type and the body, with the id
+    asked for replaced by MISSING."""
+    return (
+        response.status_code,
+        response.headers.get("content-type"),
+        response.text.replace(dataset_id, MISSING),
+    )
+
+
+def test_another_agencys_dataset_answers_as_a_missing_one(world):
+    """On every operation taking a dataset id, someone who may not read a dataset (another
+    agency's steward or approver) gets exactly what an unknown id gets: 404 unknown-dataset,
+    the same body but for the id, whatever the dataset's state and whatever the body sent;
+    nothing changes. Operators and auditors read every agency's, and get its real state."""
+    document = world.app.openapi()
+    operations = sorted(op for op in _operations(document) if "{dataset_id}" in op[1])
+    assert len(operations) == 10
+    outsiders = [
+        c for c in world.credentials if c.valid and c.agency != OWNER and not c.roles & OVERSIGHT
+    ]
+    assert {c.user for c in outsiders} == {"yasmine", "omar"}
+    compared = 0
+    for method, template in operations:
+        for case in POLICY[(method, template)]:
+            for state in ("DRAFT", "IN_REVIEW"):
+                call = case.prepare(world, None)
+                existing = call.path["dataset_id"] = _dataset(world, state)
+                missing = Call({"dataset_id": MISSING}, call.json, call.params, call.files, call.data)
+                for who in outsiders:
+                    before = world.audit_seq()
+                    probe = world.call(who, method, template, call)
+                    assert world.audit_seq() == before, (method, template, who.name)
+                    unknown = world.call(who, method, template, missing)
+                    assert _as_missing(probe, existing) == _as_missing(unknown, MISSING)
+                    is_problem(probe, 404, "unknown-dataset")
+                    compared += 1
+    assert compared == 10 * 2 * 2
+    root = world.client(next(c for c in world.credentials if c.user == "root"))
+    assert root.get(f"/datasets/{_dataset(world, 'DRAFT')}").status_code == 200
+
+
+def test_the_console_shows_another_agencys_dataset_as_a_missing_one(world):
+    """In the console too: another agency's dataset page, and every form posted on it,
+    answers what an unknown id answers (a 404 page after the same flash), and changes
+    nothing."""
+    holders = {c.user: c for c in world.credentials if c.valid}
+    browser = world.served.client(follow_redirects=True)
+    signed_in = browser.post("/console/signin", data={"token": holders["yasmine"].token})
+    assert signed_in.status_code == 200
+    csrf = _console_csrf(browser)
+    posts = [
+        template
+        for (method, template), kind in PAGES.items()
+        if method == "POST" and "{dataset_id}" in template
+    ]
+    assert len(posts) == 8
+    for state in ("DRAFT", "IN_REVIEW"):
+        existing = _dataset(world, state)
+        for template in ["/console/datasets/{dataset_id}", *posts]:
+            answers = []
+            for dataset_id in (existing, MISSING):
+                before = world.audit_seq()
+                url = template.format(dataset_id=dataset_id)
+                if template.endswith("}"):
+                    answer = browser.get(url)
+                else:
+                    form = {"csrf": csrf, "reason": "probe", "level": "PUBLIC", "finding": "a:b"}
+                    answer = browser.post(url, data=form)
+                assert world.audit_seq() == before, (url, state)
+                answers.append(_as_missing(answer, dataset_id))
+            assert answers[0] == answers[1], (template, state)
+            assert answers[0][0] == 404, (template, state)
+            assert 'data-code="unknown-dataset"' in answers[0][2], (template, state)
+
+
+def _console_csrf(browser: httpx.Client) -> str:
+    html = browser.get("/console/datasets").text
+    marker = 'name="csrf" value="'
+    start = html.index(marker) + len(marker)
+    return html[start : html.index('"', start)]
 
 
 # ---- the routes outside the OpenAPI document -------------------------------------------------
@@ -768,7 +858,7 @@ def test_console_pages_need_a_live_session(world):
 
 def test_the_console_shows_people_only_their_agencys_datasets(world):
     """As the API: a steward or approver of another agency sees none of DOUANE's datasets in
-    the list (whatever the agency filter asks) and is refused its page with other-agency;
+    the list (whatever the agency filter asks) and its page is the unknown dataset's 404;
     operators and auditors of any agency read it."""
     dataset_id = _dataset(world, "IN_REVIEW")
     holders = {c.user: c for c in world.credentials if c.valid}
@@ -784,8 +874,8 @@ def test_the_console_shows_people_only_their_agencys_datasets(world):
         if may_read:
             assert page.status_code == 200, user
         else:
-            assert page.status_code == 403, user
-            assert 'data-code="other-agency"' in page.text, user
+            assert page.status_code == 404, user
+            assert 'data-code="unknown-dataset"' in page.text, user
         browser.cookies.clear()
 
 
@@ -906,7 +996,7 @@ def test_revocation_and_disabling_take_effect_at_the_next_request(serve):
     token_id = second["record"]["token_id"]
 
     refused = api("karim").post(f"/tokens/{token_id}/revoke", json={"reason": "not mine"})
-    is_problem(refused, 403, "wrong-role")
+    is_problem(refused, 404, "not-found")  # not his to know of
     assert holder.get("/me").status_code == 200
 
     revoked = api("amina").post(f"/tokens/{token_id}/revoke", json={"reason": "laptop lost"})
