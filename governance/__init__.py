@@ -73,6 +73,7 @@ from governance._tokens import (
     IssuedToken,
     Tokens,
     redact_tokens,
+    token_id_of,
 )
 from governance._workflow import (
     FREQUENCIES,
@@ -169,5 +170,6 @@ __all__ = [
     "redact_tokens",
     "service_dict",
     "subscription_dict",
+    "token_id_of",
     "verify_chain",
 ]

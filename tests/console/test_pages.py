@@ -446,9 +446,7 @@ def test_another_agencys_dataset_is_as_unknown_as_a_missing_one(world, client):
     page = client.get(f"/console/datasets/{world.dataset_id}")
     assert page.status_code == 404
     assert 'data-code="unknown-dataset"' in page.text
-    assert page.text.replace(world.dataset_id, "x") == (
-        client.get("/console/datasets/x").text
-    )
+    assert page.text.replace(world.dataset_id, "x") == (client.get("/console/datasets/x").text)
     html = _classify(client, world)
     assert _flash_code(html) == "unknown-dataset"
     assert world.services.workflow.dataset(world.dataset_id).state == "DRAFT"

@@ -29,6 +29,7 @@ What the code does, and these tests pin down:
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import itertools
 import logging
@@ -705,7 +706,7 @@ def test_another_agencys_dataset_answers_as_a_missing_one(world):
             for state in ("DRAFT", "IN_REVIEW"):
                 call = case.prepare(world, None)
                 existing = call.path["dataset_id"] = _dataset(world, state)
-                missing = Call({"dataset_id": MISSING}, call.json, call.params, call.files, call.data)
+                missing = dataclasses.replace(call, path={"dataset_id": MISSING})
                 for who in outsiders:
                     before = world.audit_seq()
                     probe = world.call(who, method, template, call)
@@ -978,11 +979,49 @@ def test_a_token_works_until_it_expires_then_is_refused(serve):
         assert response.headers["www-authenticate"].startswith("Bearer")
     assert api("amina").get("/me").status_code == 200  # her other token lives on
 
-    default = api("amina").post("/tokens", json={"label": "default"}).json()["record"]
+    # issued with a token that outlives them both (a minted token dies with its parent)
+    year = api.services.tokens.issue("amina", "amina", label="a year", ttl=timedelta(days=366))
+    issuer = api.served.client(headers=_bearer(year.token))
+    default = issuer.post("/tokens", json={"label": "default"}).json()["record"]
     assert default["expires_at"] == format_time(clock.now + timedelta(days=30))
     for days in (0, 367):
-        refused = api("amina").post("/tokens", json={"label": "x", "ttl_days": days})
+        refused = issuer.post("/tokens", json={"label": "x", "ttl_days": days})
         is_problem(refused, 422, "invalid-request")
+
+
+def test_a_token_minted_with_a_leaked_token_dies_with_it(serve):
+    """A token issued through the API with a token expires no later than that token, however
+    long it asks to live, and is revoked with it, transitively: a leaked one-day token cannot
+    mint a token that outlives it or its revocation. Its record names its parent."""
+    api = serve()
+    clock = _with_clock(api)
+    day = api("amina").post("/tokens", json={"label": "one day", "ttl_days": 1}).json()
+    leaked = api.served.client(headers=_bearer(day["token"]))
+    minted = leaked.post("/tokens", json={"label": "a year", "ttl_days": 366})
+    assert minted.status_code == 201, minted.text
+    record = minted.json()["record"]
+    assert record["expires_at"] == day["record"]["expires_at"]
+    assert record["parent_token_id"] == day["record"]["token_id"]
+    assert day["record"]["parent_token_id"] == _token_id(api.tokens["amina"])
+    child = api.served.client(headers=_bearer(minted.json()["token"]))
+    grandchild_token = child.post("/tokens", json={"label": "again", "ttl_days": 366}).json()
+    grandchild = api.served.client(headers=_bearer(grandchild_token["token"]))
+    assert grandchild.get("/me").json()["user_id"] == "amina"
+
+    clock.now += timedelta(days=1)
+    for holder in (leaked, child, grandchild):
+        assert "expired" in is_problem(holder.get("/me"), 401, "unauthenticated")["detail"]
+    clock.now -= timedelta(days=1)
+    revoked = api("amina").post(
+        f"/tokens/{day['record']['token_id']}/revoke", json={"reason": "leaked"}
+    )
+    assert revoked.status_code == 200
+    for holder in (leaked, child, grandchild):
+        assert "revoked" in is_problem(holder.get("/me"), 401, "unauthenticated")["detail"]
+    listed = {t["token_id"]: t for t in api("amina").get("/tokens").json()}
+    for issued in (minted.json(), grandchild_token):
+        assert listed[issued["record"]["token_id"]]["revoked_at"] is not None
+    assert api("amina").get("/me").status_code == 200  # the token that minted the leaked one
 
 
 def test_revocation_and_disabling_take_effect_at_the_next_request(serve):
