@@ -202,7 +202,7 @@ def test_approval_refusals(api):
     _classified(api)
     _submit(api)
     is_problem(api("amina").post("/datasets/tariffs/approve", json={}), 403, "wrong-role")
-    is_problem(api("omar").post("/datasets/tariffs/approve", json={}), 403, "other-agency")
+    is_problem(api("omar").post("/datasets/tariffs/approve", json={}), 404, "unknown-dataset")
     is_problem(api("root").post("/datasets/tariffs/approve", json={}), 403, "wrong-role")
     api("karim").post("/datasets/tariffs/approve", json={})
     is_problem(api("karim").post("/datasets/tariffs/approve", json={}), 409, "illegal-transition")
