@@ -12,10 +12,15 @@ Settings come from arguments or ``TABADUL_*`` environment variables::
     TABADUL_CA_PASSPHRASE     its key's passphrase, read when the CA is opened (:func:`load_ca`)
     TABADUL_METRICS_URLS      connectors' /metrics URLs, comma-separated (traffic figures)
     TABADUL_SIGN_IN_LIMIT     failed sign-ins a client may make in a minute (10)
+    TABADUL_TRUSTED_PROXIES   proxies whose X-Forwarded-For / -Proto are believed: addresses
+                              or networks, comma-separated (none)
+
+A value that cannot be read raises :class:`BadSetting` (code ``bad-setting``) naming it.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -42,6 +47,9 @@ class Settings:
     ca_dir: Path | None = None
     metrics_urls: tuple[str, ...] = field(default=())
     sign_in_limit: int = SIGN_IN_LIMIT
+    # Peers whose forwarding headers name the client (the throttle counts by client); from
+    # anyone else X-Forwarded-For is ignored, so a client cannot pass for many.
+    trusted_proxies: tuple[str, ...] = field(default=())
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -61,8 +69,45 @@ class Settings:
             ckan_token=token,
             ca_dir=Path(ca_dir) if ca_dir else None,
             metrics_urls=tuple(u.strip() for u in urls.split(",") if u.strip()),
-            sign_in_limit=int(env.get("TABADUL_SIGN_IN_LIMIT") or SIGN_IN_LIMIT),
+            sign_in_limit=_count(env, "TABADUL_SIGN_IN_LIMIT", SIGN_IN_LIMIT),
+            trusted_proxies=_networks(env, "TABADUL_TRUSTED_PROXIES"),
         )
+
+
+class BadSetting(ValueError):
+    """A ``TABADUL_*`` variable whose value cannot be used; ``code`` is ``bad-setting``."""
+
+    code = "bad-setting"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def as_dict(self) -> dict[str, object]:
+        return {"code": self.code, "message": self.message}
+
+
+def _count(env: Mapping[str, str], name: str, default: int) -> int:
+    """A positive whole number from ``env[name]`` (``default`` when unset or empty)."""
+    text = env.get(name, "").strip()
+    if not text:
+        return default
+    if not text.isdigit() or int(text) < 1:
+        raise BadSetting(f"{name} must be a whole number above 0, not {text!r}")
+    return int(text)
+
+
+def _networks(env: Mapping[str, str], name: str) -> tuple[str, ...]:
+    """Comma-separated IP addresses or networks (``10.0.0.0/8``) from ``env[name]``."""
+    entries = tuple(e.strip() for e in env.get(name, "").split(",") if e.strip())
+    for entry in entries:
+        try:
+            ipaddress.ip_network(entry)
+        except ValueError:
+            raise BadSetting(
+                f"{name} lists addresses or networks (e.g. 10.0.0.1, 10.0.0.0/8), not {entry!r}"
+            ) from None
+    return entries
 
 
 class CaUnavailable(Exception):
@@ -123,4 +168,4 @@ class Services:
         self.store.close()
 
 
-__all__ = ["CA_PASSPHRASE_ENV", "CaUnavailable", "Services", "Settings", "load_ca"]
+__all__ = ["CA_PASSPHRASE_ENV", "BadSetting", "CaUnavailable", "Services", "Settings", "load_ca"]

@@ -12,6 +12,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, FastAPI
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import RedirectResponse
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from tabadul._services import Services, Settings
 from tabadul.api import (
@@ -109,6 +110,11 @@ def _build(
         lifespan=lifespan,
     )
     app.state.services = services
+    # The client's address (what the sign-in throttle counts by) from a trusted proxy's
+    # X-Forwarded-For, never from anyone else's; its X-Forwarded-Proto makes cookies Secure.
+    app.add_middleware(
+        ProxyHeadersMiddleware, trusted_hosts=list(services.settings.trusted_proxies)
+    )
     install_problem_handlers(app)
     for router in (
         _routes_users.router,

@@ -18,10 +18,18 @@ from governance import GovernanceError
 from governance.pii import PiiError
 from opendata import OpenDataError
 from schemas import SchemaError
-from tabadul._services import CaUnavailable
+from tabadul._services import BadSetting, CaUnavailable
 
 # the project's coded errors: what `reporting` turns into a code and a message
-_CODED = (ExchangeError, SchemaError, GovernanceError, PiiError, OpenDataError, CaUnavailable)
+_CODED = (
+    ExchangeError,
+    SchemaError,
+    GovernanceError,
+    PiiError,
+    OpenDataError,
+    CaUnavailable,
+    BadSetting,
+)
 console = Console()
 err_console = Console(stderr=True)
 

@@ -170,13 +170,17 @@ class Console:
 
     def signed_in(self, request: Request) -> View | Response:
         """The view with its user, or the response to send instead: to the sign-in page
-        (no session, or one whose token no longer works) or an error page (store down)."""
+        (no session, or one whose token no longer works) or an error page (store down, or
+        a client throttled for failing too often: a session cookie holding a wrong token
+        counts as a failed sign-in, as at the sign-in form and the API)."""
         view = self.view(request)
         token = request.cookies.get(SESSION_COOKIE)
         if not token:
             return self.to_sign_in(view)
         try:
-            view.user = self.services.tokens.authenticate(token)
+            view.user = self.services.tokens.authenticate(token, client=_client(request))
+        except TooManyAttempts as exc:
+            return self.error_page(view, exc)
         except Unauthenticated as exc:
             response = self.to_sign_in(view, error_flash(exc))
             clear_session(view, response)
@@ -266,6 +270,11 @@ class Console:
         )
 
 
+def _client(request: Request) -> str | None:
+    """The address failed sign-ins are counted by (a trusted proxy's client, see the API)."""
+    return request.client.host if request.client else None
+
+
 def _safe_id(dataset_id: str) -> bool:
     return re.fullmatch(r"[a-z0-9][a-z0-9_-]{1,99}", dataset_id) is not None
 
@@ -308,9 +317,8 @@ def console_router(services: Services) -> APIRouter:  # noqa: C901, PLR0915 - on
         view = console.view(request)
         if not same_origin(request.headers):
             return console.refusal_page(view, "bad-origin", 403)
-        client = request.client.host if request.client else None
         try:
-            user = services.tokens.authenticate(token, client=client)
+            user = services.tokens.authenticate(token, client=_client(request))
         except GovernanceError as exc:
             view.flash = error_flash(exc)
             page = console.render(

@@ -49,7 +49,7 @@ from starlette.routing import Route
 
 from exchange import CAStore, SubsystemId, cert_to_pem, format_time, utcnow
 from governance import SIGN_IN_LIMIT, Role, Tokens
-from tabadul._services import Services, Settings
+from tabadul._services import BadSetting, Services, Settings
 from tabadul.api import RedactTokens, create_app, server_log_config
 from tabadul.console import console_router
 from tests.api.conftest import (
@@ -1135,6 +1135,81 @@ def test_the_limit_comes_from_the_settings(serve):
     for _ in range(3):
         is_problem(client.get("/me", headers=_bearer(UNKNOWN_TOKEN)), 401, "unauthenticated")
     is_problem(client.get("/me", headers=_bearer(api.tokens["amina"])), 429, "too-many-attempts")
+
+
+def test_wrong_tokens_in_the_console_session_cookie_are_counted(serve):
+    """A client that puts guessed tokens in the console's session cookie instead of the
+    sign-in form is counted as it would be there (and with its API failures): after the limit
+    every console page and the API answer it 429 too-many-attempts with Retry-After, the
+    right session included, while another client is not affected."""
+    api = serve()
+    here = api.served.client()
+    there = api.served.client(transport=httpx.HTTPTransport(local_address="127.0.0.2"))
+    good = api.tokens["amina"]
+    guesses = [UNKNOWN_TOKEN, "not-a-token", f"tbd_{_token_id(good)}." + "D" * 43]
+    for attempt in range(SIGN_IN_LIMIT):
+        cookie = {"Cookie": f"tabadul_console={guesses[attempt % len(guesses)]}"}
+        page = here.get("/console/datasets", headers=cookie)
+        assert page.status_code == 303, attempt
+        assert page.headers["location"].startswith("/console/signin")
+    for path in ("/console/datasets", "/console/audit", f"/console/datasets/{'x' * 8}"):
+        page = here.get(path, headers={"Cookie": f"tabadul_console={good}"})
+        assert page.status_code == 429, path
+        assert page.headers["retry-after"] == "60"
+        assert 'data-code="too-many-attempts"' in page.text
+    is_problem(here.get("/me", headers=_bearer(good)), 429, "too-many-attempts")
+    page = there.get("/console/datasets", headers={"Cookie": f"tabadul_console={good}"})
+    assert page.status_code == 200
+
+
+def test_forwarded_addresses_are_believed_only_from_trusted_proxies(serve):
+    """By default no X-Forwarded-For is believed: a client rotating it is one client. With
+    trusted_proxies (TABADUL_TRUSTED_PROXIES, addresses or networks), a trusted proxy's
+    X-Forwarded-For names the client (so each forwarded client is counted on its own) and its
+    X-Forwarded-Proto makes the console's session cookie Secure; from any other address the
+    headers change nothing."""
+
+    def rotate(client: httpx.Client, prefix: str) -> list[int]:
+        return [
+            client.get(
+                "/me",
+                headers={**_bearer(UNKNOWN_TOKEN), "X-Forwarded-For": f"{prefix}.{n + 1}"},
+            ).status_code
+            for n in range(SIGN_IN_LIMIT + 1)
+        ]
+
+    default = serve()
+    assert rotate(default.served.client(), "198.51.100") == [401] * SIGN_IN_LIMIT + [429]
+
+    api = serve(trusted_proxies=("127.0.0.0/30",))
+    proxy = api.served.client()
+    assert rotate(proxy, "198.51.100") == [401] * (SIGN_IN_LIMIT + 1)
+    one = {"X-Forwarded-For": "203.0.113.7, 127.0.0.1"}  # the client, then an inner proxy
+    for _ in range(SIGN_IN_LIMIT):
+        proxy.get("/me", headers={**_bearer(UNKNOWN_TOKEN), **one})
+    is_problem(proxy.get("/me", headers={**_bearer(api.tokens["amina"]), **one}), 429,
+               "too-many-attempts")  # fmt: skip
+    assert proxy.get("/me", headers=_bearer(api.tokens["amina"])).status_code == 200
+    signed_in = proxy.post(
+        "/console/signin",
+        data={"token": api.tokens["amina"]},
+        headers={"X-Forwarded-Proto": "https", "X-Forwarded-For": "203.0.113.8"},
+    )
+    assert signed_in.status_code == 303
+    assert "secure" in signed_in.headers["set-cookie"].lower()
+
+    outsider = api.served.client(transport=httpx.HTTPTransport(local_address="127.0.0.9"))
+    assert rotate(outsider, "192.0.2") == [401] * SIGN_IN_LIMIT + [429]
+
+
+def test_trusted_proxies_must_be_addresses(tmp_path):
+    """TABADUL_TRUSTED_PROXIES is a comma-separated list of addresses or networks; anything
+    else is refused when the settings are read, naming the entry."""
+    env = {"TABADUL_TRUSTED_PROXIES": "10.0.0.1, 192.168.0.0/16 ,::1"}
+    assert Settings.from_env(env).trusted_proxies == ("10.0.0.1", "192.168.0.0/16", "::1")
+    assert Settings.from_env({}).trusted_proxies == ()
+    with pytest.raises(BadSetting, match=r"not 'proxy\.example'"):
+        Settings.from_env({"TABADUL_TRUSTED_PROXIES": "10.0.0.1,proxy.example"})
 
 
 # ---- no secrets in logs, answers or the database -----------------------------------------------
