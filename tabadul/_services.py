@@ -14,6 +14,12 @@ Settings come from arguments or ``TABADUL_*`` environment variables::
     TABADUL_SIGN_IN_LIMIT     failed sign-ins a client may make in a minute (10)
     TABADUL_TRUSTED_PROXIES   proxies whose X-Forwarded-For / -Proto are believed: addresses
                               or networks, comma-separated (none)
+    TABADUL_MAX_BODY_BYTES    a request's body, uploads aside, in bytes (1 MiB)
+    TABADUL_MAX_FIELD_CHARS   any text of a request (a label, a name, a reason, a title...),
+                              in characters (10000)
+    TABADUL_MAX_UPLOAD_BYTES  an uploaded file, in bytes (100 MiB)
+    TABADUL_UPLOAD_DIR        where uploads are written while they are handled (the system's
+                              temporary folder)
 
 A value that cannot be read raises :class:`BadSetting` (code ``bad-setting``) naming it.
 """
@@ -34,6 +40,9 @@ from opendata import DataFiles, OpenData, Publisher
 DEFAULT_CKAN_URL = "http://127.0.0.1:5000"
 DEFAULT_DB = "var/governance.sqlite"
 DEFAULT_DATA_DIR = "var/data"
+MAX_BODY_BYTES = 1024 * 1024
+MAX_FIELD_CHARS = 10_000
+MAX_UPLOAD_BYTES = 100 * 1024 * 1024
 CA_PASSPHRASE_ENV = "TABADUL_CA_PASSPHRASE"  # noqa: S105 - the variable's name, not a secret
 
 
@@ -50,6 +59,10 @@ class Settings:
     # Peers whose forwarding headers name the client (the throttle counts by client); from
     # anyone else X-Forwarded-For is ignored, so a client cannot pass for many.
     trusted_proxies: tuple[str, ...] = field(default=())
+    max_body_bytes: int = MAX_BODY_BYTES
+    max_field_chars: int = MAX_FIELD_CHARS
+    max_upload_bytes: int = MAX_UPLOAD_BYTES
+    upload_dir: Path | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -61,6 +74,7 @@ class Settings:
             token = Path(token_file).read_text("utf-8").strip()
         ca_dir = env.get("TABADUL_CA_DIR")
         urls = env.get("TABADUL_METRICS_URLS", "")
+        upload_dir = env.get("TABADUL_UPLOAD_DIR")
         return cls(
             governance_db=env.get("TABADUL_GOVERNANCE_DB", DEFAULT_DB),
             governance_schema=env.get("TABADUL_GOVERNANCE_SCHEMA") or None,
@@ -71,6 +85,10 @@ class Settings:
             metrics_urls=tuple(u.strip() for u in urls.split(",") if u.strip()),
             sign_in_limit=_count(env, "TABADUL_SIGN_IN_LIMIT", SIGN_IN_LIMIT),
             trusted_proxies=_networks(env, "TABADUL_TRUSTED_PROXIES"),
+            max_body_bytes=_count(env, "TABADUL_MAX_BODY_BYTES", MAX_BODY_BYTES),
+            max_field_chars=_count(env, "TABADUL_MAX_FIELD_CHARS", MAX_FIELD_CHARS),
+            max_upload_bytes=_count(env, "TABADUL_MAX_UPLOAD_BYTES", MAX_UPLOAD_BYTES),
+            upload_dir=Path(upload_dir) if upload_dir else None,
         )
 
 

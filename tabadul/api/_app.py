@@ -12,8 +12,8 @@ from typing import Any
 from fastapi import APIRouter, Depends, FastAPI
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import RedirectResponse
-from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
+from tabadul._http import guard, text_limit
 from tabadul._services import Services, Settings
 from tabadul.api import (
     _routes_audit,
@@ -110,12 +110,9 @@ def _build(
         lifespan=lifespan,
     )
     app.state.services = services
-    # The client's address (what the sign-in throttle counts by) from a trusted proxy's
-    # X-Forwarded-For, never from anyone else's; its X-Forwarded-Proto makes cookies Secure.
-    app.add_middleware(
-        ProxyHeadersMiddleware, trusted_hosts=list(services.settings.trusted_proxies)
-    )
+    guard(app, services.settings)  # body limit, forwarding headers from trusted proxies only
     install_problem_handlers(app)
+    checks = [Depends(strict_query), Depends(text_limit(services.settings.max_field_chars))]
     for router in (
         _routes_users.router,
         _routes_datasets.router,
@@ -124,7 +121,7 @@ def _build(
         _routes_audit.router,
         _routes_traffic.router,
     ):
-        app.include_router(router, dependencies=[Depends(strict_query)])
+        app.include_router(router, dependencies=checks)
     pages = _console(services) if console else None
     if pages is not None:
         app.include_router(pages, prefix="/console")

@@ -37,6 +37,7 @@ from governance import GovernanceError, StoreError, TooManyAttempts
 from governance.pii import PiiError
 from opendata import InvalidData, OpenDataError
 from schemas import SchemaError
+from tabadul._http import ApiProblem, BodyTooLarge, FieldTooLong, UploadTooLarge
 
 logger = logging.getLogger("tabadul.api")
 
@@ -65,6 +66,8 @@ STATUS: dict[str, int] = {
     "key-store": 503,  # the CA folder cannot be opened
     "portal-unavailable": 503,
     "portal-error": 502,  # the portal refused the token or rejected the data
+    # problems the API finds itself (tabadul._http), carrying their status
+    **{kind.code: kind.status for kind in (BodyTooLarge, UploadTooLarge, FieldTooLong)},
 }
 STORE_DETAIL = "the governance database is unavailable; the server's log has the details"
 _UNAUTHENTICATED_HEADERS = {"WWW-Authenticate": 'Bearer realm="tabadul"'}
@@ -80,16 +83,6 @@ class Problem(BaseModel):
     status: int
     detail: str = Field(description="What went wrong, for people")
     code: str = Field(description="Stable, machine-readable error code")
-
-
-class ApiProblem(Exception):
-    """A problem found by the API itself (not an error of the packages below it)."""
-
-    def __init__(self, status: int, code: str, detail: str) -> None:
-        super().__init__(detail)
-        self.status = status
-        self.code = code
-        self.detail = detail
 
 
 def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
@@ -179,7 +172,7 @@ def install_problem_handlers(app: FastAPI) -> None:
 
     async def on_api_problem(_request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, ApiProblem)
-        return problem_response(exc.status, exc.code, exc.detail)
+        return problem_response(exc.status, exc.code, exc.detail, exc.extras)
 
     async def on_invalid_request(_request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RequestValidationError)

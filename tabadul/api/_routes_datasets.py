@@ -6,24 +6,25 @@ another agency's dataset answers what it answers for a missing one (404 unknown-
 checked before anything else: :func:`tabadul._access.readable_dataset`). Each change is one
 governance operation, which checks role, agency, state and four eyes. Submitting, publishing and
 withdrawing go through :class:`opendata.OpenData`, the one code path for them: a submitted
-CSV (multipart upload) is kept in a temporary file while it is stored, screened, validated
-and submitted; publishing sends exactly the approved bytes to the portal; withdrawing purges
-the package and records why.
+CSV (multipart upload) is streamed to a temporary folder of its own
+(:func:`tabadul._uploads.received_upload`, which removes it however the request ends) while
+it is stored, screened, validated and submitted, and is read only from a caller the workflow
+would let submit; publishing sends exactly the approved bytes to the portal; withdrawing
+purges the package and records why.
 """
 
 from __future__ import annotations
 
-import re
-import shutil
-import tempfile
-from pathlib import Path
-from typing import Annotated, Literal, cast
+from typing import Annotated, Any, Literal, cast
 
-from fastapi import APIRouter, Depends, File, Form, Query, UploadFile
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
-from governance import Dataset, Level, Resolution, State
+from governance import Dataset, Level, Resolution, State, check_action, check_publishable
 from tabadul._access import OVERSIGHT, readable_dataset, require_agency
+from tabadul._uploads import received_upload
 from tabadul.api._auth import Caller, ServicesDep
 from tabadul.api._models import (
     AuditEntryOut,
@@ -38,7 +39,7 @@ from tabadul.api._problems import problem_responses
 router = APIRouter(
     prefix="/datasets",
     tags=["datasets"],
-    responses=problem_responses(400, 401, 403, 429, 503),
+    responses=problem_responses(400, 401, 403, 413, 429, 503),
 )
 _NOT_FOUND = problem_responses(404)
 _CHANGE = problem_responses(409)
@@ -49,7 +50,23 @@ Language = Literal["ar", "fr", "en"]
 Frequency = Literal[
     "continuous", "daily", "weekly", "monthly", "quarterly", "yearly", "irregular", "never"
 ]
-_SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}\Z")
+# The body of POST /datasets/{id}/submit, which the route reads itself (streaming the file)
+_UPLOAD_FORM: dict[str, Any] = {
+    "required": True,
+    "content": {
+        "multipart/form-data": {
+            "schema": {
+                "type": "object",
+                "required": ["file"],
+                "properties": {
+                    "file": {"type": "string", "format": "binary", "description": "The CSV"},
+                    "reason": {"type": "string", "description": "Why, for the audit log"},
+                },
+                "additionalProperties": False,
+            }
+        }
+    },
+}
 
 
 # ---- bodies ------------------------------------------------------------------------------
@@ -188,12 +205,6 @@ ReadableDataset = Annotated[Dataset, Depends(_readable)]
 one = APIRouter(prefix="/{dataset_id}", dependencies=[Depends(_readable)], responses=_NOT_FOUND)
 
 
-def _upload_name(filename: str | None) -> str:
-    """A plain file name for the upload (what error messages will name); never a path."""
-    name = Path(filename or "").name
-    return name if _SAFE_NAME.match(name) else "upload.csv"
-
-
 # ---- reads -------------------------------------------------------------------------------
 
 
@@ -267,19 +278,30 @@ def classify(
     status_code=201,
     summary="Submit a CSV for review (screened for PII, validated)",
     responses=_CHANGE,
+    openapi_extra={"requestBody": _UPLOAD_FORM},
 )
-def submit(
-    dataset_id: str,
-    file: Annotated[UploadFile, File(description="The CSV file")],
-    services: ServicesDep,
-    caller: Caller,
-    reason: Annotated[str, Form()] = "",
+async def submit(
+    request: Request, dataset: ReadableDataset, services: ServicesDep, caller: Caller
 ) -> SubmissionOut:
-    with tempfile.TemporaryDirectory(prefix="tabadul-upload-") as folder:
-        path = Path(folder) / _upload_name(file.filename)
-        with path.open("wb") as stream:
-            shutil.copyfileobj(file.file, stream)
-        submission = services.opendata.submit(caller, dataset_id, path, reason=reason)
+    """multipart/form-data: ``file`` (the CSV, at most TABADUL_MAX_UPLOAD_BYTES) and an
+    optional ``reason``. A caller the workflow would refuse is answered before the file is
+    read."""
+    check_action("submit_for_review", caller, dataset)
+    check_publishable("submit_for_review", dataset)
+    async with received_upload(
+        request, services.settings, file_field="file", text_fields={"reason"}
+    ) as upload:
+        if upload.path is None:
+            raise RequestValidationError(
+                [{"loc": ("body", "file"), "msg": "a CSV file is required", "type": "missing"}]
+            )
+        submission = await run_in_threadpool(
+            services.opendata.submit,
+            caller,
+            dataset.dataset_id,
+            upload.path,
+            reason=upload.fields.get("reason", ""),
+        )
     return SubmissionOut.model_validate(submission.as_dict())
 
 

@@ -26,7 +26,9 @@ from tabadul.api._models import (
 )
 from tabadul.api._problems import problem_responses
 
-router = APIRouter(tags=["people and tokens"], responses=problem_responses(400, 401, 403, 429, 503))
+router = APIRouter(
+    tags=["people and tokens"], responses=problem_responses(400, 401, 403, 413, 429, 503)
+)
 _NOT_FOUND = problem_responses(404)
 _TAKEN = problem_responses(404, 409)
 _MAX_TTL_DAYS = 366  # governance's limit (Tokens.issue refuses more)

@@ -462,13 +462,22 @@ def test_an_invalid_file_is_refused_with_each_error(world, client):
 
 
 def test_a_submission_without_a_file_is_refused(world, client):
+    """What a browser sends when no file was chosen (an empty file part) asks for one; a
+    body that is not a multipart form at all is refused as not the page's form."""
     sign_in(client, world.tokens["amina"])
     _classify(client, world)
     answer = client.post(
         f"/console/datasets/{world.dataset_id}/submit",
         data={"csrf": csrf_of(client, world.dataset_id)},
+        files={"data": ("", b"", "application/octet-stream")},
     )
     assert _flash_code(answer.text) == "invalid-input"
+    not_a_form = client.post(
+        f"/console/datasets/{world.dataset_id}/submit",
+        data={"csrf": csrf_of(client, world.dataset_id)},
+    )
+    assert not_a_form.status_code == 422
+    assert 'data-code="invalid-request"' in not_a_form.text
 
 
 def test_data_that_may_not_be_opened_cannot_be_submitted(world, client):

@@ -761,6 +761,85 @@ def _console_csrf(browser: httpx.Client) -> str:
     return html[start : html.index('"', start)]
 
 
+def _texts(value: Any, path: str) -> Iterator[tuple[str, list[str | int]]]:
+    """(path, keys) of every text in a JSON value, keys being how to reach it."""
+    stack: list[tuple[Any, str, list[str | int]]] = [(value, path, [])]
+    while stack:
+        item, where, keys = stack.pop()
+        if isinstance(item, str):
+            yield where, keys
+        elif isinstance(item, dict):
+            stack += [(v, f"{where}.{k}", [*keys, k]) for k, v in item.items()]
+        elif isinstance(item, list):
+            stack += [(v, f"{where}.{i}", [*keys, i]) for i, v in enumerate(item)]
+
+
+def _replaced(value: Any, keys: list[str | int], text: str) -> Any:
+    if not keys:
+        return text
+    copy = list(value) if isinstance(value, list) else dict(value)
+    copy[keys[0]] = _replaced(value[keys[0]], keys[1:], text)  # type: ignore[index]
+    return copy
+
+
+def _declared_texts(document: dict[str, Any], method: str, template: str) -> set[str]:
+    """The text members an operation's JSON or form body declares at its top level."""
+    operation = document["paths"][template][method.lower()]
+    content = operation.get("requestBody", {}).get("content", {})
+    found = set()
+    for media in content.values():
+        schema = media["schema"]
+        if "$ref" in schema:
+            schema = document["components"]["schemas"][schema["$ref"].rsplit("/", 1)[1]]
+        for name, member in schema.get("properties", {}).items():
+            kinds = [member, *member.get("anyOf", [])]
+            if any(k.get("type") == "string" and "format" not in k for k in kinds):
+                found.add(name)
+    return found
+
+
+def test_every_text_of_every_request_body_is_limited(world):
+    """For every operation taking a body, each text of a body that would succeed (however
+    deep: titles per language, tags, Table Schema names...) and each text member it may
+    have, one character longer than TABADUL_MAX_FIELD_CHARS, is refused with 422
+    field-too-long naming it, from a caller allowed to call, and nothing changes."""
+    limit = world.services.settings.max_field_chars
+    long_text = "ت" * (limit + 1)
+    document = world.app.openapi()
+    checked = set()
+    for (method, template), cases in POLICY.items():
+        for case in cases:
+            who = next(c for c in world.credentials if c.valid and case.rule.refusal(c) is None)
+            call = case.prepare(world, who.user)
+            declared = _declared_texts(document, method, template)
+            variants: list[tuple[str, Call]] = []
+            if call.data is not None or call.files is not None:
+                for name in declared | set(call.data or {}):
+                    data = {**(call.data or {}), name: long_text}
+                    variants.append((f"body.{name}", dataclasses.replace(call, data=data)))
+            elif call.json is not None or declared:
+                body = call.json or {}
+                variants += [
+                    (path, dataclasses.replace(call, json=_replaced(body, keys, long_text)))
+                    for path, keys in _texts(body, "body")
+                ]
+                variants += [
+                    (f"body.{name}", dataclasses.replace(call, json={**body, name: long_text}))
+                    for name in declared - set(body)
+                ]
+            for path, variant in variants:
+                before = world.audit_seq()
+                response = world.call(who, method, template, variant)
+                problem = is_problem(response, 422, "field-too-long")
+                assert [e["path"] for e in problem["errors"]] == [path], (method, template)
+                assert long_text not in response.text
+                assert world.audit_seq() == before, (method, template, path)
+                checked.add((method, template))
+    with_bodies = {(m, t) for (m, t) in POLICY if "requestBody" in document["paths"][t][m.lower()]}
+    assert checked == with_bodies
+    assert len(with_bodies) == 24
+
+
 # ---- the routes outside the OpenAPI document -------------------------------------------------
 
 
