@@ -41,6 +41,7 @@ from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 from tabadul._services import Settings
 
 _BUDGET = "tabadul.body_budget"  # the scope key of a request's BodyBudget
+_MAX_ERRORS = 20  # texts named in one field-too-long
 
 
 class ApiProblem(HTTPException):
@@ -87,11 +88,12 @@ class FieldTooLong(_Limited):
     status = 422
 
     def __init__(self, limit: int, paths: list[str]) -> None:
+        shown = paths[:_MAX_ERRORS]  # a body of many long texts makes no longer an answer
         errors = [
             {"path": path, "message": f"longer than {limit} characters", "type": "too-long"}
-            for path in paths
+            for path in shown
         ]
-        listed = ", ".join(paths) or "a text"
+        listed = ", ".join(shown) + (f" and {len(paths) - len(shown)} more" * (paths != shown))
         super().__init__(
             limit, f"{listed}: longer than {limit} characters; see errors", errors=errors
         )

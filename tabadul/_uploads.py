@@ -16,7 +16,9 @@ are found:
 - ``bad-request`` (400): a form that is not well formed, a text that is not UTF-8, or a
   client that hung up before the end.
 
-A client's file name never reaches the filesystem as given: :func:`safe_file_name`.
+A client's file name never reaches the filesystem as given: :func:`safe_file_name`. What a
+server killed in the middle of an upload could not remove, :func:`remove_stale_uploads`
+does when the next one starts.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from __future__ import annotations
 import re
 import shutil
 import tempfile
+import time
 import unicodedata
 from collections.abc import AsyncIterator, Collection
 from contextlib import asynccontextmanager, suppress
@@ -41,6 +44,8 @@ from tabadul._http import ApiProblem, FieldTooLong, UploadTooLarge, allow_body
 from tabadul._services import Settings
 
 DEFAULT_NAME = "upload.csv"
+PREFIX = "tabadul-upload-"
+STALE_AFTER = 3600.0  # seconds: no upload is handled for that long
 MAX_NAME_BYTES = 100  # well within the 255 bytes a file name may hold
 _UNSAFE = re.compile(r"[^\w.-]+")
 _MAX_HEADERS = 16 * 1024  # bytes of headers one part may have (its file name among them)
@@ -86,7 +91,7 @@ async def received_upload(
     (whatever happens in it). Refusals are described in the module's docstring."""
     if settings.upload_dir is not None:
         settings.upload_dir.mkdir(parents=True, exist_ok=True)
-    folder = Path(tempfile.mkdtemp(prefix="tabadul-upload-", dir=settings.upload_dir))
+    folder = Path(tempfile.mkdtemp(prefix=PREFIX, dir=settings.upload_dir))
     try:
         form = _FormReader(folder, settings, file_field, frozenset(text_fields))
         try:
@@ -97,6 +102,22 @@ async def received_upload(
     finally:
         # not awaited: a cancelled request must still remove it
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def remove_stale_uploads(settings: Settings, *, older_than: float = STALE_AFTER) -> list[str]:
+    """Remove the upload folders left in the upload directory by a server that was killed
+    while handling them (untouched for ``older_than`` seconds: nothing handled now); the
+    names removed."""
+    root = settings.upload_dir or Path(tempfile.gettempdir())
+    cutoff = time.time() - older_than
+    removed = []
+    for folder in root.glob(f"{PREFIX}*"):
+        with suppress(OSError):  # gone meanwhile, or not ours to remove
+            touched = max(p.stat().st_mtime for p in (folder, *folder.iterdir()))
+            if touched < cutoff:
+                shutil.rmtree(folder)
+                removed.append(folder.name)
+    return sorted(removed)
 
 
 class _FormReader:
@@ -253,4 +274,4 @@ def _invalid(name: str, message: str, kind: str) -> RequestValidationError:
     return RequestValidationError([{"loc": ("body", name[:100]), "msg": message, "type": kind}])
 
 
-__all__ = ["DEFAULT_NAME", "Upload", "received_upload", "safe_file_name"]
+__all__ = ["DEFAULT_NAME", "Upload", "received_upload", "remove_stale_uploads", "safe_file_name"]

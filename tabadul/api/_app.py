@@ -15,6 +15,7 @@ from fastapi.responses import RedirectResponse
 
 from tabadul._http import guard, text_limit
 from tabadul._services import Services, Settings
+from tabadul._uploads import remove_stale_uploads
 from tabadul.api import (
     _routes_audit,
     _routes_datasets,
@@ -82,8 +83,9 @@ def create_app(services: Services, *, console: bool = True) -> FastAPI:
 def create_app_from_settings(settings: Settings, *, console: bool = True) -> FastAPI:
     """The management API over the services of ``settings``, opened now (so a database that
     cannot be opened fails here, with :class:`~governance.StoreError`) and closed when the
-    server shuts the application down."""
+    server shuts the application down. Upload folders a killed server left are removed."""
     services = Services.open(settings)
+    remove_stale_uploads(settings)  # of a server killed in the middle of them
 
     @asynccontextmanager
     async def closing(_app: FastAPI) -> AsyncIterator[None]:

@@ -11,7 +11,10 @@ The project's errors (``GovernanceError``, ``OpenDataError``, ``PiiError``, ``Ex
 whose code is in :data:`STATUS` (so ``unknown-dataset`` is a 404 through ``not-found``); a
 project error whose family is not listed is a 500 that still names its code. The extra members
 are the error's ``as_dict()`` (``action``, ``dataset``, ``findings``...) and, for invalid data,
-the validation ``report``.
+the validation ``report``. Problems the API finds itself are :class:`tabadul._http.ApiProblem`
+(limits passed: ``body-too-large``, ``upload-too-large``, ``field-too-long``...), each with its
+status and members; a body that is not valid JSON is ``bad-request`` (400), as FastAPI's other
+unreadable bodies are.
 
 Two messages are never shown: a database failure (``store``, 503) answers a fixed text, since
 the driver's message may quote SQL and its parameters; anything unexpected is a 500 with code

@@ -9,12 +9,16 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import httpx
 
 from governance import SIGN_IN_LIMIT
+from tabadul._services import Services, Settings
+from tests.api.conftest import CLASSIFIED_PUBLIC, dataset_body, register_people
 from tests.support.served import wait_until
+from tests.support.uploads import connect, file_head, request_head
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -109,6 +113,53 @@ def test_the_served_api_trusts_no_forwarded_address_by_default(tmp_path):
         process.send_signal(signal.SIGTERM)
         _, err = process.communicate(timeout=30)
     assert "Traceback" not in err
+
+
+def test_an_upload_of_a_killed_server_is_removed_by_the_next(tmp_path):
+    """A server killed (SIGKILL) in the middle of an upload cannot remove its folder; the
+    next server started over the same upload directory removes it once it is stale (an
+    hour untouched), and leaves a recent one alone."""
+    db, uploads = tmp_path / "governance.sqlite", tmp_path / "uploads"
+    services = Services.open(Settings(governance_db=str(db), data_dir=tmp_path / "data"))
+    register_people(services, {"root": ("DNUM", ["operator"]), "amina": ("DOUANE", ["steward"])})
+    services.workflow.register_dataset("amina", **dataset_body("tariffs"))
+    services.workflow.classify("amina", "tariffs", **CLASSIFIED_PUBLIC)
+    token = services.tokens.issue("amina", "amina", label="tests").token
+    services.close()
+    env = {"TABADUL_UPLOAD_DIR": str(uploads)}
+
+    port = _free_port()
+    process = _serve(tmp_path, port, **env)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        assert wait_until(lambda: _answers(f"{base}/openapi.json"), timeout=30)
+        sock = connect(base)
+        start = file_head("file", "t.csv") + b"code,rate\n"
+        head = request_head(
+            base, "/datasets/tariffs/submit", length=10_000_000,
+            headers={"Authorization": f"Bearer {token}"},
+        )  # fmt: skip
+        sock.sendall(head + start + b"0101,2.5\n" * 1000)
+        assert wait_until(lambda: list(uploads.glob("tabadul-upload-*/t.csv")), timeout=30)
+    finally:
+        process.kill()
+        process.communicate(timeout=30)
+    sock.close()
+    (left,) = uploads.glob("tabadul-upload-*")
+    recent = uploads / "tabadul-upload-recent"
+    recent.mkdir()
+    hours_ago = time.time() - 2 * 3600
+    for path in (left, *left.iterdir()):
+        os.utime(path, (hours_ago, hours_ago))
+
+    port = _free_port()
+    process = _serve(tmp_path, port, **env)
+    try:
+        assert wait_until(lambda: _answers(f"http://127.0.0.1:{port}/openapi.json"), timeout=30)
+        assert sorted(p.name for p in uploads.iterdir()) == ["tabadul-upload-recent"]
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.communicate(timeout=30)
 
 
 def test_an_unreadable_token_file_is_a_usage_error(tmp_path):

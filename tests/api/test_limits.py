@@ -12,9 +12,9 @@ from pathlib import Path
 import anyio
 import pytest
 from starlette.requests import Request
-from tabadul._uploads import received_upload
 
 from tabadul._services import BadSetting, Settings
+from tabadul._uploads import received_upload
 from tests.api.conftest import CLASSIFIED_PUBLIC, Api, dataset_body, is_problem
 from tests.support.uploads import (
     BOUNDARY,
@@ -317,3 +317,12 @@ def test_an_upload_is_streamed_to_disk_not_held_in_memory(tmp_path):
     assert stored == size
     assert peak < MIB, peak
     assert not folder.exists()
+
+
+def test_many_long_texts_make_no_longer_an_answer(limited):
+    """Thirty texts over the limit: the answer names the first twenty and counts the rest."""
+    tags = ["t" * 101] * 30
+    response = limited("amina").post("/datasets", json=dataset_body("quotas", tags=tags))
+    problem = is_problem(response, 422, "field-too-long")
+    assert len(problem["errors"]) == 20
+    assert problem["detail"].endswith("and 10 more: longer than 100 characters; see errors")

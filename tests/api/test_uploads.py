@@ -7,14 +7,13 @@ from __future__ import annotations
 
 import tempfile
 import unicodedata
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
-from tabadul._uploads import safe_file_name
 
+from tabadul._uploads import safe_file_name
 from tests.api.conftest import CLASSIFIED_PUBLIC, dataset_body, is_problem
 from tests.support.served import wait_until
 from tests.support.uploads import (
@@ -23,7 +22,6 @@ from tests.support.uploads import (
     file_head,
     leftovers,
     part,
-    read_answer,
     request_head,
     rows,
     send_until_answered,
@@ -43,7 +41,7 @@ def temp_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 @pytest.fixture
-def classified(api) -> Iterator[str]:
+def classified(api) -> str:
     """The path of the submit operation of a classified dataset of amina's."""
     flow = api.services.workflow
     flow.register_dataset("amina", **dataset_body("tariffs"))
@@ -156,20 +154,3 @@ def test_a_text_part_ends_nothing_open(api, classified, temp_folder):
     sock.sendall(head + body)
     sock.close()
     assert wait_until(lambda: leftovers(temp_folder) == []), leftovers(temp_folder)
-
-
-def test_the_answer_to_a_refused_upload_comes_back(api, classified, temp_folder):
-    """An upload refused (here for a wrong role) is answered, the temporary folder empty."""
-    body = file_head("file", "t.csv") + CLEAN_CSV + TAIL
-    sock = connect(api.served.url)
-    head = request_head(
-        api.served.url,
-        classified,
-        length=len(body),
-        headers={"Authorization": f"Bearer {api.tokens['karim']}"},
-    )
-    sock.sendall(head + body)
-    status, _ = read_answer(sock)
-    sock.close()
-    assert status == 403
-    assert leftovers(temp_folder) == []
