@@ -7,6 +7,7 @@ file in it open.
 
 from __future__ import annotations
 
+import re
 import select
 import socket
 from collections.abc import Iterable
@@ -61,14 +62,19 @@ def answered(sock: socket.socket) -> bool:
 
 
 def read_answer(sock: socket.socket) -> tuple[int, bytes]:
-    """The status and whatever of the answer arrives before the server stops sending."""
+    """The status and the body of the answer (its Content-Length of it, or whatever comes
+    before the server stops sending)."""
     received = b""
-    while b"\r\n\r\n" not in received:
+    while True:
+        head, found, body = received.partition(b"\r\n\r\n")
+        if found:
+            lengths = re.findall(rb"(?im)^content-length:\s*(\d+)", head)
+            if lengths and len(body) >= int(lengths[0]):
+                break
         data = sock.recv(65536)
         if not data:
             break
         received += data
-    head, _, body = received.partition(b"\r\n\r\n")
     status = int(head.split(b" ", 2)[1]) if head else 0
     return status, body
 
