@@ -622,7 +622,7 @@ def _operations(document: dict[str, Any]) -> set[tuple[str, str]]:
 def test_every_operation_is_classified(world):
     """Every operation of the OpenAPI document is in POLICY or PUBLIC (a new endpoint must be
     classified), nothing stale is left there, and the document announces 401/403/429 for the
-    protected operations and no 401 for the public ones."""
+    protected operations and no 401 for the public ones, and 400/413/422 for every body."""
     document = world.app.openapi()
     operations = _operations(document)
     assert operations - POLICY.keys() - PUBLIC.keys() == set(), "unclassified operations"
@@ -634,6 +634,8 @@ def test_every_operation_is_classified(world):
             assert "401" not in documented, (method, path)
         else:
             assert {"401", "403", "429"} <= documented, (method, path)
+        if "requestBody" in document["paths"][path][method.lower()]:
+            assert {"400", "413", "422"} <= documented, (method, path)  # the body's limits
 
 
 @pytest.mark.parametrize("operation", sorted(POLICY), ids=" ".join)
