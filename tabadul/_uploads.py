@@ -70,11 +70,10 @@ def safe_file_name(name: str | None, default: str = DEFAULT_NAME) -> str:
 
 @dataclass(slots=True)
 class Upload:
-    """A received form: ``path`` of its file (None when it had none), the file's
-    sanitised ``name``, and its text ``fields``."""
+    """A received form: ``path`` of its file (None when it had none; its name is the
+    client's, made safe), and its text ``fields``."""
 
     path: Path | None = None
-    name: str = ""
     fields: dict[str, str] = field(default_factory=dict)
 
 
@@ -223,8 +222,7 @@ class _FormReader:
         if name == self.file_field:
             filename = _decoded(options.get(b"filename", b""))
             if filename:  # a browser sends an empty file part when no file was chosen
-                self.upload.name = safe_file_name(filename)
-                self.upload.path = self.folder / self.upload.name
+                self.upload.path = self.folder / safe_file_name(filename)
                 self._file = self.upload.path.open("xb")
         elif name in self.text_fields and b"filename" not in options:
             self._text = bytearray()
