@@ -75,6 +75,7 @@ from governance._tokens import (
     IssuedToken,
     Tokens,
     redact_tokens,
+    token_id_of,
 )
 from governance._workflow import (
     FREQUENCIES,
@@ -173,5 +174,6 @@ __all__ = [
     "redact_tokens",
     "service_dict",
     "subscription_dict",
+    "token_id_of",
     "verify_chain",
 ]

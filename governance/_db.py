@@ -141,7 +141,15 @@ api_tokens = sa.Table(
     sa.Column("expires_at", sa.String(24), nullable=False),
     sa.Column("revoked_at", sa.String(24), nullable=True),
     sa.Column("last_used_at", sa.String(24), nullable=True),
+    # the token this one was issued with, if any: it expires no later and is revoked with it
+    sa.Column(
+        "parent_token_id",
+        sa.String(32),
+        sa.ForeignKey("api_tokens.token_id", name="fk_api_tokens_parent"),
+        nullable=True,
+    ),
     sa.Index("ix_api_tokens_user", "user_id"),
+    sa.Index("ix_api_tokens_parent", "parent_token_id"),
 )
 
 # One row (id 1): the seq and hash of the last entry, written with it. Appenders lock it (so

@@ -643,7 +643,7 @@ def lineage(store: GovernanceStore, dataset_id: str) -> list[Derivation]:
             ).first()
             is None
         ):
-            raise UnknownDataset(f"no dataset {dataset_id!r} is registered")
+            raise UnknownDataset.of(dataset_id)
         rows = conn.execute(
             sa.select(derivations)
             .where(derivations.c.dataset_id == dataset_id)

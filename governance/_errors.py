@@ -106,6 +106,12 @@ class UnknownUser(NotFound):
 class UnknownDataset(NotFound):
     code = "unknown-dataset"
 
+    @classmethod
+    def of(cls, dataset_id: str) -> UnknownDataset:
+        """The error for ``dataset_id``: the same whether nobody registered it or the person
+        asking may not learn that another agency did."""
+        return cls(f"no dataset {dataset_id!r} is registered")
+
 
 class UnknownFinding(NotFound):
     code = "unknown-finding"

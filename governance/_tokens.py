@@ -4,6 +4,10 @@ revocable; only the SHA-256 of the secret is stored.
 A token reads ``tbd_<id>.<secret>``: the id finds the row, the secret is compared (in
 constant time) with the stored hash. Issuing and revoking are audit-log entries.
 
+A token issued with another one (``parent``: the API passes the caller's) lives no longer
+than it and is revoked with it, transitively; so a leaked short-lived token cannot mint one
+that outlives it or its revocation.
+
 >>> tokens = Tokens(store)
 >>> issued = tokens.issue("root", "amina", label="console")   # issued.token is shown once
 >>> tokens.authenticate(issued.token)                          # the User, or Unauthenticated
@@ -35,7 +39,7 @@ from governance._errors import (
     Unauthenticated,
     WrongRole,
 )
-from governance._workflow import Role, User, Workflow
+from governance._workflow import Role, User, Workflow, revoke_tokens
 
 PREFIX = "tbd_"
 DEFAULT_TTL = timedelta(days=30)
@@ -56,6 +60,15 @@ def redact_tokens(text: str) -> str:
     return _SECRET_IN_TEXT.sub(r"\1.***", text)
 
 
+def token_id_of(token: str) -> str:
+    """The id part of a token (``tbd_<id>.<secret>``); :class:`Unauthenticated` for text
+    that is not a token."""
+    match = _TOKEN.match(token.strip())
+    if match is None:
+        raise Unauthenticated("that is not a Tabadul API token (tbd_<id>.<secret>)")
+    return match.group(1)
+
+
 @dataclass(frozen=True, slots=True)
 class ApiToken:
     """A token's record (never its secret)."""
@@ -68,6 +81,7 @@ class ApiToken:
     expires_at: str
     revoked_at: str | None
     last_used_at: str | None
+    parent_token_id: str | None = None  # the token it was issued with
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -79,6 +93,7 @@ class ApiToken:
             "expires_at": self.expires_at,
             "revoked_at": self.revoked_at,
             "last_used_at": self.last_used_at,
+            "parent_token_id": self.parent_token_id,
         }
 
 
@@ -108,6 +123,7 @@ def _record(row: sa.Row[Any]) -> ApiToken:
         expires_at=row.expires_at,
         revoked_at=row.revoked_at,
         last_used_at=row.last_used_at,
+        parent_token_id=row.parent_token_id,
     )
 
 
@@ -135,41 +151,67 @@ class Tokens:
         *,
         label: str,
         ttl: timedelta = DEFAULT_TTL,
+        parent: str | None = None,
     ) -> IssuedToken:
-        """A new token for ``user_id``: people issue their own, operators anyone's."""
+        """A new token for ``user_id``: people issue their own, operators anyone's.
+
+        With ``parent`` (the id of the token the request came with), the new token expires
+        no later than the parent and is revoked with it; a parent that is unknown, revoked
+        or expired mints nothing (:class:`Unauthenticated`)."""
         if not label.strip():
             raise InvalidInput("a token needs a label (what it is for)")
         if not timedelta(0) < ttl <= MAX_TTL:
             raise InvalidInput(f"a token lives more than 0 and at most {MAX_TTL.days} days")
         by = self._users.user(actor if isinstance(actor, str) else actor.user_id)
+        self._check_may_manage(by, user_id, "issue_token")  # before looking the person up
         owner = self._users.user(user_id)
-        self._check_may_manage(by, owner.user_id, "issue_token")
         now = self._clock()
         token_id, secret = secrets.token_hex(8), secrets.token_urlsafe(32)
-        record = ApiToken(
-            token_id=token_id,
-            user_id=owner.user_id,
-            label=label.strip(),
-            created_by=by.user_id,
-            created_at=format_time(now),
-            expires_at=format_time(now + ttl),
-            revoked_at=None,
-            last_used_at=None,
-        )
         with self._store.transaction("issue an API token") as conn:
+            expires = now + ttl
+            if parent is not None:
+                expires = min(expires, self._live_parent(conn, parent, now))
+            record = ApiToken(
+                token_id=token_id,
+                user_id=owner.user_id,
+                label=label.strip(),
+                created_by=by.user_id,
+                created_at=format_time(now),
+                expires_at=format_time(expires),
+                revoked_at=None,
+                last_used_at=None,
+                parent_token_id=parent,
+            )
             conn.execute(
                 api_tokens.insert(), {**record.as_dict(), "secret_sha256": _digest(secret)}
             )
+            details: dict[str, object] = {"token": token_id, "expires_at": record.expires_at}
+            if parent is not None:
+                details["parent"] = parent
             append_entry(
                 conn,
                 actor=by.user_id,
                 action="token.issue",
                 subject=f"user:{owner.user_id}",
                 reason=record.label,
-                details={"token": token_id, "expires_at": record.expires_at},
+                details=details,
                 at=now,
             )
         return IssuedToken(record, f"{PREFIX}{token_id}.{secret}")
+
+    @staticmethod
+    def _live_parent(conn: sa.Connection, token_id: str, now: datetime) -> datetime:
+        """When the parent token ``token_id`` expires; :class:`Unauthenticated` when it
+        is unknown, revoked or expired."""
+        row = conn.execute(_by_id(token_id)).first()
+        if row is None:
+            raise Unauthenticated(f"unknown API token {token_id!r}: it cannot issue tokens")
+        if row.revoked_at is not None:
+            raise Unauthenticated(f"API token {token_id} was revoked at {row.revoked_at}")
+        expires = datetime.fromisoformat(row.expires_at)
+        if expires <= now:
+            raise Unauthenticated(f"API token {token_id} expired at {row.expires_at}")
+        return expires
 
     def authenticate(self, token: str, *, client: str | None = None) -> User:
         """The user holding ``token``. Raises :class:`Unauthenticated` (naming why: malformed,
@@ -219,10 +261,8 @@ class Tokens:
                         del self._failures[known]
 
     def _authenticate(self, token: str) -> User:
-        match = _TOKEN.match(token.strip())
-        if match is None:
-            raise Unauthenticated("that is not a Tabadul API token (tbd_<id>.<secret>)")
-        token_id, secret = match.groups()
+        token_id = token_id_of(token)
+        secret = token.strip().rpartition(".")[2]
         now = self._clock()
         with self._store.transaction("check an API token") as conn:
             row = conn.execute(
@@ -250,7 +290,9 @@ class Tokens:
         return holder
 
     def revoke(self, actor: User | str, token_id: str, *, reason: str) -> ApiToken:
-        """Revoke a token (its holder or an operator); revoking twice changes nothing."""
+        """Revoke a token (its holder or an operator); revoking twice changes nothing. To
+        anyone else, another's token is as unknown as one never issued (:class:`NotFound`,
+        the same message)."""
         if not reason.strip():
             raise InvalidInput("a revocation needs a reason")
         by = self._users.user(actor if isinstance(actor, str) else actor.user_id)
@@ -259,22 +301,20 @@ class Tokens:
             row = conn.execute(
                 sa.select(api_tokens).where(api_tokens.c.token_id == token_id)
             ).first()
-            if row is None:
+            if row is None or not self._may_manage(by, row.user_id):
                 raise NotFound(f"no API token {token_id!r}")
-            self._check_may_manage(by, row.user_id, "revoke_token")
             if row.revoked_at is None:
-                conn.execute(
-                    api_tokens.update()
-                    .where(api_tokens.c.token_id == token_id)
-                    .values(revoked_at=format_time(now))
-                )
+                revoked = revoke_tokens(conn, [token_id], at=format_time(now))
+                details: dict[str, object] = {"token": token_id}
+                if minted := [t for t in revoked if t != token_id]:
+                    details["tokens_revoked"] = minted  # the tokens issued with it
                 append_entry(
                     conn,
                     actor=by.user_id,
                     action="token.revoke",
                     subject=f"user:{row.user_id}",
                     reason=reason.strip(),
-                    details={"token": token_id},
+                    details=details,
                     at=now,
                 )
             row = conn.execute(_by_id(token_id)).one()
@@ -289,8 +329,12 @@ class Tokens:
             return [_record(row) for row in conn.execute(query).all()]
 
     @staticmethod
-    def _check_may_manage(actor: User, owner: str, action: str) -> None:
-        if actor.user_id != owner and Role.OPERATOR not in actor.roles:
+    def _may_manage(actor: User, owner: str) -> bool:
+        return actor.user_id == owner or Role.OPERATOR in actor.roles
+
+    @classmethod
+    def _check_may_manage(cls, actor: User, owner: str, action: str) -> None:
+        if not cls._may_manage(actor, owner):
             raise WrongRole(
                 f"{actor.user_id} may not manage {owner}'s API tokens: only the holder or an "
                 "operator may",
@@ -298,4 +342,4 @@ class Tokens:
             )
 
 
-__all__ = ["DEFAULT_TTL", "SIGN_IN_LIMIT", "ApiToken", "IssuedToken", "Tokens"]
+__all__ = ["DEFAULT_TTL", "SIGN_IN_LIMIT", "ApiToken", "IssuedToken", "Tokens", "token_id_of"]

@@ -509,8 +509,9 @@ class Workflow:
         self, actor: User | str, user_id: str, roles: Iterable[Role | str], *, reason: str
     ) -> User:
         """Replace a person's roles (operators only). Taking every role away disables the
-        account and revokes its API tokens in the same transaction: giving a role back later
-        does not revive them (the person is issued new ones)."""
+        account and revokes its API tokens, and those issued with them, in the same
+        transaction: giving a role back later does not revive them (the person is issued new
+        ones)."""
         new_roles = frozenset(_enum(Role, r, "role") for r in roles)
         reason = _text(reason, "a reason")
         now = self._now()
@@ -522,10 +523,9 @@ class Workflow:
             )
             details: dict[str, object] = {"from": sorted(old.roles), "to": sorted(new_roles)}
             if not new_roles:
-                live = sa.and_(api_tokens.c.user_id == user_id, api_tokens.c.revoked_at.is_(None))
-                revoked = conn.execute(sa.select(api_tokens.c.token_id).where(live)).scalars()
-                details["tokens_revoked"] = sorted(revoked)
-                conn.execute(api_tokens.update().where(live).values(revoked_at=format_time(now)))
+                theirs = sa.select(api_tokens.c.token_id).where(api_tokens.c.user_id == user_id)
+                roots = conn.execute(theirs).scalars().all()
+                details["tokens_revoked"] = revoke_tokens(conn, roots, at=format_time(now))
             append_entry(
                 conn,
                 actor=_actor_id(actor),
@@ -993,7 +993,7 @@ class Workflow:
         query = sa.select(datasets).where(datasets.c.dataset_id == dataset_id)
         row = conn.execute(query.with_for_update() if lock else query).first()
         if row is None:
-            raise UnknownDataset(f"no dataset {dataset_id!r} is registered")
+            raise UnknownDataset.of(dataset_id)
         classification = None
         if row.classification is not None:
             classification = Classification(
@@ -1072,3 +1072,21 @@ def _user(row: sa.Row[Any]) -> User:
 
 def _actor_id(actor: User | str) -> str:
     return actor.user_id if isinstance(actor, User) else actor
+
+
+def revoke_tokens(conn: sa.Connection, token_ids: Iterable[str], *, at: str) -> list[str]:
+    """Revoke, at ``at``, the live API tokens among ``token_ids`` and every live token issued
+    with one of them, transitively (a token dies with the one it was minted with); the ids
+    revoked, sorted. Shared by token revocation and the disabling of an account."""
+    revoked: list[str] = []
+    generation = list(token_ids)
+    while generation:
+        live = sa.and_(api_tokens.c.token_id.in_(generation), api_tokens.c.revoked_at.is_(None))
+        revoked += conn.execute(sa.select(api_tokens.c.token_id).where(live)).scalars()
+        conn.execute(api_tokens.update().where(live).values(revoked_at=at))
+        # a parent is issued before its children, so the generations end
+        minted = sa.select(api_tokens.c.token_id).where(
+            api_tokens.c.parent_token_id.in_(generation)
+        )
+        generation = list(conn.execute(minted).scalars())
+    return sorted(revoked)

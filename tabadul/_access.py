@@ -6,6 +6,7 @@ what                            who
 =============================== =============================================================
 the registry (members...)       anyone holding a role (it is in the public directory anyway)
 a dataset, its review, history  people of the owning agency; operators and auditors: all
+                                (to anyone else it is as unknown as a missing one)
 the audit log, traffic, users   operators and auditors
 a user, a user's tokens         that user; operators and auditors
 =============================== =============================================================
@@ -13,7 +14,7 @@ a user, a user's tokens         that user; operators and auditors
 
 from __future__ import annotations
 
-from governance import OtherAgency, Role, User, WrongRole
+from governance import Dataset, OtherAgency, Role, UnknownDataset, User, Workflow, WrongRole
 
 ANY_ROLE = frozenset(Role)
 OVERSIGHT = frozenset({Role.OPERATOR, Role.AUDITOR})  # read everything, every agency
@@ -55,3 +56,16 @@ def require_agency(user: User, agency: str, action: str, dataset_id: str = "") -
             action=action,
             dataset_id=dataset_id,
         )
+
+
+def readable_dataset(workflow: Workflow, user: User, dataset_id: str) -> Dataset:
+    """The dataset, if ``user`` may read it (its agency's people, operators, auditors).
+
+    To anyone else another agency's dataset is as unknown as a missing one: the same
+    :class:`UnknownDataset`, message and all, so that no answer tells whether it exists.
+    Every read of, and every action on, one dataset asks this first."""
+    found = workflow.dataset(dataset_id)
+    readable = user.roles & OVERSIGHT or (user.roles and user.agency == found.owner_agency)
+    if not readable:
+        raise UnknownDataset.of(dataset_id)
+    return found

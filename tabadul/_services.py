@@ -18,10 +18,21 @@ Settings come from arguments or ``TABADUL_*`` environment variables::
     TABADUL_ACCESS_LOGS       configuration files of the connectors holding personal data,
                               separated by the path separator (':'): whose access logs
                               `GET /v1/subjects/{id}/accesses` reads (with $TABADUL_SUBJECT_KEY)
+    TABADUL_TRUSTED_PROXIES   proxies whose X-Forwarded-For / -Proto are believed: addresses
+                              or networks, comma-separated (none)
+    TABADUL_MAX_BODY_BYTES    a request's body, uploads aside, in bytes (1 MiB)
+    TABADUL_MAX_FIELD_CHARS   any text of a request (a label, a name, a reason, a title...),
+                              in characters (10000)
+    TABADUL_MAX_UPLOAD_BYTES  an uploaded file, in bytes (100 MiB)
+    TABADUL_UPLOAD_DIR        where uploads are written while they are handled (the system's
+                              temporary folder)
+
+A value that cannot be read raises :class:`BadSetting` (code ``bad-setting``) naming it.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -35,6 +46,9 @@ from opendata import DataFiles, OpenData, Publisher
 DEFAULT_CKAN_URL = "http://127.0.0.1:5000"
 DEFAULT_DB = "var/governance.sqlite"
 DEFAULT_DATA_DIR = "var/data"
+MAX_BODY_BYTES = 1024 * 1024
+MAX_FIELD_CHARS = 10_000
+MAX_UPLOAD_BYTES = 100 * 1024 * 1024
 CA_PASSPHRASE_ENV = "TABADUL_CA_PASSPHRASE"  # noqa: S105 - the variable's name, not a secret
 
 
@@ -50,6 +64,13 @@ class Settings:
     sign_in_limit: int = SIGN_IN_LIMIT
     access_logs: tuple[Path, ...] = field(default=())
     governance_keys: Path | None = None
+    # Peers whose forwarding headers name the client (the throttle counts by client); from
+    # anyone else X-Forwarded-For is ignored, so a client cannot pass for many.
+    trusted_proxies: tuple[str, ...] = field(default=())
+    max_body_bytes: int = MAX_BODY_BYTES
+    max_field_chars: int = MAX_FIELD_CHARS
+    max_upload_bytes: int = MAX_UPLOAD_BYTES
+    upload_dir: Path | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -61,6 +82,7 @@ class Settings:
             token = Path(token_file).read_text("utf-8").strip()
         ca_dir = env.get("TABADUL_CA_DIR")
         urls = env.get("TABADUL_METRICS_URLS", "")
+        upload_dir = env.get("TABADUL_UPLOAD_DIR")
         return cls(
             governance_db=env.get("TABADUL_GOVERNANCE_DB", DEFAULT_DB),
             governance_schema=env.get("TABADUL_GOVERNANCE_SCHEMA") or None,
@@ -69,12 +91,53 @@ class Settings:
             ckan_token=token,
             ca_dir=Path(ca_dir) if ca_dir else None,
             metrics_urls=tuple(u.strip() for u in urls.split(",") if u.strip()),
-            sign_in_limit=int(env.get("TABADUL_SIGN_IN_LIMIT") or SIGN_IN_LIMIT),
             governance_keys=Path(keys) if (keys := env.get("TABADUL_GOVERNANCE_KEYS")) else None,
             access_logs=tuple(
                 Path(p) for p in env.get("TABADUL_ACCESS_LOGS", "").split(os.pathsep) if p
             ),
+            sign_in_limit=_count(env, "TABADUL_SIGN_IN_LIMIT", SIGN_IN_LIMIT),
+            trusted_proxies=_networks(env, "TABADUL_TRUSTED_PROXIES"),
+            max_body_bytes=_count(env, "TABADUL_MAX_BODY_BYTES", MAX_BODY_BYTES),
+            max_field_chars=_count(env, "TABADUL_MAX_FIELD_CHARS", MAX_FIELD_CHARS),
+            max_upload_bytes=_count(env, "TABADUL_MAX_UPLOAD_BYTES", MAX_UPLOAD_BYTES),
+            upload_dir=Path(upload_dir) if upload_dir else None,
         )
+
+
+class BadSetting(ValueError):
+    """A ``TABADUL_*`` variable whose value cannot be used; ``code`` is ``bad-setting``."""
+
+    code = "bad-setting"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def as_dict(self) -> dict[str, object]:
+        return {"code": self.code, "message": self.message}
+
+
+def _count(env: Mapping[str, str], name: str, default: int) -> int:
+    """A positive whole number from ``env[name]`` (``default`` when unset or empty)."""
+    text = env.get(name, "").strip()
+    if not text:
+        return default
+    if not text.isdigit() or int(text) < 1:
+        raise BadSetting(f"{name} must be a whole number above 0, not {text!r}")
+    return int(text)
+
+
+def _networks(env: Mapping[str, str], name: str) -> tuple[str, ...]:
+    """Comma-separated IP addresses or networks (``10.0.0.0/8``) from ``env[name]``."""
+    entries = tuple(e.strip() for e in env.get(name, "").split(",") if e.strip())
+    for entry in entries:
+        try:
+            ipaddress.ip_network(entry)
+        except ValueError:
+            raise BadSetting(
+                f"{name} lists addresses or networks (e.g. 10.0.0.1, 10.0.0.0/8), not {entry!r}"
+            ) from None
+    return entries
 
 
 class CaUnavailable(Exception):
@@ -160,4 +223,4 @@ class Services:
         self.store.close()
 
 
-__all__ = ["CA_PASSPHRASE_ENV", "CaUnavailable", "Services", "Settings", "load_ca"]
+__all__ = ["CA_PASSPHRASE_ENV", "BadSetting", "CaUnavailable", "Services", "Settings", "load_ca"]

@@ -13,7 +13,9 @@ from fastapi import APIRouter, Depends, FastAPI
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import RedirectResponse
 
+from tabadul._http import guard, text_limit
 from tabadul._services import Services, Settings
+from tabadul._uploads import remove_stale_uploads
 from tabadul.api import (
     _routes_audit,
     _routes_datasets,
@@ -82,8 +84,9 @@ def create_app(services: Services, *, console: bool = True) -> FastAPI:
 def create_app_from_settings(settings: Settings, *, console: bool = True) -> FastAPI:
     """The management API over the services of ``settings``, opened now (so a database that
     cannot be opened fails here, with :class:`~governance.StoreError`) and closed when the
-    server shuts the application down."""
+    server shuts the application down. Upload folders a killed server left are removed."""
     services = Services.open(settings)
+    remove_stale_uploads(settings)  # of a server killed in the middle of them
 
     @asynccontextmanager
     async def closing(_app: FastAPI) -> AsyncIterator[None]:
@@ -110,7 +113,9 @@ def _build(
         lifespan=lifespan,
     )
     app.state.services = services
+    guard(app, services.settings)  # body limit, forwarding headers from trusted proxies only
     install_problem_handlers(app)
+    checks = [Depends(strict_query), Depends(text_limit(services.settings.max_field_chars))]
     for router in (
         _routes_users.router,
         _routes_datasets.router,
@@ -120,7 +125,7 @@ def _build(
         _routes_traffic.router,
         _routes_subjects.router,
     ):
-        app.include_router(router, dependencies=[Depends(strict_query)])
+        app.include_router(router, dependencies=checks)
     pages = _console(services) if console else None
     if pages is not None:
         app.include_router(pages, prefix="/console")

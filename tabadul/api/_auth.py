@@ -17,7 +17,7 @@ from typing import Annotated, cast
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from governance import Unauthenticated, User
+from governance import Unauthenticated, User, token_id_of
 from tabadul._services import Services
 
 _BEARER = HTTPBearer(
@@ -51,3 +51,15 @@ def current_user(
 
 
 Caller = Annotated[User, Depends(current_user)]
+
+
+def current_token_id(
+    _caller: Caller,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_BEARER)],
+) -> str:
+    """The id of the token the request came with (asked for after it authenticated)."""
+    assert credentials is not None  # current_user refused a request without one
+    return token_id_of(credentials.credentials)
+
+
+CallerTokenId = Annotated[str, Depends(current_token_id)]

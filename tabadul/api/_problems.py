@@ -11,7 +11,10 @@ The project's errors (``GovernanceError``, ``OpenDataError``, ``PiiError``, ``Ex
 whose code is in :data:`STATUS` (so ``unknown-dataset`` is a 404 through ``not-found``); a
 project error whose family is not listed is a 500 that still names its code. The extra members
 are the error's ``as_dict()`` (``action``, ``dataset``, ``findings``...) and, for invalid data,
-the validation ``report``.
+the validation ``report``. Problems the API finds itself are :class:`tabadul._http.ApiProblem`
+(limits passed: ``body-too-large``, ``upload-too-large``, ``field-too-long``...), each with its
+status and members; a body that is not valid JSON is ``bad-request`` (400), as FastAPI's other
+unreadable bodies are.
 
 Two messages are never shown: a database failure (``store``, 503) answers a fixed text, since
 the driver's message may quote SQL and its parameters; anything unexpected is a 500 with code
@@ -37,6 +40,7 @@ from governance import GovernanceError, StoreError, TooManyAttempts
 from governance.pii import PiiError
 from opendata import InvalidData, OpenDataError
 from schemas import SchemaError
+from tabadul._http import ApiProblem, BodyTooLarge, FieldTooLong, UploadTooLarge
 
 logger = logging.getLogger("tabadul.api")
 
@@ -65,6 +69,8 @@ STATUS: dict[str, int] = {
     "key-store": 503,  # the CA folder cannot be opened
     "portal-unavailable": 503,
     "portal-error": 502,  # the portal refused the token or rejected the data
+    # problems the API finds itself (tabadul._http), carrying their status
+    **{kind.code: kind.status for kind in (BodyTooLarge, UploadTooLarge, FieldTooLong)},
 }
 STORE_DETAIL = "the governance database is unavailable; the server's log has the details"
 _UNAUTHENTICATED_HEADERS = {"WWW-Authenticate": 'Bearer realm="tabadul"'}
@@ -80,16 +86,6 @@ class Problem(BaseModel):
     status: int
     detail: str = Field(description="What went wrong, for people")
     code: str = Field(description="Stable, machine-readable error code")
-
-
-class ApiProblem(Exception):
-    """A problem found by the API itself (not an error of the packages below it)."""
-
-    def __init__(self, status: int, code: str, detail: str) -> None:
-        super().__init__(detail)
-        self.status = status
-        self.code = code
-        self.detail = detail
 
 
 def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
@@ -179,10 +175,13 @@ def install_problem_handlers(app: FastAPI) -> None:
 
     async def on_api_problem(_request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, ApiProblem)
-        return problem_response(exc.status, exc.code, exc.detail)
+        return problem_response(exc.status, exc.code, exc.detail, exc.extras)
 
     async def on_invalid_request(_request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RequestValidationError)
+        if any(error.get("type") == "json_invalid" for error in exc.errors()):
+            # FastAPI reports unparsable JSON as a validation error; it is a bad request
+            return problem_response(400, "bad-request", "the body is not valid JSON")
         return problem_response(
             422,
             "invalid-request",

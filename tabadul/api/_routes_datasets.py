@@ -1,28 +1,30 @@
 """The dataset inventory and its publication workflow.
 
 Reads (list, detail with the current review and its PII and validation reports, history) are
-for the owning agency's people, operators and auditors. Each change is one governance
-operation, which checks role, agency, state and four eyes. Submitting, publishing and
+for the owning agency's people, operators and auditors; to anyone else, every operation on
+another agency's dataset answers what it answers for a missing one (404 unknown-dataset,
+checked before anything else: :func:`tabadul._access.readable_dataset`). Each change is one
+governance operation, which checks role, agency, state and four eyes. Submitting, publishing and
 withdrawing go through :class:`opendata.OpenData`, the one code path for them: a submitted
-CSV (multipart upload) is kept in a temporary file while it is stored, screened, validated
-and submitted; publishing sends exactly the approved bytes to the portal; withdrawing purges
-the package and records why.
+CSV (multipart upload) is streamed to a temporary folder of its own
+(:func:`tabadul._uploads.received_upload`, which removes it however the request ends) while
+it is stored, screened, validated and submitted, and is read only from a caller the workflow
+would let submit; publishing sends exactly the approved bytes to the portal; withdrawing
+purges the package and records why.
 """
 
 from __future__ import annotations
 
-import re
-import shutil
-import tempfile
-from pathlib import Path
-from typing import Annotated, Literal, cast
+from typing import Annotated, Any, Literal, cast
 
-from fastapi import APIRouter, File, Form, Query, UploadFile
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
-from governance import Level, Resolution, State, User
-from tabadul._access import OVERSIGHT, require_agency
-from tabadul._services import Services
+from governance import Dataset, Level, Resolution, State, check_action, check_publishable
+from tabadul._access import OVERSIGHT, readable_dataset, require_agency
+from tabadul._uploads import received_upload
 from tabadul.api._auth import Caller, ServicesDep
 from tabadul.api._models import (
     AuditEntryOut,
@@ -37,18 +39,34 @@ from tabadul.api._problems import problem_responses
 router = APIRouter(
     prefix="/datasets",
     tags=["datasets"],
-    responses=problem_responses(400, 401, 403, 429, 503),
+    responses=problem_responses(400, 401, 403, 413, 429, 503),
 )
 _NOT_FOUND = problem_responses(404)
-_CHANGE = problem_responses(404, 409)
-_PORTAL = problem_responses(404, 409, 502)
+_CHANGE = problem_responses(409)
+_PORTAL = problem_responses(409, 502)
 
 # governance.LANGUAGES and governance.FREQUENCIES, as types (a test keeps them equal)
 Language = Literal["ar", "fr", "en"]
 Frequency = Literal[
     "continuous", "daily", "weekly", "monthly", "quarterly", "yearly", "irregular", "never"
 ]
-_SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}\Z")
+# The body of POST /datasets/{id}/submit, which the route reads itself (streaming the file)
+_UPLOAD_FORM: dict[str, Any] = {
+    "required": True,
+    "content": {
+        "multipart/form-data": {
+            "schema": {
+                "type": "object",
+                "required": ["file"],
+                "properties": {
+                    "file": {"type": "string", "format": "binary", "description": "The CSV"},
+                    "reason": {"type": "string", "description": "Why, for the audit log"},
+                },
+                "additionalProperties": False,
+            }
+        }
+    },
+}
 
 
 # ---- bodies ------------------------------------------------------------------------------
@@ -176,17 +194,15 @@ class WithdrawOut(BaseModel):
 # ---- helpers -----------------------------------------------------------------------------
 
 
-def _dataset(services: Services, caller: User, dataset_id: str) -> DatasetOut:
-    """The dataset, if ``caller`` may read it (its agency's people, operators, auditors)."""
-    found = services.workflow.dataset(dataset_id)
-    require_agency(caller, found.owner_agency, "read_dataset", dataset_id)
-    return DatasetOut.model_validate(found)
+def _readable(dataset_id: str, services: ServicesDep, caller: Caller) -> Dataset:
+    """The dataset of the path, if ``caller`` may read it; else as unknown as a missing one."""
+    return readable_dataset(services.workflow, caller, dataset_id)
 
 
-def _upload_name(filename: str | None) -> str:
-    """A plain file name for the upload (what error messages will name); never a path."""
-    name = Path(filename or "").name
-    return name if _SAFE_NAME.match(name) else "upload.csv"
+ReadableDataset = Annotated[Dataset, Depends(_readable)]
+# Every operation on one dataset: its dependency runs before any other work (the body of an
+# upload included), and FastAPI hands the routes asking for ReadableDataset the same result.
+one = APIRouter(prefix="/{dataset_id}", dependencies=[Depends(_readable)], responses=_NOT_FOUND)
 
 
 # ---- reads -------------------------------------------------------------------------------
@@ -206,20 +222,18 @@ def list_datasets(
     return [DatasetOut.model_validate(ds) for ds in found]
 
 
-@router.get("/{dataset_id}", summary="A dataset and its latest review", responses=_NOT_FOUND)
-def get_dataset(dataset_id: str, services: ServicesDep, caller: Caller) -> DatasetDetail:
-    dataset = _dataset(services, caller, dataset_id)
-    review = services.workflow.review(dataset_id)
+@one.get("", summary="A dataset and its latest review")
+def get_dataset(dataset: ReadableDataset, services: ServicesDep) -> DatasetDetail:
+    review = services.workflow.review(dataset.dataset_id)
     return DatasetDetail(
-        **dataset.model_dump(),
+        **DatasetOut.model_validate(dataset).model_dump(),
         review=ReviewOut.model_validate(review) if review is not None else None,
     )
 
 
-@router.get("/{dataset_id}/history", summary="A dataset's audit entries", responses=_NOT_FOUND)
-def history(dataset_id: str, services: ServicesDep, caller: Caller) -> list[AuditEntryOut]:
-    _dataset(services, caller, dataset_id)
-    return [AuditEntryOut.of(entry) for entry in services.workflow.history(dataset_id)]
+@one.get("/history", summary="A dataset's audit entries")
+def history(dataset: ReadableDataset, services: ServicesDep) -> list[AuditEntryOut]:
+    return [AuditEntryOut.of(entry) for entry in services.workflow.history(dataset.dataset_id)]
 
 
 # ---- the workflow ------------------------------------------------------------------------
@@ -244,7 +258,7 @@ def register_dataset(body: DatasetIn, services: ServicesDep, caller: Caller) -> 
     return DatasetOut.model_validate(registered)
 
 
-@router.post("/{dataset_id}/classify", summary="Classify", responses=_CHANGE)
+@one.post("/classify", summary="Classify", responses=_CHANGE)
 def classify(
     dataset_id: str, body: ClassificationIn, services: ServicesDep, caller: Caller
 ) -> DatasetOut:
@@ -259,28 +273,39 @@ def classify(
     return DatasetOut.model_validate(classified)
 
 
-@router.post(
-    "/{dataset_id}/submit",
+@one.post(
+    "/submit",
     status_code=201,
     summary="Submit a CSV for review (screened for PII, validated)",
     responses=_CHANGE,
+    openapi_extra={"requestBody": _UPLOAD_FORM},
 )
-def submit(
-    dataset_id: str,
-    file: Annotated[UploadFile, File(description="The CSV file")],
-    services: ServicesDep,
-    caller: Caller,
-    reason: Annotated[str, Form()] = "",
+async def submit(
+    request: Request, dataset: ReadableDataset, services: ServicesDep, caller: Caller
 ) -> SubmissionOut:
-    with tempfile.TemporaryDirectory(prefix="tabadul-upload-") as folder:
-        path = Path(folder) / _upload_name(file.filename)
-        with path.open("wb") as stream:
-            shutil.copyfileobj(file.file, stream)
-        submission = services.opendata.submit(caller, dataset_id, path, reason=reason)
+    """multipart/form-data: ``file`` (the CSV, at most TABADUL_MAX_UPLOAD_BYTES) and an
+    optional ``reason``. A caller the workflow would refuse is answered before the file is
+    read."""
+    check_action("submit_for_review", caller, dataset)
+    check_publishable("submit_for_review", dataset)
+    async with received_upload(
+        request, services.settings, file_field="file", text_fields={"reason"}
+    ) as upload:
+        if upload.path is None:
+            raise RequestValidationError(
+                [{"loc": ("body", "file"), "msg": "a CSV file is required", "type": "missing"}]
+            )
+        submission = await run_in_threadpool(
+            services.opendata.submit,
+            caller,
+            dataset.dataset_id,
+            upload.path,
+            reason=upload.fields.get("reason", ""),
+        )
     return SubmissionOut.model_validate(submission.as_dict())
 
 
-@router.post("/{dataset_id}/resolve", summary="Resolve a PII finding", responses=_CHANGE)
+@one.post("/resolve", summary="Resolve a PII finding", responses=_CHANGE)
 def resolve_finding(
     dataset_id: str, body: ResolutionIn, services: ServicesDep, caller: Caller
 ) -> ReviewOut:
@@ -290,13 +315,13 @@ def resolve_finding(
     return ReviewOut.model_validate(review)
 
 
-@router.post("/{dataset_id}/approve", summary="Approve (four eyes)", responses=_CHANGE)
+@one.post("/approve", summary="Approve (four eyes)", responses=_CHANGE)
 def approve(dataset_id: str, body: ReasonIn, services: ServicesDep, caller: Caller) -> ReviewOut:
     review = services.workflow.approve(caller, dataset_id, reason=body.reason)
     return ReviewOut.model_validate(review)
 
 
-@router.post("/{dataset_id}/reject", summary="Reject (back to the steward)", responses=_CHANGE)
+@one.post("/reject", summary="Reject (back to the steward)", responses=_CHANGE)
 def reject(
     dataset_id: str, body: RequiredReasonIn, services: ServicesDep, caller: Caller
 ) -> ReviewOut:
@@ -304,7 +329,7 @@ def reject(
     return ReviewOut.model_validate(review)
 
 
-@router.post("/{dataset_id}/reopen", summary="Reopen a rejected dataset", responses=_CHANGE)
+@one.post("/reopen", summary="Reopen a rejected dataset", responses=_CHANGE)
 def reopen(
     dataset_id: str, body: RequiredReasonIn, services: ServicesDep, caller: Caller
 ) -> DatasetOut:
@@ -313,8 +338,8 @@ def reopen(
     )
 
 
-@router.post(
-    "/{dataset_id}/publish",
+@one.post(
+    "/publish",
     summary="Publish the approved bytes to the portal",
     responses=_PORTAL,
 )
@@ -322,8 +347,8 @@ def publish(dataset_id: str, services: ServicesDep, caller: Caller) -> PublishOu
     return PublishOut.model_validate(services.opendata.publish(caller, dataset_id).as_dict())
 
 
-@router.post(
-    "/{dataset_id}/withdraw",
+@one.post(
+    "/withdraw",
     summary="Withdraw from the portal for good (purge)",
     responses=_PORTAL,
 )
@@ -333,5 +358,7 @@ def withdraw(
     result = services.opendata.withdraw(caller, dataset_id, reason=body.reason)
     return WithdrawOut.model_validate(result.as_dict())
 
+
+router.include_router(one)
 
 __all__ = ["Frequency", "Language", "router"]

@@ -32,12 +32,13 @@ from exchange import (
 )
 from governance import RegisteredCertificate
 from tabadul._access import ANY_ROLE, OPERATORS, require_role
+from tabadul._http import ApiProblem
 from tabadul._services import CaUnavailable, Settings, load_ca
 from tabadul.api._auth import Caller, ServicesDep
 from tabadul.api._models import Body, OptionalQueryText, ReasonIn, RequiredReasonIn
-from tabadul.api._problems import ApiProblem, problem_responses
+from tabadul.api._problems import problem_responses
 
-router = APIRouter(tags=["registry"], responses=problem_responses(400, 401, 403, 429, 503))
+router = APIRouter(tags=["registry"], responses=problem_responses(400, 401, 403, 413, 429, 503))
 public = APIRouter(tags=["registry"])
 _NOT_FOUND = problem_responses(404)
 _CHANGE = problem_responses(404, 409)

@@ -2,7 +2,8 @@
 
 ``GET /me`` is whoever holds the token. Operators register people and set their roles
 (governance refuses anyone else); operators and auditors list everyone. A token is issued to
-oneself, or by an operator to anyone; its secret is in the answer to ``POST /tokens`` only.
+oneself, or by an operator to anyone, with the caller's token as its parent (it dies with
+it); its secret is in the answer to ``POST /tokens`` only.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from pydantic import BaseModel, Field
 
 from governance import DEFAULT_TTL, ApiToken, IssuedToken, Role
 from tabadul._access import OVERSIGHT, require_role, require_self_or_oversight
-from tabadul.api._auth import Caller, ServicesDep
+from tabadul.api._auth import Caller, CallerTokenId, ServicesDep
 from tabadul.api._models import (
     Body,
     OptionalQueryRole,
@@ -25,7 +26,9 @@ from tabadul.api._models import (
 )
 from tabadul.api._problems import problem_responses
 
-router = APIRouter(tags=["people and tokens"], responses=problem_responses(400, 401, 403, 429, 503))
+router = APIRouter(
+    tags=["people and tokens"], responses=problem_responses(400, 401, 403, 413, 429, 503)
+)
 _NOT_FOUND = problem_responses(404)
 _TAKEN = problem_responses(404, 409)
 _MAX_TTL_DAYS = 366  # governance's limit (Tokens.issue refuses more)
@@ -63,6 +66,9 @@ class TokenOut(BaseModel):
     expires_at: str
     revoked_at: str | None
     last_used_at: str | None
+    parent_token_id: str | None = Field(
+        description="The token it was issued with: it expires no later and is revoked with it"
+    )
 
     @classmethod
     def of(cls, record: ApiToken) -> TokenOut:
@@ -119,12 +125,17 @@ def set_roles(user_id: str, body: RolesIn, services: ServicesDep, caller: Caller
 
 
 @router.post("/tokens", status_code=201, summary="Issue an API token", responses=_NOT_FOUND)
-def issue_token(body: TokenIn, services: ServicesDep, caller: Caller) -> IssuedTokenOut:
+def issue_token(
+    body: TokenIn, services: ServicesDep, caller: Caller, token_id: CallerTokenId
+) -> IssuedTokenOut:
+    """The new token is issued with the caller's: it expires no later than that one (its
+    lifetime is cut short if need be) and is revoked with it."""
     issued = services.tokens.issue(
         caller,
         body.user_id or caller.user_id,
         label=body.label,
         ttl=timedelta(days=body.ttl_days),
+        parent=token_id,
     )
     return IssuedTokenOut.of(issued)
 

@@ -51,9 +51,11 @@ def serve(
 
     The governance database is opened (and migrated) first; the OpenAPI description is at
     /openapi.json and /docs. Settings not given as options come from the TABADUL_*
-    variables (TABADUL_CA_DIR, TABADUL_CA_PASSPHRASE, TABADUL_METRICS_URLS...).
+    variables (TABADUL_CA_DIR, TABADUL_CA_PASSPHRASE, TABADUL_METRICS_URLS,
+    TABADUL_TRUSTED_PROXIES...).
     """
-    chosen = settings(db, schema, data_dir)
+    with reporting():
+        chosen = settings(db, schema, data_dir)
     if ckan_url is not None:
         chosen = dataclasses.replace(chosen, ckan_url=ckan_url)
     if ckan_token_file is not None:
@@ -72,4 +74,13 @@ def serve(
         "(OpenAPI description at /docs)",
         highlight=False,
     )
-    uvicorn.run(app, host=host, port=port, log_level="info", log_config=server_log_config())
+    # The application itself believes forwarding headers, and only from the trusted proxies
+    # (TABADUL_TRUSTED_PROXIES); uvicorn's own handling would believe any local peer.
+    uvicorn.run(
+        app,
+        host=host,
+        port=port,
+        log_level="info",
+        log_config=server_log_config(),
+        proxy_headers=False,
+    )

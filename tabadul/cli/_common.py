@@ -94,7 +94,8 @@ def governance(
     only created with ``create`` (registering the first operator); otherwise it exits 2 as
     ``no-database``. The project's errors raised in the block exit 2 with their code.
     """
-    chosen = settings(db, schema, data_dir)
+    with reporting(as_json=as_json):
+        chosen = settings(db, schema, data_dir)
     location = chosen.governance_db
     if not create and "://" not in location and not Path(location).is_file():
         usage_error(

@@ -18,7 +18,7 @@ from governance import GovernanceError
 from governance.pii import PiiError
 from opendata import OpenDataError
 from schemas import SchemaError
-from tabadul._services import CaUnavailable
+from tabadul._services import BadSetting, CaUnavailable
 from tabadul._witnessing import CosignaturesUnreadable
 
 # the project's coded errors: what `reporting` turns into a code and a message
@@ -30,6 +30,7 @@ _CODED = (
     OpenDataError,
     CaUnavailable,
     CosignaturesUnreadable,
+    BadSetting,
 )
 console = Console()
 err_console = Console(stderr=True)

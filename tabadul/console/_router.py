@@ -3,7 +3,11 @@ governance workflow and the open-data pipeline, POST-redirect-GET.
 
 Every change goes through ``services.workflow`` or ``services.opendata`` (the one code path
 for submit, publish and withdraw); their refusals come back as a flash message on the page
-(the translated title of the error's code, the code and the message), never a traceback.
+(the translated title of the error's code, the code and the message), never a traceback. A
+request refused before it reaches its route (a body or a text over its limit, a form that
+cannot be read: :mod:`tabadul._http`) is an error page with the code and the status the API
+gives it. An uploaded file is streamed to disk (:mod:`tabadul._uploads`), once the session,
+the origin and the workflow have let it through.
 """
 
 from __future__ import annotations
@@ -11,17 +15,19 @@ from __future__ import annotations
 import hmac
 import logging
 import re
-import shutil
-import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, File, Form, Request, UploadFile
+from fastapi import APIRouter, Depends, Form, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, Response
+from fastapi.routing import APIRoute
 from jinja2 import Environment, PackageLoader, StrictUndefined
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from governance import (
     AuditTampered,
@@ -37,12 +43,16 @@ from governance import (
     TooManyAttempts,
     Unauthenticated,
     User,
+    check_action,
+    check_publishable,
 )
 from governance.pii import PiiError
 from opendata import InvalidData, OpenDataError, PortalError, ckan_name
-from tabadul._access import require_agency
+from tabadul._access import readable_dataset
+from tabadul._http import ApiProblem, text_limit
 from tabadul._services import Services
 from tabadul._traffic import scrape, summarise
+from tabadul._uploads import received_upload
 from tabadul.console._charts import bar_chart
 from tabadul.console._i18n import LANGUAGES, Translator, choose_language, load_catalogues
 from tabadul.console._pages import (
@@ -72,7 +82,6 @@ from tabadul.console._web import (
 
 AUDIT_LIMITS = (50, 200, 1000)
 _STATIC_TYPES = {".css": "text/css; charset=utf-8"}
-_UPLOAD_NAME = re.compile(r"[^\w.-]+")
 # Errors the libraries raise for people: shown as a flash with their code, never a traceback.
 KNOWN_ERRORS = (GovernanceError, OpenDataError, PiiError)
 Outcome = tuple[str, dict[str, object]]  # (catalogue key of the success text, its params)
@@ -93,7 +102,13 @@ _STATUSES: tuple[tuple[type[Exception], int], ...] = (
 )
 
 
-def _status(exc: Exception) -> int:
+def page_status(exc: Exception) -> int:
+    """The status of the page answering ``exc``: an HTTP-level problem's own (the status
+    the API gives its code), else by the error's class."""
+    if isinstance(exc, StarletteHTTPException):
+        return exc.status_code
+    if isinstance(exc, RequestValidationError):
+        return 422
     return next((status for kind, status in _STATUSES if isinstance(exc, kind)), 400)
 
 
@@ -102,11 +117,19 @@ def error_flash(exc: Exception) -> Flash:
     items, each (validation errors, unresolved finding ids)."""
     code = str(getattr(exc, "code", "invalid-input"))
     message = str(getattr(exc, "message", exc))
+    details: list[str] = []
+    if isinstance(exc, StarletteHTTPException):  # found before the route: limits, forms
+        code = exc.code if isinstance(exc, ApiProblem) else "bad-request"
+        message = str(exc.detail)
+        if isinstance(exc, ApiProblem):
+            details = [str(e["path"]) for e in exc.extras.get("errors", [])]
+    elif isinstance(exc, RequestValidationError):
+        code, message = "invalid-request", "the form is not the one this page sends"
+        details = [".".join(str(p) for p in e.get("loc", ())) for e in exc.errors()]
     if isinstance(exc, StoreError):
         # the database's own text (SQL, parameters) is for the server log, not the page
         logger.error("governance database error: %s", message)
         message = "the governance database did not answer; try again later"
-    details: list[str] = []
     if isinstance(exc, InvalidData):
         details = [
             " · ".join(str(part) for part in (e.row and f"row {e.row}", e.field, e.message) if part)
@@ -122,11 +145,6 @@ def _retry_after(exc: Exception, response: Response) -> Response:
     if isinstance(exc, TooManyAttempts):
         response.headers["Retry-After"] = str(exc.retry_after)
     return response
-
-
-def _upload_name(filename: str | None) -> str:
-    name = _UPLOAD_NAME.sub("-", Path(filename or "").name).strip(".-")
-    return name or "upload.csv"
 
 
 class Console:
@@ -170,13 +188,17 @@ class Console:
 
     def signed_in(self, request: Request) -> View | Response:
         """The view with its user, or the response to send instead: to the sign-in page
-        (no session, or one whose token no longer works) or an error page (store down)."""
+        (no session, or one whose token no longer works) or an error page (store down, or
+        a client throttled for failing too often: a session cookie holding a wrong token
+        counts as a failed sign-in, as at the sign-in form and the API)."""
         view = self.view(request)
         token = request.cookies.get(SESSION_COOKIE)
         if not token:
             return self.to_sign_in(view)
         try:
-            view.user = self.services.tokens.authenticate(token)
+            view.user = self.services.tokens.authenticate(token, client=_client(request))
+        except TooManyAttempts as exc:
+            return self.error_page(view, exc)
         except Unauthenticated as exc:
             response = self.to_sign_in(view, error_flash(exc))
             clear_session(view, response)
@@ -214,18 +236,37 @@ class Console:
         run: Callable[[User], Outcome],
     ) -> Response:
         """Run one workflow or pipeline step for the signed-in user, then back to the top of
-        the dataset's page, where the flash says what happened (or why not)."""
+        the dataset's page, where the flash says what happened (or why not). Another
+        agency's dataset is refused as an unknown one, before the step is tried."""
         view = self.posted(request, csrf)
         if isinstance(view, Response):
             return view
         assert view.user is not None
         try:
+            readable_dataset(self.services.workflow, view.user, dataset_id)
             key, params = run(view.user)
             flash = Flash("ok", key=key, params={k: str(v) for k, v in params.items()})
         except KNOWN_ERRORS as exc:
             flash = error_flash(exc)
-        target = f"{view.base}/datasets/{dataset_id}" if _safe_id(dataset_id) else view.base + "/"
-        return redirect(view, target, flash, self.flashes)
+        return redirect(view, _dataset_page(view, dataset_id), flash, self.flashes)
+
+    def before_upload(self, request: Request, dataset_id: str) -> Response | None:
+        """The answer to an upload refused before its file is read (as :meth:`act` would
+        refuse it: no live session, another origin, a dataset the user may not read or
+        submit), or None to read it. The CSRF token, in the form, is checked after."""
+        view = self.signed_in(request)
+        if isinstance(view, Response):
+            return view
+        if not same_origin(request.headers):
+            return self.refusal_page(view, "bad-origin", 403)
+        assert view.user is not None
+        try:
+            dataset = readable_dataset(self.services.workflow, view.user, dataset_id)
+            check_action("submit_for_review", view.user, dataset)
+            check_publishable("submit_for_review", dataset)
+        except KNOWN_ERRORS as exc:
+            return redirect(view, _dataset_page(view, dataset_id), error_flash(exc), self.flashes)
+        return None
 
     # ---- rendering ----------------------------------------------------------------------
 
@@ -254,7 +295,7 @@ class Console:
 
     def error_page(self, view: View, exc: Exception) -> Response:
         return _retry_after(
-            exc, self.render(view, "error.html", _status(exc), error=error_flash(exc))
+            exc, self.render(view, "error.html", page_status(exc), error=error_flash(exc))
         )
 
     def refusal_page(self, view: View, code: str, status: int) -> Response:
@@ -264,8 +305,17 @@ class Console:
         )
 
 
-def _safe_id(dataset_id: str) -> bool:
-    return re.fullmatch(r"[a-z0-9][a-z0-9_-]{1,99}", dataset_id) is not None
+def _client(request: Request) -> str | None:
+    """The address failed sign-ins are counted by (a trusted proxy's client, see the API)."""
+    return request.client.host if request.client else None
+
+
+def _dataset_page(view: View, dataset_id: str) -> str:
+    """Where to go after an action on ``dataset_id``: its page (the console's home for an
+    id that could not be one)."""
+    if re.fullmatch(r"[a-z0-9][a-z0-9_-]{1,99}", dataset_id) is None:
+        return view.base + "/"
+    return f"{view.base}/datasets/{dataset_id}"
 
 
 def _form_bool(value: str) -> bool:
@@ -277,7 +327,27 @@ def console_router(services: Services) -> APIRouter:  # noqa: C901, PLR0915 - on
     Each page needs a signed-in user (an API token pasted on the sign-in page)."""
     console = Console(services)
     workflow = services.workflow
-    router = APIRouter(include_in_schema=False)
+
+    class Page(APIRoute):
+        """A console route: a request refused before the route runs (a body or a text over
+        its limit, a form that cannot be read) is answered with an error page."""
+
+        def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+            handler = super().get_route_handler()
+
+            async def handle(request: Request) -> Response:
+                try:
+                    return await handler(request)
+                except (StarletteHTTPException, RequestValidationError) as exc:
+                    return console.error_page(console.view(request), exc)
+
+            return handle
+
+    router = APIRouter(
+        include_in_schema=False,
+        route_class=Page,
+        dependencies=[Depends(text_limit(services.settings.max_field_chars))],
+    )
 
     @router.get("/", name="console.home")
     def home(request: Request) -> Response:
@@ -306,13 +376,12 @@ def console_router(services: Services) -> APIRouter:  # noqa: C901, PLR0915 - on
         view = console.view(request)
         if not same_origin(request.headers):
             return console.refusal_page(view, "bad-origin", 403)
-        client = request.client.host if request.client else None
         try:
-            user = services.tokens.authenticate(token, client=client)
+            user = services.tokens.authenticate(token, client=_client(request))
         except GovernanceError as exc:
             view.flash = error_flash(exc)
             page = console.render(
-                view, "signin.html", _status(exc), next=safe_next(next, view.base) or ""
+                view, "signin.html", page_status(exc), next=safe_next(next, view.base) or ""
             )
             return _retry_after(exc, page)
         response = redirect(
@@ -384,8 +453,7 @@ def console_router(services: Services) -> APIRouter:  # noqa: C901, PLR0915 - on
         user = view.user
         assert user is not None
         try:
-            ds = workflow.dataset(dataset_id)
-            require_agency(user, ds.owner_agency, "read_dataset", dataset_id)
+            ds = readable_dataset(workflow, user, dataset_id)
             review = workflow.review(dataset_id)
             history = workflow.history(dataset_id)
         except GovernanceError as exc:
@@ -450,27 +518,28 @@ def console_router(services: Services) -> APIRouter:  # noqa: C901, PLR0915 - on
         return console.act(request, csrf, dataset_id, run)
 
     @router.post("/datasets/{dataset_id}/submit")
-    def submit(
-        request: Request,
-        dataset_id: str,
-        csrf: form = "",
-        reason: form = "",
-        data: Annotated[UploadFile | None, File()] = None,
-    ) -> Response:
-        def run(user: User) -> Outcome:
-            if data is None or not data.filename:
-                raise InvalidInput("choose the CSV file to submit")
-            with tempfile.TemporaryDirectory(prefix="tabadul-console-") as folder:
-                path = Path(folder) / _upload_name(data.filename)
-                with path.open("wb") as out:
-                    shutil.copyfileobj(data.file, out)
+    async def submit(request: Request, dataset_id: str) -> Response:
+        """The form (multipart): ``csrf``, ``reason`` and the file ``data``, streamed to
+        disk once the session, the origin and the workflow let it through."""
+        refused = await run_in_threadpool(console.before_upload, request, dataset_id)
+        if refused is not None:
+            return refused
+        async with received_upload(
+            request, services.settings, file_field="data", text_fields={"csrf", "reason"}
+        ) as upload:
+
+            def run(user: User) -> Outcome:
+                if upload.path is None:
+                    raise InvalidInput("choose the CSV file to submit")
+                reason = upload.fields.get("reason", "")
                 try:
-                    done = services.opendata.submit(user, dataset_id, path, reason=reason)
+                    done = services.opendata.submit(user, dataset_id, upload.path, reason=reason)
                 except ValueError as exc:  # a Table Schema Frictionless cannot read
                     raise InvalidInput(str(exc)) from exc
-            return "done.submitted", {"findings": len(done.review.findings)}
+                return "done.submitted", {"findings": len(done.review.findings)}
 
-        return console.act(request, csrf, dataset_id, run)
+            csrf = upload.fields.get("csrf", "")
+            return await run_in_threadpool(console.act, request, csrf, dataset_id, run)
 
     @router.post("/datasets/{dataset_id}/resolve")
     def resolve(  # noqa: PLR0913 - one parameter per form field
@@ -606,4 +675,4 @@ def _milliseconds(value: float) -> str:
     return f"{value:.2f}" if value < 10 else f"{value:.0f}"
 
 
-__all__ = ["Console", "console_router", "error_flash"]
+__all__ = ["Console", "console_router", "error_flash", "page_status"]

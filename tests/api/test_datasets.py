@@ -101,9 +101,11 @@ def test_reading_a_dataset_is_for_its_agency_operators_and_auditors(api):
     _register(api)
     for user in ("amina", "karim", "root", "audrey"):
         assert api(user).get("/datasets/tariffs").status_code == 200, user
-    body = is_problem(api("yasmine").get("/datasets/tariffs"), 403, "other-agency")
-    assert body["dataset"] == "tariffs"
-    is_problem(api("yasmine").get("/datasets/tariffs/history"), 403, "other-agency")
+    # to someone of another agency, it is as unknown as a dataset never registered
+    hidden = is_problem(api("yasmine").get("/datasets/tariffs"), 404, "unknown-dataset")
+    missing = is_problem(api("yasmine").get("/datasets/nothing"), 404, "unknown-dataset")
+    assert hidden == {**missing, "detail": missing["detail"].replace("nothing", "tariffs")}
+    is_problem(api("yasmine").get("/datasets/tariffs/history"), 404, "unknown-dataset")
     is_problem(api("root").get("/datasets/nothing"), 404, "unknown-dataset")
 
 
@@ -200,7 +202,7 @@ def test_approval_refusals(api):
     _classified(api)
     _submit(api)
     is_problem(api("amina").post("/datasets/tariffs/approve", json={}), 403, "wrong-role")
-    is_problem(api("omar").post("/datasets/tariffs/approve", json={}), 403, "other-agency")
+    is_problem(api("omar").post("/datasets/tariffs/approve", json={}), 404, "unknown-dataset")
     is_problem(api("root").post("/datasets/tariffs/approve", json={}), 403, "wrong-role")
     api("karim").post("/datasets/tariffs/approve", json={})
     is_problem(api("karim").post("/datasets/tariffs/approve", json={}), 409, "illegal-transition")
@@ -244,7 +246,7 @@ def test_history_lists_each_step(api):
     ("user", "status", "code"),
     [
         ("amina", 409, "illegal-transition"),  # not approved yet: nothing reaches the portal
-        ("yasmine", 403, "other-agency"),
+        ("yasmine", 404, "unknown-dataset"),  # another agency's: hidden
         ("karim", 403, "wrong-role"),
         ("audrey", 403, "wrong-role"),
     ],
@@ -260,7 +262,7 @@ def test_publish_refusals_never_reach_the_portal(make_api, user, status, code):
     ("user", "status", "code"),
     [
         ("amina", 409, "illegal-transition"),  # never published
-        ("yasmine", 403, "other-agency"),
+        ("yasmine", 404, "unknown-dataset"),
         ("audrey", 403, "wrong-role"),
     ],
 )

@@ -131,9 +131,12 @@ def test_issued_token_is_shown_once_and_works(api):
 def test_operators_issue_anyones_tokens_others_only_their_own(api):
     for_amina = api("root").post("/tokens", json={"label": "console", "user_id": "amina"})
     assert for_amina.json()["record"]["created_by"] == "root"
-    is_problem(
-        api("samir").post("/tokens", json={"label": "x", "user_id": "amina"}), 403, "wrong-role"
-    )
+    for someone in ("amina", "nobody"):  # the same refusal, whether the person exists or not
+        is_problem(
+            api("samir").post("/tokens", json={"label": "x", "user_id": someone}),
+            403,
+            "wrong-role",
+        )
     is_problem(
         api("root").post("/tokens", json={"label": "x", "user_id": "nobody"}), 404, "unknown-user"
     )
@@ -148,10 +151,18 @@ def test_listing_someone_elses_tokens_needs_oversight(api):
 
 
 def test_revoking_someone_elses_token_needs_an_operator(api):
+    """To anyone but its holder and operators, another's token is as unknown as a token never
+    issued: the same 404, but for the id."""
     token_id = api.tokens["amina"].removeprefix("tbd_").split(".")[0]
-    is_problem(
-        api("samir").post(f"/tokens/{token_id}/revoke", json={"reason": "no"}), 403, "wrong-role"
+    hidden = is_problem(
+        api("samir").post(f"/tokens/{token_id}/revoke", json={"reason": "no"}), 404, "not-found"
     )
+    missing = is_problem(
+        api("samir").post("/tokens/0123456789abcdef/revoke", json={"reason": "no"}),
+        404,
+        "not-found",
+    )
+    assert hidden == {**missing, "detail": missing["detail"].replace("0123456789abcdef", token_id)}
     assert api("amina").get("/me").status_code == 200
     revoked = api("root").post(f"/tokens/{token_id}/revoke", json={"reason": "left"})
     assert revoked.json()["revoked_at"] is not None

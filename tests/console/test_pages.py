@@ -83,8 +83,8 @@ def test_every_page_renders_in_each_language(world, client, lang):
 @pytest.mark.parametrize("lang", LANGS)
 def test_dataset_pages_in_each_step_render_in_each_language(world, server, lang):
     """The detail page in review (findings, gates) renders in every language for the
-    steward, the approver and the auditor; a steward of another agency gets the
-    other-agency refusal, rendered in every language too."""
+    steward, the approver and the auditor; a steward of another agency gets the unknown
+    dataset's page, rendered in every language too."""
     steward = server.client(follow_redirects=True)
     sign_in(steward, world.tokens["amina"])
     _classify(steward, world)
@@ -93,8 +93,8 @@ def test_dataset_pages_in_each_step_render_in_each_language(world, server, lang)
         other = server.client(follow_redirects=True)
         sign_in(other, world.tokens[who])
         answer = other.get(f"/console/datasets/{world.dataset_id}", params={"lang": lang})
-        assert answer.status_code == (403 if who == "youssef" else 200), who
-        assert ('data-code="other-agency"' in answer.text) is (who == "youssef"), who
+        assert answer.status_code == (404 if who == "youssef" else 200), who
+        assert ('data-code="unknown-dataset"' in answer.text) is (who == "youssef"), who
         assert f'lang="{lang}"' in answer.text
         assert _keys_shown(answer.text) == [], who
 
@@ -438,13 +438,17 @@ def test_wrong_role_is_refused_with_its_code(world, client):
     assert world.services.workflow.dataset(world.dataset_id).state == "DRAFT"
 
 
-def test_other_agency_is_refused_with_its_code(world, client):
+def test_another_agencys_dataset_is_as_unknown_as_a_missing_one(world, client):
+    """To a steward of another agency the dataset's page is the unknown dataset's 404, and a
+    forced POST is refused as for an unknown dataset, changing nothing."""
     sign_in(client, world.tokens["youssef"])
+    client.get("/console/datasets")  # shows the welcome flash
     page = client.get(f"/console/datasets/{world.dataset_id}")
-    assert page.status_code == 403
-    assert 'data-code="other-agency"' in page.text
-    html = _classify(client, world)  # a forced POST: the workflow refuses it too
-    assert _flash_code(html) == "other-agency"
+    assert page.status_code == 404
+    assert 'data-code="unknown-dataset"' in page.text
+    assert page.text.replace(world.dataset_id, "x") == (client.get("/console/datasets/x").text)
+    html = _classify(client, world)
+    assert _flash_code(html) == "unknown-dataset"
     assert world.services.workflow.dataset(world.dataset_id).state == "DRAFT"
 
 
@@ -458,13 +462,22 @@ def test_an_invalid_file_is_refused_with_each_error(world, client):
 
 
 def test_a_submission_without_a_file_is_refused(world, client):
+    """What a browser sends when no file was chosen (an empty file part) asks for one; a
+    body that is not a multipart form at all is refused as not the page's form."""
     sign_in(client, world.tokens["amina"])
     _classify(client, world)
     answer = client.post(
         f"/console/datasets/{world.dataset_id}/submit",
         data={"csrf": csrf_of(client, world.dataset_id)},
+        files={"data": ("", b"", "application/octet-stream")},
     )
     assert _flash_code(answer.text) == "invalid-input"
+    not_a_form = client.post(
+        f"/console/datasets/{world.dataset_id}/submit",
+        data={"csrf": csrf_of(client, world.dataset_id)},
+    )
+    assert not_a_form.status_code == 422
+    assert 'data-code="invalid-request"' in not_a_form.text
 
 
 def test_data_that_may_not_be_opened_cannot_be_submitted(world, client):

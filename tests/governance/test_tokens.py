@@ -88,13 +88,21 @@ def test_revoked_token_is_refused_and_both_events_are_audited(tokens, flow):
 
 
 def test_only_the_holder_or_an_operator_manages_tokens(tokens):
-    with pytest.raises(WrongRole):
-        tokens.issue("amina", "karim", label="not mine")
+    """Someone else's token is refused for a wrong role when issuing (whether that person
+    exists or not), and is as unknown as a token never issued when revoking."""
+    for someone in ("karim", "nobody"):
+        with pytest.raises(WrongRole):
+            tokens.issue("amina", someone, label="not mine")
     issued = tokens.issue("karim", "karim", label="mine")
-    with pytest.raises(WrongRole):
-        tokens.revoke("amina", issued.record.token_id, reason="not mine")
+    token_id = issued.record.token_id
+    with pytest.raises(NotFound) as hidden:
+        tokens.revoke("amina", token_id, reason="not mine")
+    with pytest.raises(NotFound) as missing:
+        tokens.revoke("amina", "0123456789abcdef", reason="no such")
+    assert hidden.value.message == missing.value.message.replace("0123456789abcdef", token_id)
     with pytest.raises(NotFound):
         tokens.revoke("root", "0123456789abcdef", reason="no such")
+    assert tokens.revoke("root", token_id, reason="left").revoked_at is not None
 
 
 def test_bad_arguments_are_refused(tokens):
@@ -156,3 +164,68 @@ def test_a_client_failing_too_often_is_made_to_wait(tokens, clock):
     assert tokens.authenticate(good, client="10.0.0.10").user_id == "amina"
     clock.now += timedelta(minutes=1)
     assert tokens.authenticate(good, client="10.0.0.9").user_id == "amina"
+
+
+def test_a_token_minted_with_a_token_dies_with_it(tokens, flow, store, clock):
+    """A token issued with another (``parent``) expires no later than it, whatever lifetime
+    is asked for, and is revoked with it, transitively and in the same audited step; the
+    parent outlives the revocation of a token minted from it."""
+    day = tokens.issue("amina", "amina", label="one day", ttl=timedelta(days=1))
+    child = tokens.issue(
+        "amina", "amina", label="a year", ttl=timedelta(days=366), parent=day.record.token_id
+    )
+    assert child.record.parent_token_id == day.record.token_id
+    assert child.record.expires_at == day.record.expires_at
+    grandchild = tokens.issue("amina", "amina", label="derived", parent=child.record.token_id)
+    assert grandchild.record.expires_at == day.record.expires_at
+    sibling = tokens.issue("amina", "amina", label="short", ttl=timedelta(hours=1) * 2,
+                           parent=day.record.token_id)  # fmt: skip
+    assert sibling.record.expires_at < day.record.expires_at
+    other = tokens.issue("amina", "amina", label="unrelated", ttl=timedelta(days=30))
+
+    tokens.revoke("amina", sibling.record.token_id, reason="not needed")
+    assert tokens.authenticate(day.token).user_id == "amina"
+
+    tokens.revoke("amina", day.record.token_id, reason="leaked")
+    for gone in (day, child, grandchild):
+        with pytest.raises(Unauthenticated, match="revoked"):
+            tokens.authenticate(gone.token)
+    assert tokens.authenticate(other.token).user_id == "amina"
+    entry = AuditLog(store).entries(subject="user:amina")[-1]
+    assert (entry.action, entry.reason) == ("token.revoke", "leaked")
+    assert entry.details["tokens_revoked"] == sorted(
+        [child.record.token_id, grandchild.record.token_id]
+    )
+    clock.now += timedelta(days=1)
+    with pytest.raises(Unauthenticated):
+        tokens.authenticate(child.token)
+    assert tokens.authenticate(other.token).user_id == "amina"
+
+
+def test_a_revoked_or_expired_parent_mints_nothing(tokens, clock):
+    """Minting from a token that no longer authenticates is refused, naming why."""
+    day = tokens.issue("amina", "amina", label="one day", ttl=timedelta(days=1))
+    clock.now += timedelta(days=1)
+    with pytest.raises(Unauthenticated, match="expired"):
+        tokens.issue("amina", "amina", label="x", parent=day.record.token_id)
+    week = tokens.issue("amina", "amina", label="one week", ttl=timedelta(days=7))
+    tokens.revoke("amina", week.record.token_id, reason="leaked")
+    with pytest.raises(Unauthenticated, match="revoked"):
+        tokens.issue("amina", "amina", label="x", parent=week.record.token_id)
+    with pytest.raises(Unauthenticated, match="unknown"):
+        tokens.issue("amina", "amina", label="x", parent="0123456789abcdef")
+
+
+def test_disabling_a_person_revokes_what_their_tokens_minted(tokens, flow, store):
+    """An operator's token that minted a token for someone else: disabling the operator
+    revokes both, and the audit entry lists them."""
+    flow.register_user("root", "olga", name="Olga", agency="DNUM", roles=["operator"])
+    olgas = tokens.issue("olga", "olga", label="console")
+    for_amina = tokens.issue("olga", "amina", label="for amina", parent=olgas.record.token_id)
+    flow.set_roles("root", "olga", [], reason="left")
+    with pytest.raises(Unauthenticated, match="revoked"):
+        tokens.authenticate(for_amina.token)
+    entry = AuditLog(store).entries(subject="user:olga")[-1]
+    assert entry.details["tokens_revoked"] == sorted(
+        [olgas.record.token_id, for_amina.record.token_id]
+    )

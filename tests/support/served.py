@@ -36,7 +36,15 @@ class Served:
     def __init__(self, app: FastAPI) -> None:
         self.socket = socket.socket()
         self.socket.bind(("127.0.0.1", 0))
-        config = uvicorn.Config(app, lifespan="off", ws="none", log_config=None, access_log=False)
+        # as `tabadul api serve`: forwarding headers are the application's business
+        config = uvicorn.Config(
+            app,
+            lifespan="off",
+            ws="none",
+            log_config=None,
+            access_log=False,
+            proxy_headers=False,
+        )
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(
             target=self.server.run, kwargs={"sockets": [self.socket]}, daemon=True

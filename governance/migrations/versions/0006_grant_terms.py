@@ -5,7 +5,7 @@ table, ``bus_send_grants``, whose key includes the purpose; subscriptions gain t
 terms. Grants made before keep the unspecified purpose, no recorded basis and no end.
 
 Revision ID: 0006
-Revises: 0004
+Revises: 0005
 Create Date: 2026-12-02
 """
 
@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0006"
-down_revision: str | None = "0004"
+down_revision: str | None = "0005"
 branch_labels: str | None = None
 depends_on: str | None = None
 
