@@ -27,6 +27,14 @@ class AuditVerification(BaseModel):
     last_at: str | None
     first_bad_seq: int | None = Field(description="The first entry found wrong (when not)")
     reason: str | None = Field(description="What is wrong with it (when not intact)")
+    kind: str | None = Field(
+        default=None, description="changed, unsigned, rollback or split-view (when not intact)"
+    )
+    log: str | None = Field(default=None, description="The signed head's log (None: unsigned)")
+    signed_size: int = Field(default=0, description="Entries the signed head covers")
+    witnessed_size: int = Field(
+        default=0, description="Entries covered by the cosignatures the database keeps"
+    )
 
 
 @router.get("/entries", summary="Audit entries, the latest last")
@@ -43,7 +51,7 @@ def entries(
     return [AuditEntryOut.of(entry) for entry in found]
 
 
-@router.get("/verify", summary="Re-hash the chain and check its head")
+@router.get("/verify", summary="Re-hash the chain, check the tree, its signed and witnessed heads")
 def verify(services: ServicesDep, caller: Caller) -> AuditVerification:
     require_role(caller, OVERSIGHT, "verify_audit", "verify the audit log")
     try:
@@ -56,6 +64,7 @@ def verify(services: ServicesDep, caller: Caller) -> AuditVerification:
             last_at=None,
             first_bad_seq=exc.seq,
             reason=exc.reason,
+            kind=exc.kind,
         )
     return AuditVerification(
         intact=True,
@@ -64,6 +73,9 @@ def verify(services: ServicesDep, caller: Caller) -> AuditVerification:
         last_at=report.last_at,
         first_bad_seq=None,
         reason=None,
+        log=report.log_id,
+        signed_size=report.signed_size,
+        witnessed_size=report.witnessed.witnessed_size if report.witnessed else 0,
     )
 
 
