@@ -5,7 +5,6 @@ and then lost."""
 from __future__ import annotations
 
 import base64
-import itertools
 import os
 import time
 from datetime import timedelta
@@ -13,27 +12,14 @@ from datetime import timedelta
 import orjson
 import pytest
 
-from connectors import REJECT_HEADER, PikaTransport, SendRefused, dead_letter_queue, queue_name
+from connectors import REJECT_HEADER, SendRefused, queue_name
 from exchange import DEFAULT_MAX_SIZE, ERROR_TYPE, Recipient, build_envelope
 from exchange.log import SQLiteLogStore
+from tests.connectors.test_runtime_rabbitmq import _dead_letters, _slug, fed
 from tests.support import rabbit
-from tests.support.federation import LODGED, LOOKUP, Federation, build_federation, example
+from tests.support.federation import LODGED, LOOKUP, Federation, example
 
-
-@pytest.fixture
-def fed(tmp_path):
-    instance = rabbit.unique_instance()
-    counter = itertools.count()
-    federation = build_federation(
-        tmp_path, lambda: PikaTransport(name=f"{instance}-{next(counter)}"), instance=instance
-    )
-    yield federation
-    federation.bus.stop()
-    rabbit.delete_queues(instance)
-
-
-def _slug(fed: Federation, name: str) -> str:
-    return fed.parties[name].subsystem.slug
+__all__ = ["fed"]  # the fixture, shared with the runtime's tests
 
 
 def _records(fed: Federation, name: str):
@@ -43,15 +29,6 @@ def _records(fed: Federation, name: str):
         return [s.record for chunk in store.scan() for s in chunk]
     finally:
         store.close()
-
-
-def _dead_letters(fed: Federation, name: str, count: int, timeout: float = 15.0):
-    found = []
-    deadline = time.monotonic() + timeout
-    while len(found) < count and time.monotonic() < deadline:
-        found += rabbit.get_all(dead_letter_queue(_slug(fed, name)))
-        time.sleep(0.1)
-    return found
 
 
 def _forged_request(fed: Federation) -> bytes:
