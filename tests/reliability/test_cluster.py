@@ -7,7 +7,11 @@ from __future__ import annotations
 import json
 import subprocess
 
+import pytest
+
 from bench.cluster import run
+
+pytestmark = pytest.mark.slow  # a three-node cluster started and stopped
 
 
 def _local_broker() -> tuple[str, list[str]]:

@@ -10,6 +10,8 @@ import pytest
 
 from bench.faults import FAULTS, run_fault
 
+pytestmark = pytest.mark.slow  # minutes of traffic under faults: `pytest -m "not slow"` skips
+
 MESSAGES = 500  # 400 events (each to two subscribers) and 100 requests
 RATE = 50.0  # events per second: the events go on for 8 s, the fault starting at 2.4 s
 
