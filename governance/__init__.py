@@ -43,6 +43,7 @@ from governance._errors import (
     GovernanceError,
     IllegalTransition,
     InvalidInput,
+    InvalidTag,
     NeedsDerivation,
     NotFound,
     NotPublishable,
@@ -66,6 +67,7 @@ from governance._registry import (
     service_dict,
     subscription_dict,
 )
+from governance._tags import check_tags
 from governance._tokens import (
     DEFAULT_TTL,
     SIGN_IN_LIMIT,
@@ -127,6 +129,7 @@ __all__ = [
     "GovernanceStore",
     "IllegalTransition",
     "InvalidInput",
+    "InvalidTag",
     "IssuedToken",
     "Level",
     "NeedsDerivation",
@@ -158,6 +161,7 @@ __all__ = [
     "check_action",
     "check_four_eyes",
     "check_publishable",
+    "check_tags",
     "column_op",
     "database_url",
     "derive_csv",
