@@ -112,11 +112,14 @@ class Services:
         )
 
     @classmethod
-    def open(cls, settings: Settings) -> Self:
-        """Open (and migrate) the governance database named by ``settings``."""
-        if "://" not in settings.governance_db:
+    def open(cls, settings: Settings, *, create: bool = True) -> Self:
+        """Open (and migrate) the governance database named by ``settings``; without
+        ``create`` it must already exist (see :meth:`GovernanceStore.open`)."""
+        if create and "://" not in settings.governance_db:
             Path(settings.governance_db).parent.mkdir(parents=True, exist_ok=True)
-        store = GovernanceStore.open(settings.governance_db, schema=settings.governance_schema)
+        store = GovernanceStore.open(
+            settings.governance_db, schema=settings.governance_schema, create=create
+        )
         return cls(settings, store)
 
     def close(self) -> None:
