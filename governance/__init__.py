@@ -70,6 +70,7 @@ from governance._registry import (
 from governance._tags import check_tags
 from governance._tokens import (
     DEFAULT_TTL,
+    MAX_TTL,
     SIGN_IN_LIMIT,
     ApiToken,
     IssuedToken,
@@ -101,6 +102,7 @@ __all__ = [
     "FREQUENCIES",
     "GENESIS",
     "LANGUAGES",
+    "MAX_TTL",
     "ROLES",
     "SIGN_IN_LIMIT",
     "TRANSITIONS",
