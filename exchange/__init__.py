@@ -66,6 +66,7 @@ from exchange._errors import (
     Forbidden,
     GrantExpired,
     IdentityError,
+    InvalidPeriod,
     KeyStoreError,
     LogError,
     LogIntegrityError,
@@ -81,8 +82,16 @@ from exchange._errors import (
     Undecryptable,
     UnknownSender,
 )
-from exchange._identity import MemberId, SubsystemId
-from exchange._keystore import CAStore, Generation, IssuedCert, KeyRing, KeyStore, issue_for
+from exchange._identity import MemberId, SubsystemId, parse_instance
+from exchange._keystore import (
+    CAStore,
+    Generation,
+    IssuedCert,
+    KeyRing,
+    KeyStore,
+    issue_for,
+    overlap_hours,
+)
 from exchange._pki import (
     CertificateAuthority,
     CertInfo,
@@ -91,6 +100,7 @@ from exchange._pki import (
     fingerprint,
     inspect_certificate,
     read_private_key,
+    validity_days,
     write_private_key,
 )
 from exchange._policy import (
@@ -151,6 +161,7 @@ __all__ = [
     "Header",
     "IdentityError",
     "Inspector",
+    "InvalidPeriod",
     "IssuedCert",
     "KeyRing",
     "KeyStore",
@@ -201,10 +212,13 @@ __all__ = [
     "load_directory",
     "new_message_id",
     "open_payload",
+    "overlap_hours",
     "parse_envelope",
+    "parse_instance",
     "parse_time",
     "read_private_key",
     "sign_directory",
     "utcnow",
+    "validity_days",
     "write_private_key",
 ]

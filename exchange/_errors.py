@@ -7,6 +7,7 @@ machine-readable ``code`` (what the wire, the logs and the CLI use) and a human 
     ├── IdentityError                 invalid-identity
     ├── KeyStoreError                 key-store
     ├── CertificateError              invalid-certificate
+    ├── InvalidPeriod                 invalid-period (a validity or overlap out of range)
     ├── DirectoryError                directory-invalid
     │   ├── DirectorySignatureError   directory-bad-signature
     │   ├── DirectoryExpiredError     directory-expired
@@ -66,6 +67,13 @@ class KeyStoreError(ExchangeError):
 
 class CertificateError(ExchangeError):
     code = "invalid-certificate"
+
+
+class InvalidPeriod(ExchangeError):
+    """A validity period or key overlap that is out of range, or no number of days or hours
+    at all (negative, zero where a validity must last, endless, NaN)."""
+
+    code = "invalid-period"
 
 
 class DirectoryError(ExchangeError):

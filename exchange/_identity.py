@@ -15,6 +15,8 @@ from exchange._errors import IdentityError
 
 _PART = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9_.-]{0,62}[A-Za-z0-9])?\Z")
 _PART_NAMES = ("instance", "member class", "member code", "subsystem code")
+# A subsystem identity is its certificates' common name, which X.509 limits to 64 characters.
+SUBSYSTEM_MAX = 64
 
 
 def _check_parts(text: str, parts: list[str], expected: int, what: str) -> None:
@@ -25,11 +27,24 @@ def _check_parts(text: str, parts: list[str], expected: int, what: str) -> None:
             f"it has {len(parts)}"
         )
     for name, part in zip(_PART_NAMES, parts, strict=False):
-        if not _PART.match(part):
-            raise IdentityError(
-                f"{what} {text!r}: {name} {part!r} must be 1-64 letters, digits, '-', '_' or "
-                "'.', starting and ending with a letter or digit"
-            )
+        _check_part(part, name, f"{what} {text!r}: ")
+
+
+def _check_part(part: str, name: str, where: str = "") -> None:
+    if not _PART.match(part):
+        raise IdentityError(
+            f"{where}{name} {part!r} must be 1-64 letters, digits, '-', '_' or '.', starting "
+            "and ending with a letter or digit"
+        )
+
+
+def parse_instance(text: str) -> str:
+    """An instance code (the first part of every identity, e.g. ``MA``), checked like any
+    identity part; raises :class:`IdentityError` naming what is wrong."""
+    if not isinstance(text, str):
+        raise IdentityError(f"an instance code must be a string, not {type(text).__name__}")
+    _check_part(text, "instance code")
+    return text
 
 
 @dataclass(frozen=True, slots=True, order=True)
@@ -85,4 +100,9 @@ def _parse_subsystem(text: str) -> SubsystemId:
     # identities repeat on every message; parsing each once keeps the pipeline fast
     parts = text.split("/")
     _check_parts(text, parts, 4, "subsystem identity")
+    if len(text) > SUBSYSTEM_MAX:
+        raise IdentityError(
+            f"subsystem identity {text[:SUBSYSTEM_MAX]!r}… has {len(text)} characters; at most "
+            f"{SUBSYSTEM_MAX} (it is the common name of the subsystem's certificates)"
+        )
     return SubsystemId(*parts)

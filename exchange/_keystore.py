@@ -22,6 +22,8 @@ Subsystem key folder (one *generation* per key rotation; the newest signs, all d
 from __future__ import annotations
 
 import json
+import math
+import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -31,7 +33,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, x25519
 
-from exchange._errors import CertificateError, KeyStoreError
+from exchange._errors import CertificateError, InvalidPeriod, KeyStoreError
 from exchange._identity import SubsystemId
 from exchange._pki import (
     CertificateAuthority,
@@ -44,6 +46,30 @@ from exchange._pki import (
     write_private_key,
 )
 from exchange._time import format_time, parse_time, utcnow
+
+DEFAULT_OVERLAP = timedelta(days=7)
+# Old keys keep decrypting for the overlap: a year covers any sensible handover.
+OVERLAP_MAX = timedelta(days=365)
+_SERIAL = re.compile(r"(?:0x)?0*[0-9a-f]{1,40}\Z")  # a serial has at most 20 bytes
+_FINGERPRINT = re.compile(r"sha256:[0-9a-f]{64}\Z")
+
+
+def _check_overlap(overlap: timedelta) -> timedelta:
+    """``overlap`` if it is from none to :data:`OVERLAP_MAX`; raises :class:`InvalidPeriod`."""
+    if not timedelta(0) <= overlap <= OVERLAP_MAX:
+        raise InvalidPeriod(
+            f"a key overlap of {overlap} is out of range: 0 to {OVERLAP_MAX.days} days"
+        )
+    return overlap
+
+
+def overlap_hours(hours: float) -> timedelta:
+    """A key overlap given in hours (what the CLI takes), as for :func:`_check_overlap`;
+    NaN and infinities are refused too, with :class:`InvalidPeriod`."""
+    limit = OVERLAP_MAX / timedelta(hours=1)
+    if not (math.isfinite(hours) and 0 <= hours <= limit):
+        raise InvalidPeriod(f"a key overlap of {hours} hours is out of range: 0 to {limit:g}")
+    return timedelta(hours=hours)
 
 
 def _write_text(path: Path, text: str) -> None:
@@ -162,9 +188,15 @@ class CAStore:
         return cert
 
     def revoke(self, serial_or_fingerprint: str, reason: str) -> IssuedCert:
-        """Mark a certificate revoked (by hex serial or ``sha256:`` fingerprint)."""
-        needle = serial_or_fingerprint.strip().lower().removeprefix("0x")
-        serial = int(needle, 16) if all(c in "0123456789abcdef" for c in needle) else None
+        """Mark a certificate revoked (by hex serial or ``sha256:`` fingerprint). Raises
+        :class:`CertificateError` for anything else, and for a certificate not issued here
+        or already revoked."""
+        needle = serial_or_fingerprint.strip().lower()
+        if not (_SERIAL.match(needle) or _FINGERPRINT.match(needle)):
+            raise CertificateError(
+                f"{serial_or_fingerprint[:80]!r} is neither a hex serial nor a sha256: fingerprint"
+            )
+        serial = None if needle.startswith("sha256:") else int(needle.removeprefix("0x"), 16)
         for entry in self._state["issued"]:
             if needle == entry["fingerprint"] or serial == int(entry["serial"], 16):
                 if entry["revoked_at"] is not None:
@@ -237,10 +269,11 @@ class KeyStore:
     def generate(self, subsystem: SubsystemId, *, overlap: timedelta | None = None) -> int:
         """Create a new generation of keys; with keys already present, this is a rotation.
         The older generations keep signing until the new one is certified, and retire
-        ``overlap`` (default 7 days) after that."""
+        ``overlap`` (default 7 days; see :func:`_check_overlap`) after that."""
+        kept_for = _check_overlap(DEFAULT_OVERLAP if overlap is None else overlap)
         manifest = self._manifest_or_new(subsystem)
         now = utcnow()
-        manifest["overlap_s"] = (overlap or timedelta(days=7)).total_seconds()
+        manifest["overlap_s"] = kept_for.total_seconds()
         n = max((g["n"] for g in manifest["generations"]), default=0) + 1
         folder = self.root / f"gen-{n}"
         signing = ed25519.Ed25519PrivateKey.generate()

@@ -25,11 +25,16 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, x25519
 from cryptography.x509.oid import NameOID
 
-from exchange._errors import CertificateError, IdentityError, KeyStoreError
-from exchange._identity import SubsystemId
+from exchange._errors import CertificateError, IdentityError, InvalidPeriod, KeyStoreError
+from exchange._identity import SubsystemId, parse_instance
 from exchange._time import utcnow
 
 Usage = Literal["signing", "encryption"]
+# X.509's upper bound on a common name (RFC 5280, ub-common-name).
+COMMON_NAME_MAX = 64
+CA_NAME_PREFIX = "Tabadul Root CA "
+# A century: longer is no validity a person means (and a few thousand years overflow dates).
+VALIDITY_MAX_DAYS = 36500
 PrivateKey = ed25519.Ed25519PrivateKey | x25519.X25519PrivateKey
 PublicKey = ed25519.Ed25519PublicKey | x25519.X25519PublicKey
 
@@ -167,6 +172,32 @@ def _name(common_name: str) -> x509.Name:
     return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
 
 
+def validity_days(days: int) -> timedelta:
+    """``days`` as a certificate's validity: a whole number of days from 1 to
+    :data:`VALIDITY_MAX_DAYS`. Raises :class:`InvalidPeriod` otherwise (0 days would make a
+    certificate that is expired when issued)."""
+    if isinstance(days, bool) or not isinstance(days, int):
+        raise InvalidPeriod(f"a validity is a whole number of days, not {days!r}")
+    if not 1 <= days <= VALIDITY_MAX_DAYS:
+        raise InvalidPeriod(
+            f"a validity of {days} days is out of range: 1 to {VALIDITY_MAX_DAYS} days"
+        )
+    return timedelta(days=days)
+
+
+def _ca_name(instance: str) -> x509.Name:
+    """The root's name for ``instance``; raises :class:`IdentityError` for an instance code
+    that is no identity part, or too long for a common name once prefixed."""
+    common_name = CA_NAME_PREFIX + parse_instance(instance)
+    if len(common_name) > COMMON_NAME_MAX:
+        raise IdentityError(
+            f"instance code {instance!r} has {len(instance)} characters; at most "
+            f"{COMMON_NAME_MAX - len(CA_NAME_PREFIX)}, so that the root certificate's name "
+            f"'{CA_NAME_PREFIX}<instance>' holds in {COMMON_NAME_MAX}"
+        )
+    return _name(common_name)
+
+
 @dataclass(frozen=True, slots=True)
 class CertificateAuthority:
     """The operator's root CA: its key and self-signed certificate.
@@ -182,10 +213,13 @@ class CertificateAuthority:
     def create(
         cls, instance: str, *, days: int = 3650, now: datetime | None = None
     ) -> CertificateAuthority:
-        """A new root CA for ``instance`` (e.g. ``MA``), valid for ``days``."""
+        """A new root CA for ``instance`` (e.g. ``MA``), valid for ``days``. Raises
+        :class:`IdentityError` for a bad instance code, :class:`InvalidPeriod` for a bad
+        validity (see :func:`validity_days`)."""
+        name = _ca_name(instance)
+        validity = validity_days(days)
         start = now or utcnow()
         key = ed25519.Ed25519PrivateKey.generate()
-        name = _name(f"Tabadul Root CA {instance}")
         cert = (
             x509.CertificateBuilder()
             .subject_name(name)
@@ -193,7 +227,7 @@ class CertificateAuthority:
             .public_key(key.public_key())
             .serial_number(x509.random_serial_number())
             .not_valid_before(start - timedelta(minutes=5))
-            .not_valid_after(start + timedelta(days=days))
+            .not_valid_after(start + validity)
             .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
             .add_extension(_key_usage(cert_sign=True), critical=True)
             .add_extension(
@@ -216,9 +250,10 @@ class CertificateAuthority:
         now: datetime | None = None,
     ) -> x509.Certificate:
         """Certify ``public_key`` (Ed25519 for signing, X25519 for encryption) for
-        ``subsystem``. The validity never outlasts the CA's own."""
+        ``subsystem``. The validity (see :func:`validity_days`) never outlasts the CA's own."""
+        validity = validity_days(days)
         start = now or utcnow()
-        end = min(start + timedelta(days=days), self.certificate.not_valid_after_utc)
+        end = min(start + validity, self.certificate.not_valid_after_utc)
         if end <= start:
             raise CertificateError("the CA certificate has expired; renew the CA first")
         signing = isinstance(public_key, ed25519.Ed25519PublicKey)

@@ -45,6 +45,7 @@ from governance._errors import (
     GovernanceError,
     IllegalTransition,
     InvalidInput,
+    InvalidTag,
     NeedsDerivation,
     NotFound,
     NotPublishable,
@@ -68,8 +69,10 @@ from governance._registry import (
     service_dict,
     subscription_dict,
 )
+from governance._tags import check_tags
 from governance._tokens import (
     DEFAULT_TTL,
+    MAX_TTL,
     SIGN_IN_LIMIT,
     ApiToken,
     IssuedToken,
@@ -103,6 +106,7 @@ __all__ = [
     "FREQUENCIES",
     "GENESIS",
     "LANGUAGES",
+    "MAX_TTL",
     "ROLES",
     "SIGN_IN_LIMIT",
     "TRANSITIONS",
@@ -132,6 +136,7 @@ __all__ = [
     "GovernanceStore",
     "IllegalTransition",
     "InvalidInput",
+    "InvalidTag",
     "IssuedToken",
     "Level",
     "NeedsDerivation",
@@ -163,6 +168,7 @@ __all__ = [
     "check_action",
     "check_four_eyes",
     "check_publishable",
+    "check_tags",
     "column_op",
     "database_url",
     "derive_csv",

@@ -11,7 +11,9 @@ audit log hashes is exactly what it stores, on either database.
 
 from __future__ import annotations
 
+import contextlib
 import re
+import sqlite3
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -229,20 +231,32 @@ class GovernanceStore:
 
     @classmethod
     def open(
-        cls, location: str, *, schema: str | None = None, migrate: bool = True
+        cls,
+        location: str,
+        *,
+        schema: str | None = None,
+        migrate: bool = True,
+        create: bool = True,
     ) -> GovernanceStore:
         """Open the database at ``location`` (a SQLite path or a ``postgresql://`` URL; on
         PostgreSQL, in ``schema`` if given, created if missing) and migrate it to head.
 
-        With ``migrate=False`` nothing is created: a missing SQLite file, or a database not
-        at the shipped head revision, raises :class:`StoreError` (what read-only tools want).
+        With ``create=False`` it must already be a governance database, at a revision the
+        shipped migrations know (it is then migrated). With ``migrate=False`` nothing is
+        created nor migrated: it must be at the shipped head revision (what read-only tools
+        want). A SQLite file that is there and not empty is always looked at read-only
+        first: one that is no SQLite database, or another application's, is refused with
+        :class:`StoreError` and left exactly as it was (a new database is made only in a
+        new or empty file, and only with ``create``).
         """
         url = database_url(location)
         sqlite = url.startswith("sqlite")
-        if sqlite and not migrate and not _sqlite_file_exists(url):
-            raise StoreError(f"no governance database at {location}")
+        existing = not (create and migrate)  # only an existing governance database will do
         if schema is not None and not _SCHEMA_NAME.match(schema):
             raise StoreError(f"{schema!r} is not a plain schema name (letters, digits, _)")
+        path = _sqlite_path(url) if sqlite else None
+        if sqlite and (existing or (path is not None and path.is_file() and path.stat().st_size)):
+            _check_revision(location, _sqlite_revision(path, location), at_head=not migrate)
         try:
             if sqlite:
                 engine = sa.create_engine(url)
@@ -255,23 +269,14 @@ class GovernanceStore:
             raise StoreError(f"cannot open the governance database {location}: {exc}") from exc
         store = cls(engine, sqlite=sqlite)
         try:
+            if existing and not sqlite:
+                _check_revision(location, store.revision(), at_head=not migrate)
             if migrate:
                 store.migrate(schema)
-            else:
-                store.check_revision(location)
         except BaseException:
             engine.dispose()
             raise
         return store
-
-    def check_revision(self, location: str) -> None:
-        """Raise :class:`StoreError` unless the database is at the shipped head revision."""
-        found = self.revision()
-        if found != head_revision():
-            raise StoreError(
-                f"{location} is not a Tabadul governance database at revision "
-                f"{head_revision()} (found {found or 'no revision'})"
-            )
 
     def migrate(self, schema: str | None = None) -> None:
         """Run the shipped migrations up to head (nothing to do when already there)."""
@@ -304,9 +309,49 @@ class GovernanceStore:
         self.engine.dispose()
 
 
-def _sqlite_file_exists(url: str) -> bool:
-    path = sa.make_url(url).database
-    return bool(path) and path != ":memory:" and Path(str(path)).is_file()
+def _check_revision(location: str, found: str | None, *, at_head: bool) -> None:
+    """Raise :class:`StoreError` unless ``found`` is the shipped head revision (``at_head``)
+    or, otherwise, any revision the shipped migrations know."""
+    head = head_revision()
+    known = found is not None and (found == head or (not at_head and found in _shipped_revisions()))
+    if not known:
+        wanted = f"at revision {head}" if at_head else "at a revision Tabadul knows"
+        raise StoreError(
+            f"{location} is not a Tabadul governance database {wanted} "
+            f"(found {found or 'no revision'})"
+        )
+
+
+def _shipped_revisions() -> set[str]:
+    return {
+        script.revision for script in ScriptDirectory.from_config(alembic_config()).walk_revisions()
+    }
+
+
+def _sqlite_path(url: str) -> Path | None:
+    """The file of a SQLite URL (None for a database in memory)."""
+    database = sa.make_url(url).database
+    return Path(database) if database and database != ":memory:" else None
+
+
+def _sqlite_revision(path: Path | None, location: str) -> str | None:
+    """The alembic revision of an existing SQLite file, read through a read-only connection
+    (nothing is written, whatever the file holds); None when it has no revision table.
+    Raises :class:`StoreError` when there is no such file or it is no SQLite database."""
+    if path is None or not path.is_file():
+        raise StoreError(f"no governance database at {location}")
+    try:
+        with contextlib.closing(
+            sqlite3.connect(path.resolve().as_uri() + "?mode=ro", uri=True)
+        ) as conn:
+            if not conn.execute(
+                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'alembic_version'"
+            ).fetchone():
+                return None
+            row = conn.execute("SELECT version_num FROM alembic_version").fetchone()
+    except sqlite3.Error as exc:
+        raise StoreError(f"{location} is not a Tabadul governance database: {exc}") from exc
+    return str(row[0]) if row else None
 
 
 def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:

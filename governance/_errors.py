@@ -7,6 +7,8 @@ for the person who tried::
     GovernanceError                 governance-error
     ├── StoreError                  store            (cannot open, migrate, read or write)
     ├── InvalidInput                invalid-input    (a bad id, level, hash, empty reason...)
+    │   ├── InvalidTag              invalid-tag      (a tag CKAN refuses or with an invisible
+    │   │                                             character; names the tag and the rule)
     │   ├── UnknownColumn           unknown-column   (a derivation names columns the file
     │   │                                             lacks, or names twice)
     │   └── BadSource               bad-source       (a derivation's CSV cannot be read)
@@ -70,6 +72,22 @@ class InvalidInput(GovernanceError):
     """An argument is malformed (an id, a level, a SHA-256, a missing reason...)."""
 
     code = "invalid-input"
+
+
+class InvalidTag(InvalidInput):
+    """A dataset tag CKAN would refuse, or holding an invisible character: ``index`` is its
+    position in the list, ``rule`` the rule it breaks (``length``, ``characters`` or
+    ``invisible``)."""
+
+    code = "invalid-tag"
+
+    def __init__(self, message: str, *, index: int, rule: str) -> None:
+        super().__init__(message)
+        self.index = index
+        self.rule = rule
+
+    def as_dict(self) -> dict[str, object]:
+        return {**super().as_dict(), "index": self.index, "rule": self.rule}
 
 
 class AlreadyExists(GovernanceError):

@@ -71,6 +71,7 @@ from governance._errors import (
     UnknownUser,
     WrongRole,
 )
+from governance._tags import check_tags
 
 
 class Role(StrEnum):
@@ -579,8 +580,6 @@ class Workflow:
                 f"update_frequency must be one of {', '.join(FREQUENCIES)}, "
                 f"got {update_frequency!r}"
             )
-        if isinstance(tags, str) or not all(isinstance(t, str) and t.strip() for t in tags):
-            raise InvalidInput("tags must be a list of non-empty texts")
         moment = self._now()
         now = format_time(moment)
         record: dict[str, Any] = {
@@ -591,7 +590,7 @@ class Workflow:
             "table_schema": _table_schema(table_schema),
             "licence": _text(licence, "licence"),
             "update_frequency": update_frequency,
-            "tags": [t.strip() for t in tags],
+            "tags": check_tags(tags),
         }
         with self._store.transaction("register a dataset") as conn:
             user = self._actor(conn, actor)

@@ -66,6 +66,10 @@ class CkanClient:
                 action, data, requests_kwargs={"timeout": self._timeout}
             )
 
+    def account(self) -> str:
+        """The user id of the account the token belongs to."""
+        return str(self._call("user_show")["id"])
+
     def package(self, name: str) -> dict[str, Any] | None:
         """The package named ``name``, or None when the portal has none."""
         try:

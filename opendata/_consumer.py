@@ -157,8 +157,12 @@ class Consumer:
     def package(self, dataset: str) -> dict[str, Any]:
         """The published package of ``dataset`` (a dataset id or package name); raises
         :class:`NotPublished` when the portal has none."""
+        try:
+            name = ckan_name(dataset)
+        except ValueError as exc:  # no package can have such a name
+            raise NotPublished(f"{dataset!r} is not published on {self.url}: {exc}") from exc
         with self._client() as ckan:
-            found = ckan.package(ckan_name(dataset))
+            found = ckan.package(name)
         if found is None or found.get("private") or found.get("state") != "active":
             raise NotPublished(f"{dataset} is not published on {self.url}")
         return found

@@ -1,7 +1,22 @@
-"""The errors of open-data publishing: one tree, each class with a stable ``code``."""
+"""The errors of open-data publishing: one tree, each class with a stable ``code``::
+
+OpenDataError                 opendata-error
+├── InvalidData               invalid-data      (carries the validation report)
+├── InvalidSchema             invalid-schema
+├── MissingFile               missing-file
+└── PortalError               portal-error
+    ├── PortalUnavailable     portal-unavailable
+    │   └── PublishInterrupted publish-interrupted
+    ├── PortalRefused         portal-refused
+    ├── PortalRejected        portal-rejected   (carries CKAN's field errors)
+    └── NotPublished          not-published
+        └── PackageNotOurs    package-not-ours  (the package of the dataset's name is
+                                                 not one Tabadul published for it)
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -83,6 +98,24 @@ class PortalRejected(PortalError):
 
 
 class NotPublished(PortalError):
-    """The package (or organisation) asked for does not exist on the portal (NotFound)."""
+    """The package (or organisation) asked for does not exist on the portal (NotFound); or,
+    as :class:`PackageNotOurs`, only someone else's package has the dataset's name."""
 
     code = "not-published"
+
+
+class PackageNotOurs(NotPublished):
+    """The portal has a package under the dataset's name, but not one Tabadul published for
+    the dataset (another organisation's, made by another account, without Tabadul's mark,
+    or not the package governance recorded): nothing was changed on the portal.
+    ``reasons`` says which checks failed."""
+
+    code = "package-not-ours"
+
+    def __init__(self, message: str, *, package: str, reasons: Sequence[str]) -> None:
+        super().__init__(message)
+        self.package = package
+        self.reasons = tuple(reasons)
+
+    def as_dict(self) -> dict[str, object]:
+        return {**super().as_dict(), "package": self.package, "reasons": list(self.reasons)}

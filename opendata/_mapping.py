@@ -138,6 +138,36 @@ def extras_of(package: Mapping[str, Any]) -> dict[str, str]:
     return {str(e["key"]): str(e["value"]) for e in package.get("extras") or ()}
 
 
+def not_ours(
+    package: Mapping[str, Any],
+    *,
+    dataset_id: str,
+    organization: str,
+    account: str,
+    package_id: str | None = None,
+) -> list[str]:
+    """Why ``package`` is not one Tabadul published for ``dataset_id`` (empty when it is).
+
+    Tabadul's package is in the agency's ``organization`` (its name), carries the dataset's
+    mark (the ``tabadul_dataset_id`` extra, set when the package is created), was created
+    by Tabadul's portal ``account`` (the user id behind its token; CKAN sets
+    ``creator_user_id`` itself, so no one else can claim it) and, once governance has
+    recorded the publication, is that very ``package_id``. A mark alone can be copied by
+    anyone who can create a package; the creator and the recorded id cannot.
+    """
+    reasons = []
+    found_org = (package.get("organization") or {}).get("name")
+    if found_org != organization:
+        reasons.append(f"it belongs to organisation {found_org!r}, not {organization!r}")
+    if package.get("creator_user_id") != account:
+        reasons.append("it was not created by the portal account Tabadul publishes with")
+    if extras_of(package).get(EXTRA_DATASET) != dataset_id:
+        reasons.append(f"it does not carry Tabadul's mark for dataset {dataset_id}")
+    if package_id is not None and package.get("id") != package_id:
+        reasons.append(f"it is not package {package_id}, which governance recorded for it")
+    return reasons
+
+
 def published_version(package: Mapping[str, Any]) -> int:
     """The version a package was published at (0 when it carries none)."""
     value = str(package.get("version") or "0")

@@ -32,7 +32,7 @@ from governance import (
     check_publishable,
 )
 from governance.pii import PiiReport, scan_csv
-from opendata._errors import InvalidData, MissingFile, NotPublished
+from opendata._errors import InvalidData, MissingFile, NotPublished, PackageNotOurs
 from opendata._hashing import Progress, file_sha256
 from opendata._mapping import ckan_name
 from opendata._publisher import Publisher, PublishResult, WithdrawResult
@@ -113,6 +113,13 @@ class Submission:
         }
 
 
+def _recorded_package(ds: Dataset) -> str | None:
+    """The CKAN id of the package governance recorded for ``ds`` (its publication reference
+    is ``<package id>@<version>``), or None before any recorded publication."""
+    package_id, at, version = (ds.publication_reference or "").rpartition("@")
+    return package_id if at and package_id and version.isdigit() else None
+
+
 def dataset_fields(ds: Dataset) -> dict[str, Any]:
     """A governed dataset as the mapping the CKAN mapping reads."""
     return {
@@ -173,7 +180,8 @@ class OpenData:
 
     def publish(self, actor: User | str, dataset_id: str) -> PublishResult:
         """Publish the approved bytes of an APPROVED dataset to the portal, then record it
-        (APPROVED -> PUBLISHED, the CKAN package id and version as the reference)."""
+        (APPROVED -> PUBLISHED, the CKAN package id and version as the reference). Only into
+        the package recorded by an earlier publication, if there was one."""
         ds = self.workflow.dataset(dataset_id)
         check_action("mark_published", self._user(actor), ds)
         check_publishable("mark_published", ds)
@@ -210,6 +218,7 @@ class OpenData:
                 approval_ref=f"review:{review.review_id}",
                 # the review's report is of these very bytes (checked just above)
                 validated=DataReport.from_dict(checked) if checked else None,
+                package_id=_recorded_package(ds),
             )
         self.workflow.mark_published(
             actor,
@@ -221,7 +230,9 @@ class OpenData:
 
     def withdraw(self, actor: User | str, dataset_id: str, *, reason: str) -> WithdrawResult:
         """Purge the dataset's package from the portal and record the withdrawal (with its
-        reason and what was purged) in the audit log: PUBLISHED -> WITHDRAWN."""
+        reason and what was purged) in the audit log: PUBLISHED -> WITHDRAWN. A package of
+        the dataset's name that is not Tabadul's raises :class:`PackageNotOurs`: nothing is
+        purged and nothing recorded."""
         if not reason.strip():
             raise InvalidInput("a withdrawal needs a reason (it is kept in the audit log)")
         ds = self.workflow.dataset(dataset_id)
@@ -233,7 +244,11 @@ class OpenData:
                 dataset_id=dataset_id,
             )
         try:
-            result = self.portal.withdraw(dataset_id, reason)
+            result = self.portal.withdraw(
+                dataset_fields(ds), reason, package_id=_recorded_package(ds)
+            )
+        except PackageNotOurs:
+            raise  # someone else's package has the name: nothing is purged, nothing recorded
         except NotPublished:
             # Already gone (an earlier attempt purged it but could not record it): record it.
             reference = ds.publication_reference or ""

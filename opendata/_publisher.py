@@ -18,6 +18,12 @@ version. Transient portal failures are retried with exponential backoff; if the 
 down, what this attempt uploaded is rolled back when possible, and otherwise left unclaimed
 (or private) for the next publish to resume. Withdrawal deletes every uploaded file from the
 portal's storage, then purges the package.
+
+Only Tabadul's own package of a dataset is ever patched, uploaded into or purged: one in the
+agency's organisation, created by the account Tabadul publishes with, marked with the
+dataset's id from its creation on, and (once governance recorded a publication) the very
+package recorded. Anything else under the dataset's name raises
+:class:`opendata.PackageNotOurs` before any change (see ``not_ours``).
 """
 
 from __future__ import annotations
@@ -37,6 +43,7 @@ from opendata._dcat import current_resources
 from opendata._errors import (
     InvalidData,
     NotPublished,
+    PackageNotOurs,
     PortalError,
     PortalRejected,
     PortalUnavailable,
@@ -44,11 +51,13 @@ from opendata._errors import (
 )
 from opendata._hashing import file_sha256
 from opendata._mapping import (
+    EXTRA_DATASET,
     SHA256_PREFIX,
     ResourceInfo,
     ckan_name,
     datapackage_dict,
     extras_of,
+    not_ours,
     organization_dict,
     package_dict,
     published_version,
@@ -178,6 +187,7 @@ class Publisher:
         self._on_step = on_step
         # organisations known to exist on the portal (each is checked once per publisher)
         self._organizations: set[str] = set()
+        self._account: str | None = None  # the user id behind the token, asked once
 
     def _client(self) -> CkanClient:
         return CkanClient(self.url, self._token, timeout=self._timeout)
@@ -196,7 +206,35 @@ class Publisher:
                     raise
                 self._sleep(delay)
 
-    def publish(
+    def _check_ours(
+        self,
+        ckan: CkanClient,
+        package: Mapping[str, Any],
+        dataset: Mapping[str, Any],
+        package_id: str | None,
+    ) -> None:
+        """Raise :class:`PackageNotOurs` unless ``package`` is Tabadul's own package of
+        ``dataset`` (see ``not_ours``)."""
+        if self._account is None:
+            self._account = self._retrying("account", ckan.account)
+        reasons = not_ours(
+            package,
+            dataset_id=str(dataset["dataset_id"]),
+            organization=organization_dict(str(dataset["owner_agency"]))["name"],
+            account=self._account,
+            package_id=package_id,
+        )
+        if reasons:
+            name = str(package.get("name"))
+            raise PackageNotOurs(
+                f"the portal's package {name!r} is not Tabadul's package of dataset "
+                f"{dataset['dataset_id']}: {'; '.join(reasons)}. Nothing was changed on the "
+                "portal: have its owner rename or remove it",
+                package=name,
+                reasons=reasons,
+            )
+
+    def publish(  # noqa: PLR0913 - the publication, then keyword-only facts about it
         self,
         dataset: Mapping[str, Any],
         csv_path: Path | str,
@@ -204,16 +242,21 @@ class Publisher:
         approval_ref: str,
         *,
         validated: DataReport | None = None,
+        package_id: str | None = None,
     ) -> PublishResult:
         """Validate, then publish ``csv_path``, its schema and a datapackage.json as
         ``dataset``'s package (see the module's docstring for the order of work).
         ``validated``: the report of an earlier validation of these very bytes against this
         schema (the governed pipeline keeps one with each review); validation runs again
-        unless it says valid.
+        unless it says valid. ``package_id``: the package governance recorded for the dataset
+        (None before its first recorded publication); a package of the dataset's name must be
+        that one.
 
         Raises :class:`opendata.InvalidData` (nothing sent) when the CSV does not match the
         schema, ``ValueError`` when the dataset cannot be mapped (see ``package_dict``),
-        :class:`opendata.PublishInterrupted` when the portal stayed unavailable part way.
+        :class:`opendata.PackageNotOurs` (nothing changed) when the package of that name is
+        not Tabadul's, :class:`opendata.PublishInterrupted` when the portal stayed
+        unavailable part way.
         """
         csv_path = Path(csv_path)
         report = validated
@@ -229,6 +272,8 @@ class Publisher:
         name = ckan_name(str(dataset["dataset_id"]))
         with self._client() as ckan:
             existing = self._retrying("look up", lambda: ckan.package(name))
+            if existing is not None:
+                self._check_ours(ckan, existing, dataset, package_id)
             claimed = 0
             if existing is not None and not existing.get("private"):
                 claimed = published_version(existing)
@@ -269,15 +314,18 @@ class Publisher:
         status: Status = "created" if version == 1 else "updated"
         return PublishResult(status, package_id, name, version, data.sha256)
 
-    @staticmethod
-    def _create(ckan: CkanClient, package: Mapping[str, Any]) -> dict[str, Any]:
-        """Create the package; if a timed-out earlier try did create it, take that one."""
+    def _create(
+        self, ckan: CkanClient, package: Mapping[str, Any], dataset: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        """Create the package; if a timed-out earlier try did create it, take that one (and
+        nothing someone else made meanwhile)."""
         try:
             return ckan.create_package(package)
         except PortalRejected:
             found = ckan.package(str(package["name"]))
             if found is None:
                 raise
+            self._check_ours(ckan, found, dataset, None)
             return found
 
     def _stage_and_claim(  # noqa: PLR0913 - the parts of one publication
@@ -300,8 +348,10 @@ class Publisher:
                 if org["name"] not in self._organizations:
                     self._retrying("organisation", lambda: ckan.ensure_organization(org))
                     self._organizations.add(org["name"])
-                private = {**package, "private": True, "extras": []}
-                existing = self._retrying("create", partial(self._create, ckan, private))
+                # marked from the start, so that a resumed first publication knows it is ours
+                mark = {"key": EXTRA_DATASET, "value": str(dataset["dataset_id"])}
+                private = {**package, "private": True, "extras": [mark]}
+                existing = self._retrying("create", partial(self._create, ckan, private, dataset))
                 created = True
             package_id = str(existing["id"])
             staged = _of_version(existing, version)
@@ -369,17 +419,24 @@ class Publisher:
             return False
         return True
 
-    def withdraw(self, dataset_id: str, reason: str) -> WithdrawResult:
-        """Delete every uploaded file of the dataset's package from the portal's storage, then
+    def withdraw(
+        self, dataset: Mapping[str, Any], reason: str, *, package_id: str | None = None
+    ) -> WithdrawResult:
+        """Delete every uploaded file of ``dataset``'s package from the portal's storage, then
         purge the package: package_show finds nothing, search lists nothing and the file
-        URLs no longer serve. Raises :class:`opendata.NotPublished` when there is none."""
+        URLs no longer serve. ``package_id``: the package governance recorded, as for
+        :meth:`publish`. Raises :class:`opendata.NotPublished` when there is none, and
+        :class:`opendata.PackageNotOurs` (nothing deleted) when the package of the dataset's
+        name is not Tabadul's."""
         if not reason.strip():
             raise ValueError("a withdrawal needs a reason")
+        dataset_id = str(dataset["dataset_id"])
         name = ckan_name(dataset_id)
         with self._client() as ckan:
             existing = self._retrying("look up", lambda: ckan.package(name))
             if existing is None:
                 raise NotPublished(f"{dataset_id} has no package {name!r} on the portal")
+            self._check_ours(ckan, existing, dataset, package_id)
             uploads = [
                 str(r["id"])
                 for r in existing.get("resources") or ()

@@ -209,13 +209,16 @@ class Services:
         )
 
     @classmethod
-    def open(cls, settings: Settings) -> Self:
-        """Open (and migrate) the governance database named by ``settings``; with
+    def open(cls, settings: Settings, *, create: bool = True) -> Self:
+        """Open (and migrate) the governance database named by ``settings``; without
+        ``create`` it must already exist (see :meth:`GovernanceStore.open`). With
         ``governance_keys``, its audit log's heads are signed (:func:`load_audit_signer`)."""
         signer = load_audit_signer(settings.governance_keys) if settings.governance_keys else None
-        if "://" not in settings.governance_db:
+        if create and "://" not in settings.governance_db:
             Path(settings.governance_db).parent.mkdir(parents=True, exist_ok=True)
-        store = GovernanceStore.open(settings.governance_db, schema=settings.governance_schema)
+        store = GovernanceStore.open(
+            settings.governance_db, schema=settings.governance_schema, create=create
+        )
         store.audit_signer = signer
         return cls(settings, store)
 

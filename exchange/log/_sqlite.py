@@ -47,11 +47,12 @@ _SCHEMA = (
 class SQLiteLogStore:
     """A :class:`~exchange.log.LogStore` in the SQLite file at ``path``.
 
-    ``create=False`` refuses a file that does not exist or holds no message log (for
-    verification). ``factory`` is passed to :func:`sqlite3.connect` (tests count commits
-    with it). Not thread-safe: callers on several threads serialise their calls (the
-    connector holds a lock); the connection may move between threads. Every failure raises
-    ``LogError``.
+    ``create=False`` opens an existing log read-only (to verify it or prove a message): a
+    path that does not exist, is not a SQLite database or holds no message log is refused,
+    and nothing is ever written to it. ``factory`` is passed to :func:`sqlite3.connect`
+    (tests count commits with it). Not thread-safe: callers on several threads serialise
+    their calls (the connector holds a lock); the connection may move between threads.
+    Every failure raises ``LogError``.
     """
 
     def __init__(
@@ -62,30 +63,32 @@ class SQLiteLogStore:
         factory: type[sqlite3.Connection] = sqlite3.Connection,
     ) -> None:
         self.path = Path(path)
-        with self._errors(f"cannot open the message log {self.path}"):
-            if create:
+        if create:
+            with self._errors(f"cannot open the message log {self.path}"):
                 self._conn = sqlite3.connect(self.path, factory=factory, check_same_thread=False)
-            else:
-                if not self.path.is_file():
-                    raise LogError(f"no message log at {self.path}")
-                uri = self.path.resolve().as_uri() + "?mode=rw"
-                self._conn = sqlite3.connect(
-                    uri, uri=True, factory=factory, check_same_thread=False
-                )
-            self._conn.execute("PRAGMA journal_mode=WAL")
-            self._conn.execute("PRAGMA synchronous=FULL")
-            if create:
+                self._conn.execute("PRAGMA journal_mode=WAL")
+                self._conn.execute("PRAGMA synchronous=FULL")
                 for statement in _SCHEMA:
                     self._conn.execute(statement)
                 self._conn.commit()
-            else:
+            return
+        if not self.path.is_file():
+            raise LogError(f"no message log at {self.path}")
+        # Read-only, so that an empty file or another application's database stays as it was.
+        uri = self.path.resolve().as_uri() + "?mode=ro"
+        with self._errors(f"cannot open the message log {self.path}"):
+            self._conn = sqlite3.connect(uri, uri=True, factory=factory, check_same_thread=False)
+            try:
                 found = self._conn.execute(
                     "SELECT count(*) FROM sqlite_master WHERE type = 'table' "
                     "AND name IN ('records', 'nodes', 'heads')"
                 ).fetchone()[0]
-                if found != 3:
-                    self._conn.close()
-                    raise LogError(f"{self.path} does not hold a message log")
+            except sqlite3.Error:
+                self._conn.close()
+                raise
+        if found != 3:
+            self._conn.close()
+            raise LogError(f"{self.path} does not hold a message log")
 
     @staticmethod
     @contextmanager

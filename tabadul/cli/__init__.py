@@ -7,8 +7,11 @@ import sys
 
 import typer
 
+from tabadul.cli._output import CodedUsageGroup
+
 app = typer.Typer(
     name="tabadul",
+    cls=CodedUsageGroup,
     help="Tabadul: the interministerial data-exchange bus and open-data catalogue.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,

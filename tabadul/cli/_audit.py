@@ -110,7 +110,7 @@ def show(
         str | None, typer.Option("--subject", help="Only entries about e.g. dataset:<id>.")
     ] = None,
     limit: Annotated[
-        int | None, typer.Option("--limit", help="Only the last N entries.", min=1)
+        int | None, typer.Option("--limit", help="Only the last N entries.", min=1, max=10**9)
     ] = None,
     as_json: _JSON = False,
 ) -> None:

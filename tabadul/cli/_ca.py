@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import os
-from datetime import timedelta
 from pathlib import Path
 
 import typer
 
-from exchange import CAStore, KeyStore, SubsystemId, issue_for
+from exchange import (
+    CAStore,
+    KeyStore,
+    SubsystemId,
+    issue_for,
+    overlap_hours,
+    parse_instance,
+    validity_days,
+)
 from tabadul._services import CA_PASSPHRASE_ENV, load_ca
 from tabadul.cli._output import console, print_json, reporting, usage_error
 
@@ -47,11 +54,13 @@ def _key_passphrase(*, confirm: bool = False) -> bytes:
 def ca_init(
     instance: str = typer.Option(..., help="The bus instance, e.g. MA."),
     directory: Path = CA_DIR,
-    days: int = typer.Option(3650, help="Validity of the root certificate."),
+    days: int = typer.Option(3650, help="Validity of the root certificate (1 to 36500 days)."),
     as_json: bool = JSON,
 ) -> None:
     """Create the root CA: an Ed25519 key (encrypted, 0600) and its self-signed certificate."""
     with reporting(as_json=as_json):
+        parse_instance(instance)  # refused before the passphrase is asked for
+        validity_days(days)
         store = CAStore.init(directory, instance, _ca_passphrase(confirm=True), days=days)
     result = {
         "ok": True,
@@ -73,11 +82,14 @@ def ca_issue(
     subsystem: str | None = typer.Option(
         None, help="Generate keys for this subsystem first if the key folder is empty."
     ),
-    days: int = typer.Option(365, help="Validity of the certificates."),
+    days: int = typer.Option(
+        365, help="Validity of the certificates (1 to 36500 days, never past the CA's)."
+    ),
     as_json: bool = JSON,
 ) -> None:
     """Certify the newest keys of a subsystem (signing and encryption)."""
     with reporting(as_json=as_json):
+        validity_days(days)  # refused before any key is generated
         store = KeyStore(keys, b"")
         if not (keys / "keys.json").exists():
             if subsystem is None:
@@ -157,15 +169,18 @@ def keys_generate(
 @keys_app.command("rotate")
 def keys_rotate(
     keys: Path = KEYS_DIR,
-    overlap_hours: float = typer.Option(168, help="How long the old keys stay valid."),
+    hours: float = typer.Option(
+        168, "--overlap-hours", help="How long the old keys stay valid (0 to 8760 hours)."
+    ),
     as_json: bool = JSON,
 ) -> None:
     """Start a new generation of keys; the old one retires after the overlap."""
     with reporting(as_json=as_json):
+        overlap = overlap_hours(hours)
         store = KeyStore(keys, _key_passphrase())
         subsystem, *_ = store.public_keys()
         store.load()  # proves the passphrase before anything changes
-        generation = store.generate(subsystem, overlap=timedelta(hours=overlap_hours))
+        generation = store.generate(subsystem, overlap=overlap)
     if as_json:
         print_json({"ok": True, "generation": generation})
     else:

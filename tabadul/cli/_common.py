@@ -92,7 +92,8 @@ def governance(
 
     The database is migrated to the current revision. A SQLite file that does not exist is
     only created with ``create`` (registering the first operator); otherwise it exits 2 as
-    ``no-database``. The project's errors raised in the block exit 2 with their code.
+    ``no-database``, and anything but a governance database there exits 2 as ``store``,
+    untouched. The project's errors raised in the block exit 2 with their code.
     """
     with reporting(as_json=as_json):
         chosen = settings(db, schema, data_dir)
@@ -105,7 +106,7 @@ def governance(
             as_json=as_json,
         )
     with reporting(as_json=as_json):
-        services = Services.open(chosen)
+        services = Services.open(chosen, create=create)
         try:
             yield services
         finally:

@@ -14,6 +14,9 @@ from governance._registry import Registry
 from tabadul._services import load_ca
 from tabadul.cli._output import console, print_json, reporting, usage_error
 
+# The longest validity a directory is signed for, as through the API (/registry/directory).
+MAX_VALID_HOURS = 24 * 366
+
 directory_app = typer.Typer(
     help="Publish the signed directory from the bus registry.", no_args_is_help=True
 )
@@ -31,7 +34,10 @@ def publish(
         str | None, typer.Option("--schema", help="PostgreSQL schema of the governance tables.")
     ] = None,
     valid_hours: Annotated[
-        int, typer.Option("--valid-hours", help="How long the directory is valid.", min=1)
+        int,
+        typer.Option(
+            "--valid-hours", help=f"How long the directory is valid (1 to {MAX_VALID_HOURS})."
+        ),
     ] = 48,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
@@ -40,6 +46,12 @@ def publish(
     The CA passphrase is read from the environment variable TABADUL_CA_PASSPHRASE.
     Certificates revoked in the CA folder are listed as revoked too.
     """
+    if not 1 <= valid_hours <= MAX_VALID_HOURS:
+        usage_error(
+            "invalid-input",
+            f"--valid-hours {valid_hours}: a directory is valid 1 to {MAX_VALID_HOURS} hours",
+            as_json=as_json,
+        )
     with reporting(as_json=as_json):
         ca = load_ca(ca_dir)
         store = GovernanceStore.open(db, schema=schema, migrate=False)

@@ -63,7 +63,13 @@ def _portal(url: str | None, token_file: Path | None, *, as_json: bool) -> tuple
     found = Settings.from_env()
     token = found.ckan_token
     if token_file is not None:
-        token = read_bytes(token_file, "CKAN token", as_json=as_json).decode().strip()
+        data = read_bytes(token_file, "CKAN token", as_json=as_json)
+        try:
+            token = data.decode("ascii").strip()
+        except UnicodeDecodeError:
+            usage_error(
+                "unreadable-file", f"{token_file} holds no CKAN token (not text)", as_json=as_json
+            )
     return url or found.ckan_url, token
 
 

@@ -12,6 +12,7 @@ from typing import Any, NoReturn, Protocol
 import typer
 from rich.console import Console
 from rich.markup import escape
+from typer.core import TyperGroup
 
 from exchange import ExchangeError
 from governance import GovernanceError
@@ -53,13 +54,17 @@ def print_json(data: Any) -> None:
 
 
 def fail(error: CodedError, *, as_json: bool = False, exit_code: int = 2) -> NoReturn:
-    """Print ``error`` (to stderr, or as JSON on stdout) and exit with ``exit_code``."""
+    """Print ``error`` (to stderr, or as JSON on stdout) and exit with ``exit_code``. The
+    text is one line whatever the terminal's width or the message (a driver's message may
+    span several), so scripts can read it."""
     if as_json:
         print_json({"ok": False, "error": error.as_dict()})
     else:
+        message = " ".join(error.message.split())
         err_console.print(
-            f"[bold red]error[/] {escape(f'[{error.code}]')}: {escape(error.message)}",
+            f"[bold red]error[/] {escape(f'[{error.code}]')}: {escape(message)}",
             highlight=False,
+            soft_wrap=True,
         )
     raise typer.Exit(exit_code)
 
@@ -86,3 +91,25 @@ class _Simple:
 
 def usage_error(code: str, message: str, *, as_json: bool = False) -> NoReturn:
     fail(_Simple(code, message), as_json=as_json)
+
+
+class CodedUsageGroup(TyperGroup):
+    """The root command group. An option or argument whose value is missing or cannot be
+    read as its type (``--days abc``, ``--overlap-hours x``) is reported like every other
+    error: one line ``error [usage]: message`` (JSON with ``--json``) and exit 2, not
+    click's framed usage text."""
+
+    # Contexts are typed Any: their class is typer's private copy of click's.
+    def make_context(
+        self, info_name: str | None, args: list[str], parent: Any = None, **extra: Any
+    ) -> Any:
+        ctx = super().make_context(info_name, args, parent, **extra)
+        ctx.meta["tabadul.json"] = "--json" in args
+        return ctx
+
+    def invoke(self, ctx: Any) -> Any:
+        try:
+            return super().invoke(ctx)
+        except typer.BadParameter as exc:
+            where = f" (see '{exc.ctx.command_path} --help')" if exc.ctx else ""
+            usage_error("usage", exc.format_message() + where, as_json=ctx.meta["tabadul.json"])

@@ -13,7 +13,7 @@ import typer
 from rich.markup import escape
 
 from exchange import format_time, utcnow
-from governance import DEFAULT_TTL, ApiToken
+from governance import DEFAULT_TTL, MAX_TTL, ApiToken
 from tabadul.cli._common import (
     Actor,
     Db,
@@ -26,7 +26,7 @@ from tabadul.cli._common import (
     need_actor,
     print_ok,
 )
-from tabadul.cli._output import console, err_console
+from tabadul.cli._output import console, err_console, usage_error
 
 token_app = typer.Typer(help="API tokens (the secret is shown once).", no_args_is_help=True)
 
@@ -39,7 +39,7 @@ def issue(
         typer.Argument(metavar="[USER_ID]", help="Whose token (default: the actor's own)."),
     ] = None,
     days: Annotated[
-        int, typer.Option("--days", min=1, help="Days until it expires (at most 366).")
+        int, typer.Option("--days", help=f"Days until it expires (1 to {MAX_TTL.days}).")
     ] = DEFAULT_TTL.days,
     actor: Actor = None,
     db: Db = None,
@@ -52,6 +52,12 @@ def issue(
     hash is kept, it cannot be shown again.
     """
     who = need_actor(actor, as_json=as_json)
+    if not 1 <= days <= MAX_TTL.days:  # Tokens.issue's rule, before a timedelta can overflow
+        usage_error(
+            "invalid-input",
+            f"--days {days}: a token lives 1 to {MAX_TTL.days} days",
+            as_json=as_json,
+        )
     with governance(db, schema, as_json=as_json) as services:
         issued = services.tokens.issue(who, user_id or who, label=label, ttl=timedelta(days=days))
     record = issued.record

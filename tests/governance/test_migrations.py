@@ -7,11 +7,13 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
 import governance
 from governance import GovernanceStore, StoreError, Workflow, head_revision
+from governance import _db as governance_db
 from governance._db import metadata
 from tests.governance.conftest import Backend
 
@@ -153,3 +155,63 @@ def test_grants_made_before_purposes_keep_working(backend):
         assert backend.sql("SELECT purpose FROM bus_subscriptions") == [("unspecified",)]
     finally:
         store.close()
+
+
+def _foreign(path):
+    """Another application's SQLite database, in rollback-journal mode."""
+    engine = sa.create_engine(f"sqlite:///{path}")
+    with engine.begin() as conn:
+        conn.execute(sa.text("CREATE TABLE notes (body TEXT)"))
+        conn.execute(sa.text("INSERT INTO notes VALUES ('not yours')"))
+    engine.dispose()
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        pytest.param(lambda path: path.write_bytes(b""), id="empty"),
+        pytest.param(lambda path: path.write_bytes(b"region,year\nSouss,2025\n" * 30), id="csv"),
+        pytest.param(_foreign, id="foreign"),
+    ],
+)
+@pytest.mark.parametrize(
+    "options",
+    [{"migrate": False}, {"create": False}, {"create": False, "migrate": False}, {}],
+    ids=["read-only", "existing", "both", "default"],
+)
+def test_a_file_that_is_no_governance_database_is_refused_untouched(tmp_path, make, options):
+    """An empty file (except where a new database may be made), a file that is no SQLite
+    database and another application's database are refused with StoreError and stay byte
+    for byte as they were: nothing is migrated into them, not even a journal mode."""
+    path = tmp_path / "target.sqlite"
+    make(path)
+    before = path.read_bytes()
+    creating = options == {}
+    if creating and not before:
+        store = GovernanceStore.open(str(path), **options)  # a new database, in an empty file
+        assert store.revision() == head_revision()
+        store.close()
+        return
+    with pytest.raises(StoreError, match="not a Tabadul governance database"):
+        GovernanceStore.open(str(path), **options)
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["target.sqlite"]
+
+
+def test_an_existing_database_at_an_older_revision_is_migrated(tmp_path):
+    """create=False takes a governance database at a revision it knows and migrates it."""
+    path = tmp_path / "old.sqlite"
+    engine = sa.create_engine(f"sqlite:///{path}")
+    with engine.begin() as conn:
+        config = governance_db.alembic_config()
+        config.attributes["connection"] = conn
+        command.upgrade(config, "0002")
+    engine.dispose()
+    store = GovernanceStore.open(str(path), create=False)
+    try:
+        assert store.revision() == head_revision()
+    finally:
+        store.close()
+    with pytest.raises(StoreError, match="no governance database"):
+        GovernanceStore.open(str(tmp_path / "missing.sqlite"), create=False)
+    assert not (tmp_path / "missing.sqlite").exists()

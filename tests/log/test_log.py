@@ -311,3 +311,41 @@ def test_sqlite_refuses_missing_file(tmp_path: Path):
     sqlite3.connect(other).execute("CREATE TABLE x (y)").connection.close()
     with pytest.raises(LogError):
         SQLiteLogStore(other, create=False)
+
+
+@pytest.mark.parametrize(
+    "content",
+    [b"", b"records,nodes,heads\n" * 50, None],
+    ids=["empty", "not sqlite", "foreign sqlite"],
+)
+def test_opening_without_create_never_writes(tmp_path: Path, content):
+    """create=False opens read-only: an empty file, a file that is no SQLite database and
+    another application's database are refused with LogError and stay byte for byte."""
+    path = tmp_path / "target.sqlite"
+    if content is None:
+        conn = sqlite3.connect(path)
+        conn.execute("CREATE TABLE records (x)")
+        conn.commit()
+        conn.close()
+    else:
+        path.write_bytes(content)
+    before = path.read_bytes()
+    with pytest.raises(LogError):
+        SQLiteLogStore(path, create=False)
+    assert path.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["target.sqlite"]
+
+
+def test_a_log_opened_without_create_is_read_only(tmp_path: Path):
+    """An existing log opened with create=False verifies, and refuses to be appended to."""
+    path = tmp_path / "log.sqlite"
+    log = MessageLog(SQLiteLogStore(path), log_id="douane")
+    log.append_batch([entry(i) for i in range(3)])
+    log.close()
+    before = path.read_bytes()
+    reader = MessageLog(SQLiteLogStore(path, create=False), log_id="douane")
+    assert reader.verify().size == 3
+    with pytest.raises(LogError):
+        reader.append_batch([entry(3)])
+    reader.close()
+    assert path.read_bytes() == before

@@ -26,6 +26,7 @@ from opendata import (
     InvalidData,
     MissingFile,
     OpenData,
+    PackageNotOurs,
     PortalRefused,
     PortalUnavailable,
     Publisher,
@@ -247,3 +248,35 @@ def test_unreachable_ckan_leaves_the_dataset_approved(env):
         env.pipeline.publish("amina", env.dataset_id)
     assert "unreachable" in caught.value.message
     assert env.flow.dataset(env.dataset_id).state is State.APPROVED
+
+
+def test_a_name_taken_over_on_the_portal_is_neither_published_into_nor_withdrawn(env, ckan):
+    """The dataset's package was replaced on the portal by another organisation's of the same
+    name: a new version and the withdrawal are refused with package-not-ours, the other
+    package is left as it was, and governance records nothing."""
+    env.classify()
+    env.approved()
+    published = env.pipeline.publish("amina", env.dataset_id)
+    ckan.action.dataset_purge(id=published.package_id)
+    other = f"other-{env.tag}"
+    ckan.action.organization_create(name=other)
+    try:
+        ckan.action.package_create(name=published.name, owner_org=other, title="Someone else's")
+        before = ckan.action.package_show(id=published.name)
+        entries = len(env.flow.history(env.dataset_id))
+        with pytest.raises(PackageNotOurs):
+            env.pipeline.withdraw("root", env.dataset_id, reason="taken down")
+        env.pipeline.submit("amina", env.dataset_id, env.csv(ROWS + "Oriental,2025,9\n", "v2.csv"))
+        env.flow.approve("karim", env.dataset_id)
+        with pytest.raises(PackageNotOurs):
+            env.pipeline.publish("amina", env.dataset_id)
+        assert ckan.action.package_show(id=published.name) == before
+        assert env.flow.dataset(env.dataset_id).state is State.APPROVED
+        assert [e.action for e in env.flow.history(env.dataset_id)[entries:]] == [
+            "dataset.submit",
+            "dataset.approve",
+        ]
+    finally:
+        with contextlib.suppress(ckanapi.NotFound):
+            ckan.action.dataset_purge(id=published.name)
+        ckan.action.organization_purge(id=other)

@@ -138,7 +138,7 @@ def test_withdraw_deletes_the_files_and_purges_the_package(ckan, publisher, data
     assert all(f.is_file() for f in stored)
     assert ckan.action.package_search(q=f'name:"{result.name}"')["count"] == 1
 
-    withdrawn = publisher.withdraw(dataset["dataset_id"], "consent withdrawn")
+    withdrawn = publisher.withdraw(dataset, "consent withdrawn")
     assert withdrawn.as_dict() == {
         "dataset_id": dataset["dataset_id"],
         "package_id": result.package_id,
@@ -153,7 +153,7 @@ def test_withdraw_deletes_the_files_and_purges_the_package(ckan, publisher, data
     assert [f for f in stored if f.exists()] == []
     assert {_get(r["url"]).status_code for r in package["resources"]} == {404}
     with pytest.raises(NotPublished) as caught:
-        publisher.withdraw(dataset["dataset_id"], "again")
+        publisher.withdraw(dataset, "again")
     assert caught.value.code == "not-published"
 
 

@@ -243,7 +243,9 @@ class RecordingPortal:
         approval_ref: str,
         *,
         validated: DataReport | None = None,
+        package_id: str | None = None,
     ) -> PublishResult:
+        assert package_id in {None, f"pkg-{dataset['dataset_id']}"}  # what governance recorded
         assert table_schema == SCHEMA
         assert validated is not None
         assert validated.valid
@@ -263,7 +265,11 @@ class RecordingPortal:
         status = "created" if version == 0 else "updated"
         return PublishResult(status, f"pkg-{dataset_id}", dataset_id, version + 1, sha256(data))
 
-    def withdraw(self, dataset_id: str, reason: str) -> WithdrawResult:
+    def withdraw(
+        self, dataset: Mapping[str, Any], reason: str, *, package_id: str | None = None
+    ) -> WithdrawResult:
+        dataset_id = str(dataset["dataset_id"])
+        assert package_id in {None, f"pkg-{dataset_id}"}
         if dataset_id not in self.live:
             raise NotPublished(f"{dataset_id} has no package on the portal")
         version, _ = self.live.pop(dataset_id)

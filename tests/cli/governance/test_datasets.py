@@ -273,3 +273,13 @@ def test_reject_then_reopen(submitted: Cli):
     history = submitted("dataset", "history", "offices")
     assert "dataset.reject" in history.output
     assert "drop the e-mail column" in history.output
+
+
+def test_register_refuses_a_tag_ckan_refuses(people: Cli):
+    """`dataset register --tag` with a tag CKAN refuses exits 2 with invalid-tag naming the
+    rule; nothing is registered."""
+    for tag in ("a/b", "x" * 150, "<script>", "ab\u202ecd"):
+        args = register_args(people, **{"--tag": tag})
+        refused = people.refused("invalid-tag", *args)
+        assert "tag 1" in refused.output
+    assert people.ok("dataset", "list")["datasets"] == []
