@@ -1,6 +1,8 @@
 """Governance over one database: the bus registry and the directory it publishes, users and
 roles, the dataset inventory and classification, derived (generalised) resources with their
-lineage, the four-eyes publication workflow, and the hash-chained audit log.
+lineage, the four-eyes publication workflow, and the hash-chained audit log; and the one
+reader of CSV tables (:func:`open_table`: a declared :class:`Dialect`, bounded by
+:class:`TableLimits`) that screening, validation and derivation share.
 (PII screening lives in ``governance.pii``; this package does not need it to import.)
 
 >>> store = GovernanceStore.open("governance.sqlite")   # or a postgresql:// URL
@@ -17,9 +19,9 @@ from governance._audit import (
     entry_hash,
     verify_chain,
 )
+from governance._cells import is_formula, neutralise
 from governance._db import GovernanceStore, database_url, head_revision
 from governance._derive import (
-    BadSource,
     ColumnOp,
     Derivation,
     DerivationResult,
@@ -28,6 +30,7 @@ from governance._derive import (
     GeneraliseDateToYear,
     GeneraliseToPrefix,
     GeneraliseToRange,
+    NeutraliseFormulas,
     UnknownColumn,
     column_op,
     derive_csv,
@@ -38,19 +41,26 @@ from governance._errors import (
     AlreadyExists,
     AuditError,
     AuditTampered,
+    BadSource,
+    CellTooLarge,
     ChangedSinceApproval,
+    FileTooLarge,
     FourEyes,
     GovernanceError,
     IllegalTransition,
     InvalidInput,
+    LineTooLong,
     NeedsDerivation,
     NotFound,
     NotPublishable,
+    NotUtf8,
     OtherAgency,
     PiiUnresolved,
     Refused,
     StoreError,
+    TooLarge,
     TooManyAttempts,
+    TooWide,
     Unauthenticated,
     UnknownDataset,
     UnknownFinding,
@@ -66,6 +76,7 @@ from governance._registry import (
     service_dict,
     subscription_dict,
 )
+from governance._table import RFC4180, CsvTable, Dialect, TableLimits, open_table, other_dialect
 from governance._tokens import (
     DEFAULT_TTL,
     SIGN_IN_LIMIT,
@@ -99,6 +110,7 @@ __all__ = [
     "FREQUENCIES",
     "GENESIS",
     "LANGUAGES",
+    "RFC4180",
     "ROLES",
     "SIGN_IN_LIMIT",
     "TRANSITIONS",
@@ -110,14 +122,18 @@ __all__ = [
     "AuditReport",
     "AuditTampered",
     "BadSource",
+    "CellTooLarge",
     "ChangedSinceApproval",
     "Classification",
     "ColumnOp",
+    "CsvTable",
     "Dataset",
     "Derivation",
     "DerivationResult",
     "DerivedNotReviewed",
+    "Dialect",
     "Drop",
+    "FileTooLarge",
     "Finding",
     "FourEyes",
     "GeneraliseDateToYear",
@@ -129,9 +145,12 @@ __all__ = [
     "InvalidInput",
     "IssuedToken",
     "Level",
+    "LineTooLong",
     "NeedsDerivation",
+    "NeutraliseFormulas",
     "NotFound",
     "NotPublishable",
+    "NotUtf8",
     "OtherAgency",
     "PiiUnresolved",
     "PublishedDirectory",
@@ -144,8 +163,11 @@ __all__ = [
     "ServiceRole",
     "State",
     "StoreError",
+    "TableLimits",
     "Tokens",
+    "TooLarge",
     "TooManyAttempts",
+    "TooWide",
     "Unauthenticated",
     "UnknownColumn",
     "UnknownDataset",
@@ -164,7 +186,11 @@ __all__ = [
     "entry_hash",
     "grant_dict",
     "head_revision",
+    "is_formula",
     "lineage",
+    "neutralise",
+    "open_table",
+    "other_dialect",
     "record_derivation",
     "redact_tokens",
     "service_dict",

@@ -12,6 +12,10 @@ Settings come from arguments or ``TABADUL_*`` environment variables::
     TABADUL_CA_PASSPHRASE     its key's passphrase, read when the CA is opened (:func:`load_ca`)
     TABADUL_METRICS_URLS      connectors' /metrics URLs, comma-separated (traffic figures)
     TABADUL_SIGN_IN_LIMIT     failed sign-ins a client may make in a minute (10)
+    TABADUL_CSV_MAX_BYTES     bytes of one submitted or scanned CSV file (2 GiB)
+    TABADUL_CSV_MAX_LINE      characters of one CSV record (1 Mi)
+    TABADUL_CSV_MAX_CELL      characters of one CSV cell (128 Ki)
+    TABADUL_CSV_MAX_COLUMNS   columns of a CSV header or row (1024)
 """
 
 from __future__ import annotations
@@ -23,13 +27,43 @@ from pathlib import Path
 from typing import Self
 
 from exchange import CAStore
-from governance import SIGN_IN_LIMIT, GovernanceStore, Registry, Tokens, Workflow
+from governance import (
+    SIGN_IN_LIMIT,
+    GovernanceStore,
+    InvalidInput,
+    Registry,
+    TableLimits,
+    Tokens,
+    Workflow,
+)
 from opendata import DataFiles, OpenData, Publisher
 
 DEFAULT_CKAN_URL = "http://127.0.0.1:5000"
 DEFAULT_DB = "var/governance.sqlite"
 DEFAULT_DATA_DIR = "var/data"
 CA_PASSPHRASE_ENV = "TABADUL_CA_PASSPHRASE"  # noqa: S105 - the variable's name, not a secret
+_TABLE_LIMITS_ENV = {
+    "max_bytes": "TABADUL_CSV_MAX_BYTES",
+    "max_line": "TABADUL_CSV_MAX_LINE",
+    "max_cell": "TABADUL_CSV_MAX_CELL",
+    "max_columns": "TABADUL_CSV_MAX_COLUMNS",
+}
+
+
+def table_limits_from_env(env: Mapping[str, str] | None = None) -> TableLimits:
+    """The bounds of reading CSV files from ``TABADUL_CSV_*`` (``os.environ`` by default),
+    the defaults of :class:`governance.TableLimits` for those unset. Raises
+    :class:`governance.InvalidInput` for a value that is not a positive whole number."""
+    env = os.environ if env is None else env
+    given: dict[str, int] = {}
+    for limit, variable in _TABLE_LIMITS_ENV.items():
+        text = env.get(variable, "").strip()
+        if not text:
+            continue
+        if not text.isdigit():
+            raise InvalidInput(f"{variable} must be a positive whole number, not {text!r}")
+        given[limit] = int(text)
+    return TableLimits(**given)
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +76,7 @@ class Settings:
     ca_dir: Path | None = None
     metrics_urls: tuple[str, ...] = field(default=())
     sign_in_limit: int = SIGN_IN_LIMIT
+    table_limits: TableLimits = field(default_factory=TableLimits)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -62,6 +97,7 @@ class Settings:
             ca_dir=Path(ca_dir) if ca_dir else None,
             metrics_urls=tuple(u.strip() for u in urls.split(",") if u.strip()),
             sign_in_limit=int(env.get("TABADUL_SIGN_IN_LIMIT") or SIGN_IN_LIMIT),
+            table_limits=table_limits_from_env(env),
         )
 
 
@@ -106,9 +142,13 @@ class Services:
         self.workflow = Workflow(store)
         self.registry = Registry(store)
         self.tokens = Tokens(store, sign_in_limit=settings.sign_in_limit)
-        self.files = DataFiles(settings.data_dir)
+        limits = settings.table_limits
+        self.files = DataFiles(settings.data_dir, max_bytes=limits.max_bytes)
         self.opendata = OpenData(
-            self.workflow, self.files, Publisher(settings.ckan_url, settings.ckan_token)
+            self.workflow,
+            self.files,
+            Publisher(settings.ckan_url, settings.ckan_token),
+            limits=limits,
         )
 
     @classmethod
@@ -123,4 +163,11 @@ class Services:
         self.store.close()
 
 
-__all__ = ["CA_PASSPHRASE_ENV", "CaUnavailable", "Services", "Settings", "load_ca"]
+__all__ = [
+    "CA_PASSPHRASE_ENV",
+    "CaUnavailable",
+    "Services",
+    "Settings",
+    "load_ca",
+    "table_limits_from_env",
+]
