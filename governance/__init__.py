@@ -1,6 +1,8 @@
 """Governance over one database: the bus registry and the directory it publishes, users and
 roles, the dataset inventory and classification, derived (generalised) resources with their
-lineage, the four-eyes publication workflow, and the hash-chained audit log.
+lineage, the four-eyes publication workflow, and the hash-chained audit log; and the one
+reader of CSV tables (:func:`open_table`: a declared :class:`Dialect`, bounded by
+:class:`TableLimits`) that screening, validation and derivation share.
 (PII screening lives in ``governance.pii``; this package does not need it to import.)
 
 >>> store = GovernanceStore.open("governance.sqlite")   # or a postgresql:// URL
@@ -19,9 +21,9 @@ from governance._audit import (
     entry_hash,
     verify_chain,
 )
+from governance._cells import is_formula, neutralise
 from governance._db import GovernanceStore, database_url, head_revision
 from governance._derive import (
-    BadSource,
     ColumnOp,
     Derivation,
     DerivationResult,
@@ -30,6 +32,7 @@ from governance._derive import (
     GeneraliseDateToYear,
     GeneraliseToPrefix,
     GeneraliseToRange,
+    NeutraliseFormulas,
     UnknownColumn,
     column_op,
     derive_csv,
@@ -40,20 +43,27 @@ from governance._errors import (
     AlreadyExists,
     AuditError,
     AuditTampered,
+    BadSource,
+    CellTooLarge,
     ChangedSinceApproval,
+    FileTooLarge,
     FourEyes,
     GovernanceError,
     IllegalTransition,
     InvalidInput,
     InvalidTag,
+    LineTooLong,
     NeedsDerivation,
     NotFound,
     NotPublishable,
+    NotUtf8,
     OtherAgency,
     PiiUnresolved,
     Refused,
     StoreError,
+    TooLarge,
     TooManyAttempts,
+    TooWide,
     Unauthenticated,
     UnknownDataset,
     UnknownFinding,
@@ -69,6 +79,7 @@ from governance._registry import (
     service_dict,
     subscription_dict,
 )
+from governance._table import RFC4180, CsvTable, Dialect, TableLimits, open_table, other_dialect
 from governance._tags import check_tags
 from governance._tokens import (
     DEFAULT_TTL,
@@ -107,6 +118,7 @@ __all__ = [
     "GENESIS",
     "LANGUAGES",
     "MAX_TTL",
+    "RFC4180",
     "ROLES",
     "SIGN_IN_LIMIT",
     "TRANSITIONS",
@@ -119,14 +131,18 @@ __all__ = [
     "AuditSigner",
     "AuditTampered",
     "BadSource",
+    "CellTooLarge",
     "ChangedSinceApproval",
     "Classification",
     "ColumnOp",
+    "CsvTable",
     "Dataset",
     "Derivation",
     "DerivationResult",
     "DerivedNotReviewed",
+    "Dialect",
     "Drop",
+    "FileTooLarge",
     "Finding",
     "FourEyes",
     "GeneraliseDateToYear",
@@ -139,9 +155,12 @@ __all__ = [
     "InvalidTag",
     "IssuedToken",
     "Level",
+    "LineTooLong",
     "NeedsDerivation",
+    "NeutraliseFormulas",
     "NotFound",
     "NotPublishable",
+    "NotUtf8",
     "OtherAgency",
     "PiiUnresolved",
     "PublishedDirectory",
@@ -154,8 +173,11 @@ __all__ = [
     "ServiceRole",
     "State",
     "StoreError",
+    "TableLimits",
     "Tokens",
+    "TooLarge",
     "TooManyAttempts",
+    "TooWide",
     "Unauthenticated",
     "UnknownColumn",
     "UnknownDataset",
@@ -175,7 +197,11 @@ __all__ = [
     "entry_hash",
     "grant_dict",
     "head_revision",
+    "is_formula",
     "lineage",
+    "neutralise",
+    "open_table",
+    "other_dialect",
     "record_derivation",
     "redact_tokens",
     "service_dict",

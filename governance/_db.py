@@ -102,7 +102,7 @@ findings = sa.Table(
     metadata,
     sa.Column("review_id", sa.Integer, sa.ForeignKey("reviews.review_id"), primary_key=True),
     sa.Column("finding_id", sa.String(128), primary_key=True),
-    # drop, generalise, justify; null while unresolved
+    # drop, generalise, neutralise, justify; null while unresolved
     sa.Column("resolution", sa.String(16), nullable=True),
     sa.Column("reason", sa.Text, nullable=True),
     sa.Column("resolved_by", sa.String(64), nullable=True),

@@ -10,28 +10,35 @@ hashing both files on the way. The operations are small objects:
   (counted);
 - ``GeneraliseToRange(column, step)``: a decimal amount -> its range of width ``step``,
   e.g. ``1000-1999``; anything else -> empty (counted);
-- ``GeneraliseToPrefix(column, keep)``: the first ``keep`` characters (e.g. of a postcode).
+- ``GeneraliseToPrefix(column, keep)``: the first ``keep`` characters (e.g. of a postcode);
+- ``NeutraliseFormulas(column)``: a formula cell (``=HYPERLINK(...)``, ``-2+3``: see
+  :func:`governance._cells.is_formula`) gets a leading apostrophe, so that a spreadsheet shows
+  it as text (OWASP's advice against CSV injection); other cells are left as they are.
 
-Empty cells stay empty and are not counted. :func:`record_derivation` stores the lineage
-(dataset, source and derived SHA-256, the operations, who, when, why) with its audit entry and,
-when the derived bytes are the ones under review, resolves the review's PII findings on the
-dropped (``drop``) and generalised (``generalise``) columns, all in one transaction.
+Empty cells stay empty and are not counted. The source is read with :func:`open_table` (its
+declared dialect, within its limits) and written in the same dialect.
+:func:`record_derivation` stores the lineage (dataset, source and derived SHA-256, the
+operations, who, when, why) with its audit entry and, when the derived bytes are the ones
+under review, resolves the review's findings on the columns the plan changed, all in one
+transaction: each operation resolves only the findings its output cannot hold
+(:meth:`ColumnOp.resolves`: a dropped column, all of them; neutralised formulas, only the
+``formula`` finding; a kept prefix, every finding but ``formula``).
 :func:`lineage` reads the derivations of a dataset back.
 
 Errors (all :class:`~governance.GovernanceError`)::
 
     InvalidInput                    invalid-input    (a bad plan: step, keep, a column twice)
     ├── UnknownColumn               unknown-column   (the plan names columns the file lacks)
-    └── BadSource                   bad-source       (unreadable, not UTF-8, not a CSV table)
+    └── BadSource                   bad-source       (unreadable, not a CSV table, a row of
+                                                      another width than the header; and
+                                                      NotUtf8, the TooLarge family)
     Refused
     └── DerivedNotReviewed          derived-not-reviewed (the open review is of other bytes)
 """
 
 from __future__ import annotations
 
-import csv
 import hashlib
-import io
 import math
 import os
 import re
@@ -47,8 +54,17 @@ import sqlalchemy as sa
 
 from exchange import format_time, utcnow
 from governance._audit import append_entry
+from governance._cells import neutralise
 from governance._db import GovernanceStore, datasets, findings, metadata
-from governance._errors import InvalidInput, OtherAgency, Refused, UnknownDataset, WrongRole
+from governance._errors import (
+    BadSource,
+    InvalidInput,
+    OtherAgency,
+    Refused,
+    UnknownDataset,
+    WrongRole,
+)
+from governance._table import RFC4180, CsvTable, Dialect, TableLimits, open_table
 from governance._workflow import Dataset, Resolution, Role, State, User, Workflow, check_action
 
 __all__ = [
@@ -61,6 +77,7 @@ __all__ = [
     "GeneraliseDateToYear",
     "GeneraliseToPrefix",
     "GeneraliseToRange",
+    "NeutraliseFormulas",
     "UnknownColumn",
     "column_op",
     "derivations",
@@ -110,13 +127,6 @@ class UnknownColumn(InvalidInput):
         return {**super().as_dict(), "columns": list(self.columns)}
 
 
-class BadSource(InvalidInput):
-    """The source cannot be read, is not UTF-8, or is not a CSV table (no header, a row of
-    another width than the header, bad quoting)."""
-
-    code = "bad-source"
-
-
 class DerivedNotReviewed(Refused):
     """The dataset's open review is of other bytes than the derived file: resolving its
     findings with this derivation would approve bytes that still hold the columns."""
@@ -141,6 +151,11 @@ class ColumnOp:
 
     def transform(self, value: str) -> str | None:
         raise NotImplementedError
+
+    def resolves(self, detector: str) -> bool:  # noqa: ARG002 - by default, whatever it is
+        """Whether this operation's output can no longer hold what ``detector`` found (a
+        finding ``column:detector``), so that the derivation resolves that finding."""
+        return True
 
     def as_dict(self) -> dict[str, Any]:
         return {"op": self.op, "column": self.column}
@@ -228,12 +243,42 @@ class GeneraliseToPrefix(ColumnOp):
     def transform(self, value: str) -> str | None:
         return value.strip()[: self.keep]
 
+    def resolves(self, detector: str) -> bool:
+        return detector != FORMULA  # the first characters of a formula are still one
+
     def as_dict(self) -> dict[str, Any]:
         return {"op": self.op, "column": self.column, "keep": self.keep}
 
 
+FORMULA = "formula"  # the PII screening's detector of formula cells
+
+
+@dataclass(frozen=True, slots=True)
+class NeutraliseFormulas(ColumnOp):
+    """Prefix every formula cell of the column with an apostrophe; other cells pass."""
+
+    op: ClassVar[str] = "neutralise"
+    resolution: ClassVar[Resolution] = Resolution.NEUTRALISE
+
+    def __post_init__(self) -> None:
+        self._check()
+
+    def transform(self, value: str) -> str | None:
+        return neutralise(value)
+
+    def resolves(self, detector: str) -> bool:
+        return detector == FORMULA  # any personal data in the column is still there
+
+
 _OPS: dict[str, type[ColumnOp]] = {
-    cls.op: cls for cls in (Drop, GeneraliseDateToYear, GeneraliseToRange, GeneraliseToPrefix)
+    cls.op: cls
+    for cls in (
+        Drop,
+        GeneraliseDateToYear,
+        GeneraliseToRange,
+        GeneraliseToPrefix,
+        NeutraliseFormulas,
+    )
 }
 
 
@@ -277,24 +322,6 @@ class DerivationResult:
         }
 
 
-class _HashingReader(io.RawIOBase):
-    """A raw binary reader that hashes every byte read through it."""
-
-    def __init__(self, raw: io.BufferedReader) -> None:
-        super().__init__()
-        self._raw = raw
-        self.digest = hashlib.sha256()
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: Any) -> int:
-        n = self._raw.readinto(buffer)
-        if n:
-            self.digest.update(memoryview(buffer)[:n])
-        return n or 0
-
-
 class _HashingWriter:
     """A text sink for ``csv.writer``: encodes to UTF-8, hashes and writes."""
 
@@ -323,7 +350,9 @@ def _check_plan(plan: Sequence[ColumnOp]) -> tuple[ColumnOp, ...]:
     return ops
 
 
-def _check_header(header: list[str], ops: tuple[ColumnOp, ...], source: Path) -> dict[int, Any]:
+def _check_header(
+    header: list[str], ops: tuple[ColumnOp, ...], source: Path
+) -> dict[int, ColumnOp]:
     """Map each column index the plan touches to its operation; refuse unknown names."""
     missing = [op.column for op in ops if op.column not in header]
     if missing:
@@ -347,15 +376,18 @@ def derive_csv(
     target: str | os.PathLike[str],
     plan: Sequence[ColumnOp],
     *,
-    delimiter: str = ",",
+    dialect: Dialect = RFC4180,
+    limits: TableLimits | None = None,
 ) -> DerivationResult:
-    """Write ``target``: ``source`` (UTF-8 CSV, header first; a BOM is allowed) with
-    ``plan`` applied, streaming in constant memory. The target is UTF-8 without BOM, the
-    same delimiter, CRLF line ends; it appears complete or not at all (written beside it,
-    then renamed). Blank lines are skipped.
+    """Write ``target``: ``source`` (a CSV table of ``dialect``, header first; a BOM is
+    allowed) with ``plan`` applied, streaming in constant memory within ``limits`` (see
+    :func:`open_table`). The target is UTF-8 without BOM, the same dialect, CRLF line ends;
+    it appears complete or not at all (written beside it, then renamed). Blank lines are
+    skipped.
 
     Raises :class:`InvalidInput` for a bad plan, :class:`UnknownColumn` for columns the
-    header lacks, :class:`BadSource` for a file that cannot be read as a CSV table."""
+    header lacks, :class:`BadSource` (or its ``NotUtf8`` and ``TooLarge`` kinds) for a file
+    that cannot be read as a CSV table."""
     ops = _check_plan(plan)
     src, dst = Path(source), Path(target)
     try:
@@ -364,34 +396,27 @@ def derive_csv(
         same = False
     if same:
         raise InvalidInput("the derived file must not overwrite its source")
-    try:
-        raw = src.open("rb")
-    except OSError as exc:
-        raise BadSource(f"cannot read {src}: {exc.strerror or exc}") from exc
-    try:
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{dst.name}.", dir=dst.parent)
-    except OSError as exc:
-        raw.close()
-        raise InvalidInput(f"cannot write {dst}: {exc.strerror or exc}") from exc
-    tmp = Path(tmp_name)
-    try:
-        with raw, os.fdopen(fd, "wb") as out:
-            hashing = _HashingReader(raw)
-            text = io.TextIOWrapper(io.BufferedReader(hashing), encoding="utf-8-sig", newline="")
-            sink = _HashingWriter(out)
-            result = _stream(text, sink, ops, src, delimiter)
-            while hashing.read(65_536):  # hash any bytes after the last row read
-                pass
-            out.flush()
-            os.fsync(out.fileno())
-        tmp.chmod(0o644)  # mkstemp's 0600 would hide the file from the publisher
-        tmp.replace(dst)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    rows, columns, emptied = result
+    with open_table(src, dialect, limits, digest=True) as table:
+        by_index = _check_header(table.header, ops, src)
+        try:
+            fd, tmp_name = tempfile.mkstemp(prefix=f".{dst.name}.", dir=dst.parent)
+        except OSError as exc:
+            raise InvalidInput(f"cannot write {dst}: {exc.strerror or exc}") from exc
+        tmp = Path(tmp_name)
+        try:
+            with os.fdopen(fd, "wb") as out:
+                sink = _HashingWriter(out)
+                rows, columns, emptied = _stream(table, sink, by_index)
+                source_sha256 = table.sha256()
+                out.flush()
+                os.fsync(out.fileno())
+            tmp.chmod(0o644)  # mkstemp's 0600 would hide the file from the publisher
+            tmp.replace(dst)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
     return DerivationResult(
-        source_sha256=hashing.digest.hexdigest(),
+        source_sha256=source_sha256,
         target_sha256=sink.digest.hexdigest(),
         rows=rows,
         columns=columns,
@@ -401,52 +426,36 @@ def derive_csv(
 
 
 def _stream(
-    text: io.TextIOWrapper,
-    sink: _HashingWriter,
-    ops: tuple[ColumnOp, ...],
-    src: Path,
-    delimiter: str,
+    table: CsvTable, sink: _HashingWriter, by_index: Mapping[int, ColumnOp]
 ) -> tuple[int, tuple[str, ...], dict[str, int]]:
-    reader = csv.reader(text, delimiter=delimiter, strict=True)
-    writer = csv.writer(sink, delimiter=delimiter, lineterminator="\r\n")
-    line = 1
-    try:
-        header = next(reader, None)
-        if not header:
-            raise BadSource(f"{src.name} has no header row")
-        by_index = _check_header(header, ops, src)
-        kept = [i for i in range(len(header)) if not isinstance(by_index.get(i), Drop)]
-        changed = [(i, op) for i, op in by_index.items() if not isinstance(op, Drop)]
-        emptied = {op.column: 0 for _, op in changed}
-        columns = tuple(header[i] for i in kept)
-        writer.writerow(columns)
-        width = len(header)
-        rows = 0
-        for row in reader:
-            line = reader.line_num
-            if not row:
+    header = table.header
+    writer = table.dialect.writer(sink)
+    kept = [i for i in range(len(header)) if not isinstance(by_index.get(i), Drop)]
+    changed = [(i, op) for i, op in by_index.items() if not isinstance(op, Drop)]
+    emptied = {op.column: 0 for _, op in changed}
+    columns = tuple(header[i] for i in kept)
+    writer.writerow(columns)
+    width = len(header)
+    rows = 0
+    for row in table.rows():
+        if not row:
+            continue
+        if len(row) != width:
+            raise BadSource(
+                f"{table.name}, line {table.line}: {len(row)} fields where the header has {width}",
+                table.line,
+            )
+        for i, op in changed:
+            cell = row[i]
+            if not cell.strip():
                 continue
-            if len(row) != width:
-                raise BadSource(
-                    f"{src.name}, line {line}: {len(row)} fields where the header has {width}"
-                )
-            for i, op in changed:
-                cell = row[i]
-                if not cell.strip():
-                    continue
-                new = op.transform(cell)
-                if new is None:
-                    emptied[op.column] += 1
-                    new = ""
-                row[i] = new
-            writer.writerow([row[i] for i in kept])
-            rows += 1
-    except UnicodeDecodeError as exc:
-        raise BadSource(f"{src.name} is not UTF-8 (near line {line}): {exc.reason}") from exc
-    except csv.Error as exc:
-        raise BadSource(f"{src.name}, line {reader.line_num}: {exc}") from exc
-    except OSError as exc:
-        raise BadSource(f"cannot read {src}: {exc.strerror or exc}") from exc
+            new = op.transform(cell)
+            if new is None:
+                emptied[op.column] += 1
+                new = ""
+            row[i] = new
+        writer.writerow([row[i] for i in kept])
+        rows += 1
     return rows, columns, emptied
 
 
@@ -488,11 +497,21 @@ class Derivation:
 
 
 _SHA256 = re.compile(r"[0-9a-f]{64}\Z")
+_VERBS = {
+    Resolution.DROP: "dropped",
+    Resolution.GENERALISE: "generalised",
+    Resolution.NEUTRALISE: "had its formula cells neutralised",
+}
 
 
 def _finding_column(finding_id: str) -> str:
     """The column of a PII finding id ``column:detector`` (a column may hold ``:``)."""
     return finding_id.rsplit(":", 1)[0]
+
+
+def _finding_detector(finding_id: str) -> str:
+    """The detector of a PII finding id ``column:detector``."""
+    return finding_id.rsplit(":", 1)[-1]
 
 
 def _check_steward(user: User, ds: Dataset) -> None:
@@ -557,9 +576,11 @@ def record_derivation(  # noqa: PLR0913 - keyword-only after the subject
         moment = flow._now()  # noqa: SLF001
         by_column = {op.column: op for op in ops}
         to_resolve = [
-            (f.finding_id, by_column[_finding_column(f.finding_id)])
+            (f.finding_id, op)
             for f in (review.findings if review else ())
-            if f.resolution is None and _finding_column(f.finding_id) in by_column
+            if f.resolution is None
+            and (op := by_column.get(_finding_column(f.finding_id))) is not None
+            and op.resolves(_finding_detector(f.finding_id))
         ]
         operations = [op.as_dict() for op in ops]
         emptied = {str(k): int(v) for k, v in result.emptied.items()}
@@ -600,7 +621,7 @@ def record_derivation(  # noqa: PLR0913 - keyword-only after the subject
         )
         for finding_id, op in to_resolve:
             assert review is not None
-            verb = "dropped" if op.resolution is Resolution.DROP else "generalised"
+            verb = _VERBS[op.resolution]
             note = f"column {op.column!r} {verb} by derivation {derivation_id}: {why}"
             conn.execute(
                 findings.update()

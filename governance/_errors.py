@@ -11,7 +11,15 @@ for the person who tried::
     │   │                                             character; names the tag and the rule)
     │   ├── UnknownColumn           unknown-column   (a derivation names columns the file
     │   │                                             lacks, or names twice)
-    │   └── BadSource               bad-source       (a derivation's CSV cannot be read)
+    │   └── BadSource               bad-source       (a CSV file that is not a table in the
+    │       │                                         declared dialect: cannot be opened,
+    │       │                                         no header, bad quoting, a ragged row)
+    │       ├── NotUtf8             not-utf8         (names the line and the byte offset)
+    │       └── TooLarge            too-large        (over a bound of ``TableLimits``)
+    │           ├── FileTooLarge    file-too-large   (more bytes than ``max_bytes``)
+    │           ├── LineTooLong     line-too-long    (a record over ``max_line`` characters)
+    │           ├── CellTooLarge    cell-too-large   (a cell over ``max_cell`` characters)
+    │           └── TooWide         too-wide         (more columns than ``max_columns``)
     ├── AlreadyExists               already-exists   (a user or dataset id is taken)
     ├── Unauthenticated             unauthenticated  (an API token that is malformed,
     │   │                                             unknown, expired or revoked)
@@ -88,6 +96,54 @@ class InvalidTag(InvalidInput):
 
     def as_dict(self) -> dict[str, object]:
         return {**super().as_dict(), "index": self.index, "rule": self.rule}
+
+
+class BadSource(InvalidInput):
+    """A CSV file cannot be read as a table in the declared dialect: it cannot be opened, has
+    no header row, is badly quoted or (where widths must agree) has a ragged row. ``line`` is
+    the 1-based line where reading stopped (None when no line was read)."""
+
+    code = "bad-source"
+
+    def __init__(self, message: str, line: int | None = None) -> None:
+        super().__init__(message)
+        self.line = line
+
+    def as_dict(self) -> dict[str, object]:
+        return {**super().as_dict(), "line": self.line}
+
+
+class NotUtf8(BadSource):
+    """The file holds bytes that are not UTF-8 (a byte-order mark is allowed)."""
+
+    code = "not-utf8"
+
+
+class TooLarge(BadSource):
+    """The file is over one of the bounds of reading (``TableLimits``): it is not read further,
+    so no file can make a reader hold more than the bounds allow."""
+
+    code = "too-large"
+
+
+class FileTooLarge(TooLarge):
+    code = "file-too-large"
+
+
+class LineTooLong(TooLarge):
+    """One record (its physical lines, when a quoted cell spans several) is too long."""
+
+    code = "line-too-long"
+
+
+class CellTooLarge(TooLarge):
+    code = "cell-too-large"
+
+
+class TooWide(TooLarge):
+    """The header or a row has more columns than allowed."""
+
+    code = "too-wide"
 
 
 class AlreadyExists(GovernanceError):

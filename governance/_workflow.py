@@ -102,6 +102,7 @@ class State(StrEnum):
 class Resolution(StrEnum):
     DROP = "drop"
     GENERALISE = "generalise"
+    NEUTRALISE = "neutralise"  # formula cells made text by a derivation
     JUSTIFY = "justify"
 
 
@@ -762,9 +763,10 @@ class Workflow:
         """Resolve one PII finding of the open review by hand: justify keeping the column.
         The dataset stays IN_REVIEW.
 
-        ``drop`` and ``generalise`` are refused (:class:`NeedsDerivation`): the finding is in
-        the very bytes under review, so only a derived file without the column (or with it
-        generalised) can resolve it that way: ``record_derivation`` does, with the lineage."""
+        ``drop``, ``generalise`` and ``neutralise`` are refused (:class:`NeedsDerivation`):
+        the finding is in the very bytes under review, so only a derived file without the
+        column (or with it generalised, or its formula cells made text) can resolve it that
+        way: ``record_derivation`` does, with the lineage."""
         chosen = _enum(Resolution, resolution, "resolution")
         why = _text(reason, "a reason")
         with self._store.transaction("resolve a PII finding") as conn:

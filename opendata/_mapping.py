@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
+from governance import RFC4180
+
 NAME_MIN, NAME_MAX = 2, 100
 _NOT_NAME = re.compile(r"[^a-z0-9_-]+")
 # CKAN shows one title and one description; French first, then English, then Arabic.
@@ -182,8 +184,8 @@ def datapackage_dict(
     data: ResourceInfo,
 ) -> dict[str, Any]:
     """The Frictionless Data Package descriptor published beside the data: the data resource
-    with its SHA-256 and inline Table Schema, so ``frictionless validate datapackage.json``
-    checks a download on its own."""
+    with its dialect (every option, so nothing is sniffed), SHA-256 and inline Table Schema,
+    so ``frictionless validate datapackage.json`` checks a download on its own."""
     titles: Mapping[str, str] = dataset["title"]
     return {
         "name": ckan_name(str(dataset["dataset_id"])),
@@ -198,6 +200,7 @@ def datapackage_dict(
                 "format": "csv",
                 "mediatype": "text/csv",
                 "encoding": "utf-8",
+                "dialect": RFC4180.as_dict(),
                 "hash": f"sha256:{data.sha256}",
                 "schema": dict(table_schema),
             }

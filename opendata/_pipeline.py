@@ -20,12 +20,15 @@ from pathlib import Path
 from typing import Any
 
 from governance import (
+    RFC4180,
     ChangedSinceApproval,
     Dataset,
+    FileTooLarge,
     IllegalTransition,
     InvalidInput,
     Review,
     State,
+    TableLimits,
     User,
     Workflow,
     check_action,
@@ -43,17 +46,26 @@ _SHA256 = re.compile(r"[0-9a-f]{64}\Z")
 
 class DataFiles:
     """Submitted files kept by their SHA-256 under ``root`` (``<sha256>.csv``): what was
-    reviewed is exactly what gets published, whatever happens to the original file."""
+    reviewed is exactly what gets published, whatever happens to the original file. No file
+    over ``max_bytes`` is kept."""
 
-    def __init__(self, root: Path | str) -> None:
+    def __init__(self, root: Path | str, *, max_bytes: int = TableLimits().max_bytes) -> None:
         self.root = Path(root)
+        self.max_bytes = max_bytes
 
     def put(self, source: Path | str, progress: Progress | None = None) -> str:
         """Copy ``source`` into the store (atomically, hashing it on the way: one read) and
-        return its SHA-256. Raises :class:`MissingFile` when ``source`` cannot be read."""
+        return its SHA-256. Raises :class:`MissingFile` when ``source`` cannot be read (or is
+        not a regular file), :class:`governance.FileTooLarge` (nothing kept) when it is over
+        ``max_bytes``."""
         source = Path(source)
         if not source.is_file():
             raise MissingFile(f"cannot read {source}: no such file")
+        size = source.stat().st_size
+        if size > self.max_bytes:
+            raise FileTooLarge(
+                f"{source.name} is {size:,} bytes: more than the {self.max_bytes:,} allowed"
+            )
         self.root.mkdir(parents=True, exist_ok=True)
         handle, name = tempfile.mkstemp(dir=self.root, prefix=".incoming-")
         tmp = Path(name)
@@ -135,12 +147,22 @@ def dataset_fields(ds: Dataset) -> dict[str, Any]:
 
 
 class OpenData:
-    """The pipeline over one governance workflow, one data store and one portal."""
+    """The pipeline over one governance workflow, one data store and one portal. Submitted
+    files are read as the platform publishes them (RFC 4180: commas, double quotes, UTF-8, a
+    header row), by screening and validation alike, within ``limits``."""
 
-    def __init__(self, workflow: Workflow, files: DataFiles, portal: Publisher) -> None:
+    def __init__(
+        self,
+        workflow: Workflow,
+        files: DataFiles,
+        portal: Publisher,
+        *,
+        limits: TableLimits | None = None,
+    ) -> None:
         self.workflow = workflow
         self.files = files
         self.portal = portal
+        self.limits = limits or TableLimits()
 
     def submit(
         self,
@@ -151,23 +173,28 @@ class OpenData:
         reason: str = "",
         progress: Progress | None = None,
     ) -> Submission:
-        """Keep, screen and validate ``csv_path``, then submit it for review with its PII
-        findings and both reports. Raises :class:`InvalidData` (nothing submitted) when it
-        does not match the dataset's Table Schema; workflow refusals as governance raises
-        them (checked first, before any work)."""
+        """Keep, validate and screen ``csv_path``, then submit it for review with its PII
+        findings (formula cells included) and both reports. Raises :class:`InvalidData`
+        (nothing submitted) when it does not match the dataset's Table Schema, its header
+        first (a file in another dialect among them: ``dialect-mismatch`` in the report);
+        a :class:`governance.TooLarge` kind when it is over the limits; workflow refusals as
+        governance raises them (checked first, before any work)."""
         ds = self.workflow.dataset(dataset_id)
         check_action("submit_for_review", self._user(actor), ds)
         check_publishable("submit_for_review", ds)
         digest = self.files.put(csv_path, progress)
         stored = self.files.path(digest)
-        validation = validate_resource(stored, ds.table_schema)
+        name = Path(csv_path).name
+        validation = validate_resource(
+            stored, ds.table_schema, dialect=RFC4180, limits=self.limits, name=name
+        )
         if not validation.valid:
             raise InvalidData(
                 f"{Path(csv_path).name} does not match the Table Schema of dataset "
                 f"{dataset_id} ({len(validation.errors)} error(s)); nothing was submitted",
                 validation,
             )
-        pii = scan_csv(stored)
+        pii = scan_csv(stored, dialect=RFC4180, limits=self.limits, name=name)
         review = self.workflow.submit_for_review(
             actor,
             dataset_id,

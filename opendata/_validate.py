@@ -5,18 +5,22 @@ with its Frictionless code, row number, field name and a message. Messages are b
 error's title and note, never from the offending cell, so a report can be logged or shown to
 a reviewer without leaking the data it is about.
 
-Published CSV is one format, not a guess: UTF-8 (a byte-order mark allowed) and commas
-(RFC 4180), so Frictionless is told so instead of sniffing the dialect. A fast path reads the
-file once with the ``csv`` module and Frictionless's own cell readers (the same type and
-constraint checks, without its per-row machinery); when it is certain the file is valid it
-says so, and anything it is not certain about (a problem found, a schema option it does not
-handle) goes to Frictionless, which makes the report.
+The file is read as the PII screening reads it, through :func:`governance.open_table` with the
+declared dialect (RFC 4180 for published data: commas, double quotes, UTF-8 with an optional
+byte-order mark, a header row) and within its limits; Frictionless is given every option of
+the same dialect, so that it sniffs nothing. The header is checked first: when it is not the
+schema's field names, in order, the report says so (``dialect-mismatch`` when another known
+delimiter would have read them, else Frictionless's label errors, at most
+:data:`MAX_HEADER_ERRORS`) without reading a row. A fast path then reads every row once with
+Frictionless's own cell readers (the same type and constraint checks, without its per-row
+machinery); when it is certain the file is valid it says so, and anything it is not certain
+about (a problem found, a schema option it does not handle) goes to Frictionless, which makes
+the report. Frictionless only ever reads a file the bounded reader has read to its end.
 """
 
 from __future__ import annotations
 
-import csv
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,6 +28,17 @@ from typing import Any
 import frictionless
 from frictionless.formats import CsvControl
 
+from governance import (
+    RFC4180,
+    BadSource,
+    CsvTable,
+    Dialect,
+    NotUtf8,
+    TableLimits,
+    TooLarge,
+    open_table,
+    other_dialect,
+)
 from opendata._errors import InvalidSchema
 
 
@@ -86,6 +101,7 @@ ENCODING = "utf-8-sig"
 # Called with the number of rows read so far, every _EVERY rows, while a file is checked.
 RowProgress = Callable[[int], None]
 _EVERY = 50_000
+MAX_HEADER_ERRORS = 100
 
 
 def _schema(table_schema: Mapping[str, Any]) -> frictionless.Schema:
@@ -135,52 +151,122 @@ class _Certain:
         return True
 
 
-def _fast_rows(path: Path, schema: frictionless.Schema, progress: RowProgress | None) -> int | None:
-    """The row count when the file is certainly valid (the header is exactly the field
-    names and every row is :meth:`_Certain.ok`); None when Frictionless must decide."""
-    if schema.foreign_keys or schema.fields_match not in (None, "exact"):
-        return None
-    check = _Certain(schema)
+def _header_errors(table: CsvTable, names: Sequence[str]) -> tuple[DataError, ...]:
+    """What keeps the header from being exactly ``names``: another dialect, or the labels
+    that differ, position by position (at most MAX_HEADER_ERRORS, then a summary)."""
+    header = table.header
+    if header == list(names):
+        return ()
+    other = other_dialect(table.first_line, names, table.dialect)
+    if other is not None:
+        return (
+            DataError(
+                "dialect-mismatch",
+                1,
+                None,
+                f"the header is the Table Schema's field names when read with the delimiter "
+                f"{other.delimiter!r}, but the dataset's dialect is {table.dialect.delimiter!r}",
+            ),
+        )
+    errors: list[DataError] = []
+    for position in range(max(len(header), len(names))):
+        label = header[position] if position < len(header) else None
+        name = names[position] if position < len(names) else None
+        if label == name:
+            continue
+        if len(errors) == MAX_HEADER_ERRORS:
+            errors.append(
+                DataError(
+                    "header-mismatch",
+                    1,
+                    None,
+                    f"the header has {len(header):,} columns where the Table Schema has "
+                    f"{len(names):,} fields; the first {MAX_HEADER_ERRORS} differences are listed",
+                )
+            )
+            break
+        if name is None:
+            errors.append(DataError("extra-label", 1, label, f"Extra Label: column {position + 1}"))
+        elif label is None:
+            errors.append(
+                DataError("missing-label", 1, name, f"Missing Label: column {position + 1}")
+            )
+        else:
+            errors.append(
+                DataError(
+                    "incorrect-label",
+                    1,
+                    name,
+                    f"Incorrect Label: column {position + 1} is not field {name!r}",
+                )
+            )
+    return tuple(errors)
+
+
+def _rows(
+    table: CsvTable, schema: frictionless.Schema, progress: RowProgress | None
+) -> tuple[bool, int]:
+    """Read every row: whether the fast path is certain they are valid (each row
+    :meth:`_Certain.ok`; when not, Frictionless must decide), and how many there are."""
+    check = None
+    if not schema.foreign_keys and schema.fields_match in (None, "exact"):
+        check = _Certain(schema)
     rows = 0
-    try:
-        with path.open(encoding=ENCODING, newline="") as stream:
-            reader = csv.reader(stream)
-            if next(reader, None) != check.names:
-                return None
-            for row in reader:
-                if not check.ok(row):
-                    return None
-                rows += 1
-                if progress is not None and rows % _EVERY == 0:
-                    progress(rows)
-    except (OSError, UnicodeDecodeError, csv.Error):
-        return None
-    return rows
+    for row in table.rows():
+        if check is not None and not check.ok(row):
+            check = None  # read on: Frictionless reads only what the limits allowed
+        rows += 1
+        if progress is not None and rows % _EVERY == 0:
+            progress(rows)
+    return check is not None, rows
 
 
-def validate_resource(
+def validate_resource(  # noqa: PLR0913 - keyword-only options
     csv_path: Path | str,
     table_schema: Mapping[str, Any],
     *,
+    dialect: Dialect = RFC4180,
+    limits: TableLimits | None = None,
+    name: str | None = None,
     progress: RowProgress | None = None,
 ) -> DataReport:
-    """Validate the CSV file at ``csv_path`` (UTF-8, commas) against ``table_schema`` (a
-    Table Schema dict).
+    """Validate the CSV file at ``csv_path``, read with ``dialect`` within ``limits`` (see
+    :func:`governance.open_table`; ``name`` is how messages name the file), against
+    ``table_schema`` (a Table Schema dict).
 
-    Errors in the data (wrong types, missing required values, extra or missing columns, an
-    unreadable file) are reported, not raised. A schema Frictionless cannot read raises
-    :class:`InvalidSchema`.
+    Errors in the data (a header that is not the field names, wrong types, missing required
+    values, extra or missing cells, bytes that are not UTF-8 or not CSV) are reported, not
+    raised. A schema Frictionless cannot read raises :class:`InvalidSchema`; a file over the
+    limits raises the :class:`governance.TooLarge` kind it breaks (it is not read further).
     """
     path = Path(csv_path).resolve()
     schema = _schema(table_schema)
-    rows = _fast_rows(path, schema, progress)
-    if rows is not None:
+    exact = schema.fields_match in (None, "exact")
+    try:
+        with open_table(path, dialect, limits, name=name) as table:
+            problems = _header_errors(table, schema.field_names) if exact else ()
+            if problems:
+                return DataReport(valid=False, rows=0, errors=problems)
+            certain, rows = _rows(table, schema, progress)
+    except TooLarge:
+        raise
+    except NotUtf8 as exc:
+        return _unreadable("encoding-error", exc)
+    except BadSource as exc:
+        return _unreadable("source-error", exc)
+    if certain:
         return DataReport(valid=True, rows=rows, errors=())
-    return _frictionless(path, schema)
+    return _frictionless(path, schema, dialect)
 
 
-def _frictionless(path: Path, schema: frictionless.Schema) -> DataReport:
-    """Frictionless's full validation and its report."""
+def _unreadable(code: str, exc: BadSource) -> DataReport:
+    return DataReport(valid=False, rows=0, errors=(DataError(code, exc.line, None, exc.message),))
+
+
+def _frictionless(
+    path: Path, schema: frictionless.Schema, dialect: Dialect = RFC4180
+) -> DataReport:
+    """Frictionless's full validation and its report, every option of ``dialect`` given."""
     # Frictionless refuses absolute paths as "not safe"; a base path plus the name is allowed.
     resource = frictionless.Resource(
         path=path.name,
@@ -188,9 +274,19 @@ def _frictionless(path: Path, schema: frictionless.Schema) -> DataReport:
         schema=schema,
         format="csv",
         encoding=ENCODING,
-        control=CsvControl(delimiter=","),
+        control=csv_control(dialect),
     )
     report = resource.validate()
     errors = tuple(_error(error) for task in report.tasks for error in task.errors)
     rows = sum(int(task.stats.get("rows") or 0) for task in report.tasks)
     return DataReport(valid=bool(report.valid) and not errors, rows=rows, errors=errors)
+
+
+def csv_control(dialect: Dialect) -> CsvControl:
+    """Frictionless's CSV control for ``dialect``, every option set so none is sniffed."""
+    return CsvControl(
+        delimiter=dialect.delimiter,
+        quote_char=dialect.quote_char,
+        double_quote=True,
+        skip_initial_space=False,
+    )

@@ -28,6 +28,10 @@ Settings come from arguments or ``TABADUL_*`` environment variables::
                               temporary folder)
 
 A value that cannot be read raises :class:`BadSetting` (code ``bad-setting``) naming it.
+    TABADUL_CSV_MAX_BYTES     bytes of one submitted or scanned CSV file (2 GiB)
+    TABADUL_CSV_MAX_LINE      characters of one CSV record (1 Mi)
+    TABADUL_CSV_MAX_CELL      characters of one CSV cell (128 Ki)
+    TABADUL_CSV_MAX_COLUMNS   columns of a CSV header or row (1024)
 """
 
 from __future__ import annotations
@@ -40,7 +44,15 @@ from pathlib import Path
 from typing import Self
 
 from exchange import CAStore, KeyStore
-from governance import SIGN_IN_LIMIT, AuditSigner, GovernanceStore, Registry, Tokens, Workflow
+from governance import (
+    SIGN_IN_LIMIT,
+    AuditSigner,
+    GovernanceStore,
+    Registry,
+    TableLimits,
+    Tokens,
+    Workflow,
+)
 from opendata import DataFiles, OpenData, Publisher
 
 DEFAULT_CKAN_URL = "http://127.0.0.1:5000"
@@ -50,6 +62,26 @@ MAX_BODY_BYTES = 1024 * 1024
 MAX_FIELD_CHARS = 10_000
 MAX_UPLOAD_BYTES = 100 * 1024 * 1024
 CA_PASSPHRASE_ENV = "TABADUL_CA_PASSPHRASE"  # noqa: S105 - the variable's name, not a secret
+_TABLE_LIMITS_ENV = {
+    "max_bytes": "TABADUL_CSV_MAX_BYTES",
+    "max_line": "TABADUL_CSV_MAX_LINE",
+    "max_cell": "TABADUL_CSV_MAX_CELL",
+    "max_columns": "TABADUL_CSV_MAX_COLUMNS",
+}
+
+
+def table_limits_from_env(env: Mapping[str, str] | None = None) -> TableLimits:
+    """The bounds of reading CSV files from ``TABADUL_CSV_*`` (``os.environ`` by default),
+    the defaults of :class:`governance.TableLimits` for those unset. Raises
+    :class:`BadSetting` for a value that is not a positive whole number."""
+    env = os.environ if env is None else env
+    defaults = TableLimits()
+    return TableLimits(
+        **{
+            limit: _count(env, variable, getattr(defaults, limit))
+            for limit, variable in _TABLE_LIMITS_ENV.items()
+        }
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +103,7 @@ class Settings:
     max_field_chars: int = MAX_FIELD_CHARS
     max_upload_bytes: int = MAX_UPLOAD_BYTES
     upload_dir: Path | None = None
+    table_limits: TableLimits = field(default_factory=TableLimits)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -101,6 +134,7 @@ class Settings:
             max_field_chars=_count(env, "TABADUL_MAX_FIELD_CHARS", MAX_FIELD_CHARS),
             max_upload_bytes=_count(env, "TABADUL_MAX_UPLOAD_BYTES", MAX_UPLOAD_BYTES),
             upload_dir=Path(upload_dir) if upload_dir else None,
+            table_limits=table_limits_from_env(env),
         )
 
 
@@ -203,9 +237,13 @@ class Services:
         self.workflow = Workflow(store)
         self.registry = Registry(store)
         self.tokens = Tokens(store, sign_in_limit=settings.sign_in_limit)
-        self.files = DataFiles(settings.data_dir)
+        limits = settings.table_limits
+        self.files = DataFiles(settings.data_dir, max_bytes=limits.max_bytes)
         self.opendata = OpenData(
-            self.workflow, self.files, Publisher(settings.ckan_url, settings.ckan_token)
+            self.workflow,
+            self.files,
+            Publisher(settings.ckan_url, settings.ckan_token),
+            limits=limits,
         )
 
     @classmethod
@@ -226,4 +264,12 @@ class Services:
         self.store.close()
 
 
-__all__ = ["CA_PASSPHRASE_ENV", "BadSetting", "CaUnavailable", "Services", "Settings", "load_ca"]
+__all__ = [
+    "CA_PASSPHRASE_ENV",
+    "BadSetting",
+    "CaUnavailable",
+    "Services",
+    "Settings",
+    "load_ca",
+    "table_limits_from_env",
+]

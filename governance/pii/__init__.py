@@ -2,20 +2,25 @@
 
 A streaming scan reads a CSV file (or rows already parsed) once, in constant memory, and
 returns a ``PiiReport``: per column, which detectors matched, on what share of the non-empty
-values, how many cells, and the first few row numbers. The report never holds a value.
-Every finding (id ``column:detector``) blocks approval until the review workflow resolves it.
+values, how many cells and identifiers, and the first few row numbers. The report never holds
+a value. Identifiers are found in whole cells and inside text; formula cells (``=``, ``+``,
+``-``, ``@``: CSV injection) are findings of their own (``column:formula``). Every finding (id
+``column:detector``) blocks approval until the review workflow resolves it.
+
+Files are read with ``governance.open_table``: the declared dialect (commas unless told) and
+bounded lines, cells, columns and bytes.
 
 Detectors are small objects, composable in a ``Screener``: column-name hints in Arabic,
 French and English (``ColumnHint``), and value detectors for Moroccan identity card numbers,
 phone numbers (``phonenumbers``), e-mail addresses, IBANs (``stdnum``) and Moroccan RIBs,
-birth dates and personal names.
+payment card numbers (Luhn, with ``stdnum``), birth dates and personal names.
 
 >>> from governance.pii import scan_rows
 >>> report = scan_rows(["nom", "téléphone"], [["Amina Alaoui", "0612345678"]])
 >>> [f.id for f in report.findings]
 ['nom:person-name', 'téléphone:phone']
 
-Errors derive from ``PiiError``; see ``governance.pii._errors`` for the tree.
+Reading errors are governance's ``BadSource`` family; see ``governance.pii._errors``.
 """
 
 from __future__ import annotations
@@ -27,13 +32,14 @@ from governance.pii._detectors import (
     Iban,
     MoroccanRib,
     NationalIdCard,
+    PaymentCard,
     PersonName,
     PhoneNumber,
     ValueDetector,
     default_detectors,
     is_valid_rib,
 )
-from governance.pii._errors import BadCsv, NotUtf8, PiiError, UnreadableFile
+from governance.pii._errors import PiiError
 from governance.pii._hints import (
     ADDRESS,
     BANK_ACCOUNT,
@@ -48,7 +54,7 @@ from governance.pii._hints import (
     hints_for,
     normalise_header,
 )
-from governance.pii._report import ColumnReport, Finding, PiiReport, Severity
+from governance.pii._report import FORMULA, ColumnReport, Finding, PiiReport, Severity
 from governance.pii._scan import Progress, Screener, scan_csv, scan_rows
 
 __all__ = [
@@ -56,12 +62,12 @@ __all__ = [
     "BANK_ACCOUNT",
     "BIRTH_DATE",
     "EMAIL",
+    "FORMULA",
     "HINTS",
     "NATIONAL_ID",
     "PASSPORT",
     "PERSON_NAME",
     "PHONE",
-    "BadCsv",
     "BirthDate",
     "ColumnEvidence",
     "ColumnHint",
@@ -71,7 +77,7 @@ __all__ = [
     "Iban",
     "MoroccanRib",
     "NationalIdCard",
-    "NotUtf8",
+    "PaymentCard",
     "PersonName",
     "PhoneNumber",
     "PiiError",
@@ -79,7 +85,6 @@ __all__ = [
     "Progress",
     "Screener",
     "Severity",
-    "UnreadableFile",
     "ValueDetector",
     "default_detectors",
     "hints_for",

@@ -7,14 +7,25 @@ decides and the scanner does not call ``match``. ``reportable`` decides, once a 
 read, whether its matches make a finding: a phone number anywhere is one, an alphabetic value
 is a personal name only in a column whose header says so.
 
+Identifiers are also found inside text (``Tel: 06 12 34 56 78``, ``a@gov.ma; b@gov.ma``):
+``text_shape`` is the identifier with its own boundaries (look-arounds that keep it from
+starting or ending inside a longer word or number), or None for detectors that judge whole
+cells only (birth dates, names); ``count_in(candidate)`` says how many identifiers a text
+match holds (0 when it fails the check). A candidate may take in a neighbouring group of
+digits (``0612345678 12 rue``), so the detectors whose identifiers are groups of digits
+check the longest runs of whole groups inside it as well.
+
 The scanner joins the shapes of its detectors into one regular expression, so a cell that
 looks like nothing costs one C-level match; the libraries (``phonenumbers``, ``stdnum``) run
-only on cells that have the right shape.
+only on cells that have the right shape. Cells are read as :func:`governance._cells.plain`
+text: no-break and other Unicode spaces, full-width forms, zero-width characters and
+non-ASCII digits do not hide an identifier.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
 from typing import Protocol
@@ -22,6 +33,7 @@ from typing import Protocol
 import phonenumbers
 from phonenumbers import PhoneMetadata, PhoneNumberDesc
 from stdnum import iban as stdnum_iban
+from stdnum import luhn
 
 from governance.pii._hints import (
     BANK_ACCOUNT,
@@ -63,16 +75,51 @@ class ValueDetector(Protocol):
     @property
     def shape_is_check(self) -> bool: ...
 
+    @property
+    def text_shape(self) -> str | None: ...
+
     def match(self, value: str) -> bool: ...
+
+    def count_in(self, candidate: str) -> int: ...
 
     def reportable(self, evidence: ColumnEvidence) -> bool: ...
 
 
+def _count_runs(
+    text: str, groups: list[tuple[int, int]], valid: Callable[[str], bool], most: int
+) -> int:
+    """How many non-overlapping runs of whole ``groups`` (spans of ``text``, in order) are
+    ``valid``, taking from each group the longest valid run of at most ``most`` groups."""
+    found = 0
+    start = 0
+    while start < len(groups):
+        for end in range(min(len(groups), start + most), start, -1):
+            if valid(text[groups[start][0] : groups[end - 1][1]]):
+                found += 1
+                start = end
+                break
+        else:
+            start += 1
+    return found
+
+
+_DIGIT_GROUPS = re.compile(r"\d+")
+_WORDS = re.compile(r"[^ ]+")
+
+
 class _AnyMatch:
-    """Base for detectors whose matches are findings wherever they occur."""
+    """Base for detectors whose matches are findings wherever they occur; inside text, a
+    candidate counts once when it passes ``match``."""
 
     __slots__ = ()
     shape_is_check = False
+    text_shape: str | None = None
+
+    def match(self, value: str) -> bool:
+        raise NotImplementedError
+
+    def count_in(self, candidate: str) -> int:
+        return 1 if self.match(candidate) else 0
 
     def reportable(self, evidence: ColumnEvidence) -> bool:
         return evidence.matches > 0
@@ -80,13 +127,16 @@ class _AnyMatch:
 
 class NationalIdCard(_AnyMatch):
     """Moroccan national identity card numbers (CIN, and CNIE since 2008): one or two letters
-    then five or six digits (``BE123456``, ``A123456``, ``be 123456``). Shorter codes
-    (``A100``, ``AB1234``) read as room, line or product codes and are left alone."""
+    then five or six digits (``BE123456``, ``A123456``, ``be 123456``, ``BE.123456``). Shorter
+    codes (``A100``, ``AB1234``) read as room, line or product codes and are left alone.
+    Inside text the letters are capitals when a space, dot or hyphen follows them (``la
+    commune a 12345 habitants`` holds no card number)."""
 
     __slots__ = ()
     name = "national-id"
     category = NATIONAL_ID
-    shape = r"[A-Za-z]{1,2}[ -]?\d{5,6}"
+    shape = r"[A-Za-z]{1,2}[ .-]?\d{5,6}"
+    text_shape = r"(?<![A-Za-z0-9])(?:[A-Z]{1,2}[ .-]?|[A-Za-z]{1,2})\d{5,6}(?![A-Za-z0-9])"
     shape_is_check = True
     _pattern = re.compile(shape)
 
@@ -104,6 +154,10 @@ class EmailAddress(_AnyMatch):
     shape = (
         r"(?=[^@]*+@)[A-Za-z0-9._%+'-]{1,64}"
         r"@[A-Za-z0-9-]{1,63}(?:\.[A-Za-z0-9-]{1,63})*\.[A-Za-z]{2,24}"
+    )
+    text_shape = (
+        r"(?<![A-Za-z0-9._%+'-])[A-Za-z0-9._%+'-]{1,64}"
+        r"@[A-Za-z0-9-]{1,63}(?:\.[A-Za-z0-9-]{1,63})*\.[A-Za-z]{2,24}(?![A-Za-z0-9-])"
     )
     shape_is_check = True
     _pattern = re.compile(shape)
@@ -139,6 +193,11 @@ class Iban(_AnyMatch):
     name = "iban"
     category = BANK_ACCOUNT
     shape = r"[A-Za-z]{2}\d{2}(?: ?[A-Za-z0-9]){11,30}"
+    text_shape = r"(?<![A-Za-z0-9])[A-Z]{2}\d{2}(?: ?[A-Z0-9]){11,30}(?![A-Za-z0-9])"
+
+    def count_in(self, candidate: str) -> int:
+        words = [m.span() for m in _WORDS.finditer(candidate)]
+        return _count_runs(candidate, words, self.match, len(words))
 
     def match(self, value: str) -> bool:
         compact = value.replace(" ", "").replace("-", "").upper()
@@ -160,9 +219,48 @@ class MoroccanRib(_AnyMatch):
     name = "rib"
     category = BANK_ACCOUNT
     shape = r"\d[\d ]{22,28}\d"
+    text_shape = r"(?<!\d)(?<!\d )\d[\d ]{22,28}\d(?!\d)(?! \d)"
+
+    def count_in(self, candidate: str) -> int:
+        groups = [m.span() for m in _DIGIT_GROUPS.finditer(candidate)]
+        return _count_runs(candidate, groups, self.match, len(groups))
 
     def match(self, value: str) -> bool:
         return is_valid_rib(value.replace(" ", "").strip())
+
+
+# Issuer identification number prefixes of the card schemes in use (ISO/IEC 7812), with the
+# lengths each issues: Visa, Mastercard, American Express, Discover, JCB, Diners, UnionPay.
+_CARD_PREFIXES = re.compile(
+    r"4\d{12}(?:\d{3}){0,2}|(?:5[1-5]\d{2}|222[1-9]|22[3-9]\d|2[3-6]\d{2}|27[01]\d|2720)\d{12}"
+    r"|3[47]\d{13}|(?:6011|65\d{2}|64[4-9]\d)\d{12,15}|35(?:2[89]|[3-8]\d)\d{12,15}"
+    r"|3(?:0[0-5]|[68]\d)\d{11,16}|62\d{14,17}"
+)
+
+
+class PaymentCard(_AnyMatch):
+    """Payment card numbers: 13 to 19 digits, in groups separated by single spaces or hyphens
+    or not, with the issuer prefix and length of a card scheme and a valid Luhn check digit
+    (``4111 1111 1111 1111``)."""
+
+    __slots__ = ()
+    name = "card"
+    category = BANK_ACCOUNT
+    shape = r"\d(?:[ -]?\d){12,18}"
+    text_shape = r"(?<!\d)(?<!\d[ -])\d(?:[ -]?\d){12,18}(?!\d)(?![ -]\d)"
+    _separators = str.maketrans("", "", " -")
+
+    def count_in(self, candidate: str) -> int:
+        groups = [m.span() for m in _DIGIT_GROUPS.finditer(candidate)]
+        return _count_runs(candidate, groups, self.match, len(groups))
+
+    def match(self, value: str) -> bool:
+        digits = value.strip().translate(self._separators)
+        return (
+            digits.isdigit()
+            and _CARD_PREFIXES.fullmatch(digits) is not None
+            and bool(luhn.is_valid(digits))
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -230,8 +328,11 @@ class PhoneNumber(_AnyMatch):
     name = "phone"
     category = PHONE
     shape = r"(?:\+|00)\d[\d ().-]{6,20}|\(?0\d[\d ().-]{7,16}"
+    text_shape = r"(?<![\w+@])(?:(?:\+|00)\d[\d ().-]{5,22}|\(?0\d[\d ().-]{6,18})[\d)](?!\d)"
     _noise = str.maketrans("", "", " ().-")
     _shape = re.compile(shape)
+    _groups = re.compile(r"[+(]*\d+\)?")
+    _most_groups = 9  # +212 (0)6 12 34 56 78 and the like
 
     def __init__(self, region: str = "MA") -> None:
         metadata = PhoneMetadata.metadata_for_region(region.upper())
@@ -253,6 +354,10 @@ class PhoneNumber(_AnyMatch):
             for code in regions
             if (md := PhoneMetadata.metadata_for_region(code)) is not None
         )
+
+    def count_in(self, candidate: str) -> int:
+        groups = [m.span() for m in self._groups.finditer(candidate)]
+        return _count_runs(candidate, groups, self.match, self._most_groups)
 
     def match(self, value: str) -> bool:
         value = value.strip()
@@ -312,6 +417,7 @@ class BirthDate:
     __slots__ = ("_today",)
     name = "birth-date"
     category = BIRTH_DATE
+    text_shape = None
     shape = (
         r"\d{1,2}[/.-]\d{1,2}[/.-]\d{4}(?:[ T]\d{1,2}:\d{2}(?::\d{2})?)?"
         r"|\d{4}[/.-]\d{1,2}[/.-]\d{1,2}(?:[ T]\d{1,2}:\d{2}(?::\d{2}(?:\.\d+)?)?Z?)?"
@@ -344,6 +450,9 @@ class BirthDate:
     def match(self, value: str) -> bool:
         return self.parse(value) is not None
 
+    def count_in(self, candidate: str) -> int:
+        return 1 if self.match(candidate) else 0
+
     def reportable(self, evidence: ColumnEvidence) -> bool:
         if evidence.matches == 0:
             return False
@@ -362,6 +471,7 @@ class PersonName:
     __slots__ = ()
     name = "person-name"
     category = PERSON_NAME
+    text_shape = None
     shape = r"(?=..)[^\W\d_]{1,40}(?:(?: |-|'|\u2019|\. ?)[^\W\d_]{1,40}){0,5}"
     shape_is_check = True
     share_with_hint = 0.5
@@ -370,13 +480,17 @@ class PersonName:
     def match(self, value: str) -> bool:
         return self._pattern.fullmatch(value.strip()) is not None
 
+    def count_in(self, candidate: str) -> int:
+        return 1 if self.match(candidate) else 0
+
     def reportable(self, evidence: ColumnEvidence) -> bool:
         return PERSON_NAME in evidence.hints and evidence.share >= self.share_with_hint
 
 
 def default_detectors(country: str = "MA") -> tuple[ValueDetector, ...]:
-    """The shipped detectors, in the order the scanner tries them (the first whose shape and
-    check pass claims the cell); ``country`` is the region of national phone numbers."""
+    """The shipped detectors, in the order the scanner tries them on a whole cell (the first
+    whose shape and check pass claims it); ``country`` is the region of national phone
+    numbers."""
     return (
         BirthDate(),
         NationalIdCard(),
@@ -384,5 +498,6 @@ def default_detectors(country: str = "MA") -> tuple[ValueDetector, ...]:
         Iban(),
         MoroccanRib(),
         PhoneNumber(country),
+        PaymentCard(),
         PersonName(),
     )

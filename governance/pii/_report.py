@@ -16,11 +16,15 @@ from governance.pii._hints import (
     PHONE,
 )
 
+FORMULA = "formula"
+"""The category (and detector) of formula cells: text a spreadsheet would run on opening."""
+
 
 class Severity(StrEnum):
-    """How directly a finding identifies a person. Both levels block approval."""
+    """How directly a finding identifies a person (or, for formula cells, acts on the
+    reader's machine). Both levels block approval."""
 
-    HIGH = "high"  # identifies a person on its own: id card, account, phone, e-mail, name
+    HIGH = "high"  # id card, account, phone, e-mail, name; a formula cell
     MEDIUM = "medium"  # identifies a person with other data: birth date, address
 
 
@@ -33,6 +37,7 @@ SEVERITY: dict[str, Severity] = {
     PERSON_NAME: Severity.HIGH,
     BIRTH_DATE: Severity.MEDIUM,
     ADDRESS: Severity.MEDIUM,
+    FORMULA: Severity.HIGH,
 }
 
 
@@ -41,10 +46,12 @@ class Finding:
     """One kind of PII in one column. ``id`` (``column:detector``) is stable across scans of
     the same file, so a review can record how each finding was resolved.
 
-    ``source`` is ``values`` (``matches`` cells matched ``detector``; ``rows`` are the first
-    of them, 1-based data rows, the header not counted) or ``header`` (the column's name
-    alone suggests the category; ``matches`` is 0). ``hinted`` says whether the header agrees
-    with a ``values`` finding. Every finding blocks approval until the workflow resolves it.
+    ``source`` is ``values`` (``matches`` cells matched ``detector``, holding ``occurrences``
+    identifiers in all, more when a cell of text holds several; ``rows`` are the first of
+    them, 1-based data rows, the header not counted) or ``header`` (the column's name alone
+    suggests the category; ``matches`` is 0). ``hinted`` says whether the header agrees with
+    a ``values`` finding. The ``formula`` detector's findings are formula cells. Every finding
+    blocks approval until the workflow resolves it.
     """
 
     column: str
@@ -57,6 +64,7 @@ class Finding:
     hinted: bool
     severity: Severity
     blocking: bool = True
+    occurrences: int = 0
 
     @property
     def id(self) -> str:
@@ -70,6 +78,7 @@ class Finding:
             "category": self.category,
             "source": self.source,
             "matches": self.matches,
+            "occurrences": self.occurrences,
             "share": round(self.share, 4),
             "rows": list(self.rows),
             "hinted": self.hinted,

@@ -1,6 +1,6 @@
 """``tabadul dataset derive``: make a publishable file by dropping or generalising personal
-columns, record its lineage, and (with ``--submit``) put it under review, where the
-derivation resolves the PII findings on the columns it dropped or generalised."""
+columns (or making their formula cells text), record its lineage, and (with ``--submit``) put
+it under review, where the derivation resolves the findings its operations remove."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from governance import (
     GeneraliseToPrefix,
     GeneraliseToRange,
     InvalidInput,
+    NeutraliseFormulas,
     derive_csv,
     record_derivation,
 )
@@ -45,15 +46,20 @@ def _sized(spec: str, what: str) -> tuple[str, int]:
 
 
 def plan_of(
-    drop: list[str], year: list[str], ranges: list[str], prefix: list[str]
+    drop: list[str],
+    year: list[str],
+    ranges: list[str],
+    prefix: list[str],
+    neutralise: list[str],
 ) -> list[ColumnOp]:
     """The column operations the options ask for, in that order."""
     plan: list[ColumnOp] = [Drop(c) for c in drop]
     plan += [GeneraliseDateToYear(c) for c in year]
     plan += [GeneraliseToRange(*_sized(s, "--range")) for s in ranges]
     plan += [GeneraliseToPrefix(*_sized(s, "--prefix")) for s in prefix]
+    plan += [NeutraliseFormulas(c) for c in neutralise]
     if not plan:
-        raise InvalidInput("say what to derive: --drop, --year, --range or --prefix")
+        raise InvalidInput("say what to derive: --drop, --year, --range, --prefix or --neutralise")
     return plan
 
 
@@ -73,6 +79,10 @@ def derive(
     prefix: Annotated[
         list[str] | None, typer.Option(help="COLUMN:N, only the first N characters kept.")
     ] = None,
+    neutralise: Annotated[
+        list[str] | None,
+        typer.Option(help="A column whose formula cells (=, +, -, @) are made text with '."),
+    ] = None,
     submit: Annotated[
         bool, typer.Option("--submit", help="Submit the result for review, then record.")
     ] = False,
@@ -82,13 +92,13 @@ def derive(
     data_dir: DataDir = None,
     as_json: Json = False,
 ) -> None:
-    """Write SOURCE without its personal columns (dropped or generalised) to OUTPUT and record
-    the lineage. With --submit the result goes to review first, and the derivation resolves
-    the findings on the columns it dropped or generalised."""
+    """Write SOURCE without its personal columns (dropped or generalised) or with their formula
+    cells made text to OUTPUT, and record the lineage. With --submit the result goes to review
+    first, and the derivation resolves the findings its operations remove."""
     who = need_actor(actor, as_json=as_json)
     with governance(db, schema, as_json=as_json, data_dir=data_dir) as services:
-        plan = plan_of(drop or [], year or [], ranges or [], prefix or [])
-        result = derive_csv(source, output, plan)
+        plan = plan_of(drop or [], year or [], ranges or [], prefix or [], neutralise or [])
+        result = derive_csv(source, output, plan, limits=services.settings.table_limits)
         if submit:
             services.opendata.submit(who, dataset_id, output, reason=reason)
         recorded = record_derivation(services.store, who, dataset_id, result, reason=reason)

@@ -1,7 +1,9 @@
 """``tabadul pii``: screen a CSV file for personal data before it goes to review.
 
-Exit codes: 0 no finding, 1 findings (each blocks approval until resolved), 2 anything else
-(unreadable file, not UTF-8, bad CSV), always with a coded message and never a traceback.
+The file is read with the delimiter given (a comma unless told: never guessed) and within the
+bounds of ``TABADUL_CSV_*`` (see ``tabadul._services``). Exit codes: 0 no finding, 1 findings
+(each blocks approval until resolved), 2 anything else (unreadable file, not UTF-8, bad CSV,
+over a bound), always with a coded message and never a traceback.
 """
 
 from __future__ import annotations
@@ -14,7 +16,9 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
+from governance import Dialect, TableLimits
 from governance.pii import PiiReport, scan_csv
+from tabadul._services import table_limits_from_env
 from tabadul.cli._common import byte_progress
 from tabadul.cli._output import console, err_console, print_json, reporting
 
@@ -33,10 +37,21 @@ def scan_command(
     country: Annotated[
         str, typer.Option("--country", help="Region of national phone numbers.")
     ] = "MA",
+    delimiter: Annotated[
+        str, typer.Option("--delimiter", help="The file's delimiter: , ; | or tab.")
+    ] = ",",
 ) -> None:
     """Scan FILE's column names and values for personal data; print findings, never values."""
     with reporting(as_json=as_json):
-        report = _scan(file, as_json=as_json, max_positions=max_positions, country=country)
+        dialect = Dialect("\t" if delimiter.lower() == "tab" else delimiter)
+        report = _scan(
+            file,
+            as_json=as_json,
+            max_positions=max_positions,
+            country=country,
+            dialect=dialect,
+            limits=table_limits_from_env(),
+        )
     if as_json:
         print_json({**report.as_dict(), "file": str(file)})
     else:
@@ -45,14 +60,30 @@ def scan_command(
         raise typer.Exit(1)
 
 
-def _scan(file: Path, *, as_json: bool, max_positions: int, country: str) -> PiiReport:
+def _scan(
+    file: Path,
+    *,
+    as_json: bool,
+    max_positions: int,
+    country: str,
+    dialect: Dialect,
+    limits: TableLimits,
+) -> PiiReport:
     try:
         size = file.stat().st_size
     except OSError:
         size = 0  # scan_csv reports why the file cannot be read
     shown = not as_json and err_console.is_terminal and size >= PROGRESS_FROM_BYTES
     with byte_progress(f"scanning {file.name}", enabled=shown) as progress:
-        return scan_csv(file, max_positions=max_positions, country=country, progress=progress)
+        return scan_csv(
+            file,
+            max_positions=max_positions,
+            country=country,
+            dialect=dialect,
+            limits=limits,
+            name=str(file),
+            progress=progress,
+        )
 
 
 def _print_report(report: PiiReport, file: Path) -> None:

@@ -17,6 +17,7 @@ from governance import (
     IllegalTransition,
     InvalidInput,
     NotPublishable,
+    NotUtf8,
     OtherAgency,
     PiiUnresolved,
     StoreError,
@@ -27,7 +28,6 @@ from governance import (
     WrongRole,
 )
 from governance._derive import BadSource, DerivedNotReviewed, UnknownColumn
-from governance.pii._errors import BadCsv, NotUtf8
 from opendata import (
     InvalidData,
     MissingFile,
@@ -67,7 +67,6 @@ REFUSED = {"action": "approve", "dataset_id": "tariffs"}
         (BadSource("x"), 422),
         (InvalidData("x", DataReport(valid=False, rows=0, errors=())), 422),
         (NotUtf8("x", 3), 422),
-        (BadCsv("x", 1), 422),
         (StoreError("x"), 503),
         (PortalUnavailable("x"), 503),
         (KeyStoreError("x"), 503),

@@ -5,6 +5,7 @@ lineage that resolves the review's PII findings (SQLite and the real PostgreSQL)
 from __future__ import annotations
 
 import codecs
+import csv
 import hashlib
 import tracemalloc
 from pathlib import Path
@@ -16,12 +17,15 @@ from alembic.runtime.migration import MigrationContext
 
 from governance import (
     AuditLog,
+    Dialect,
     InvalidInput,
+    LineTooLong,
     OtherAgency,
     PiiUnresolved,
     Refused,
     Resolution,
     State,
+    TableLimits,
     UnknownDataset,
     Workflow,
     WrongRole,
@@ -36,6 +40,7 @@ from governance._derive import (
     GeneraliseDateToYear,
     GeneraliseToPrefix,
     GeneraliseToRange,
+    NeutraliseFormulas,
     UnknownColumn,
     column_op,
     derive_csv,
@@ -169,10 +174,15 @@ def test_bom_is_tolerated_and_hashed(tmp_path):
     assert result.target_sha256 == sha(tmp_path / "out.csv")
 
 
-def test_other_delimiter(tmp_path):
+def test_other_dialect(tmp_path):
+    """The declared dialect is read and written; bounds apply to the source as everywhere."""
     src = write(tmp_path / "in.csv", "a;b\n1;2000-01-01\n")
-    derive_csv(src, tmp_path / "out.csv", [GeneraliseDateToYear("b")], delimiter=";")
+    derive_csv(src, tmp_path / "out.csv", [GeneraliseDateToYear("b")], dialect=Dialect(";"))
     assert (tmp_path / "out.csv").read_bytes() == b"a;b\r\n1;2000\r\n"
+    short = TableLimits(max_line=12)
+    with pytest.raises(LineTooLong):
+        derive_csv(src, tmp_path / "x.csv", [Drop("a")], dialect=Dialect(";"), limits=short)
+    assert not (tmp_path / "x.csv").exists()
 
 
 def test_sha256s_and_as_dict(tmp_path):
@@ -222,20 +232,20 @@ def test_ambiguous_column_is_refused(tmp_path):
 
 
 @pytest.mark.parametrize(
-    ("content", "match"),
+    ("content", "match", "code"),
     [
-        (b"", "no header"),
-        (b"a,b\n1,2\n\xff\xfe,3\n", "not UTF-8"),
-        (b"a,b\n1,2\n1,2,3\n", "line 3: 3 fields"),
-        (b'a,b\n"1"x,2\n', "line 2"),
+        (b"", "no header", "bad-source"),
+        (b"a,b\n1,2\n\xff\xfe,3\n", "not UTF-8", "not-utf8"),
+        (b"a,b\n1,2\n1,2,3\n", "line 3: 3 fields", "bad-source"),
+        (b'a,b\n"1"x,2\n', "line 2", "bad-source"),
     ],
 )
-def test_bad_sources_are_refused_and_leave_nothing(tmp_path, content, match):
+def test_bad_sources_are_refused_and_leave_nothing(tmp_path, content, match, code):
     src = tmp_path / "in.csv"
     src.write_bytes(content)
     with pytest.raises(BadSource, match=match) as caught:
         derive_csv(src, tmp_path / "out.csv", [Drop("a")])
-    assert caught.value.code == "bad-source"
+    assert caught.value.code == code
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.csv"]
 
 
@@ -315,6 +325,26 @@ def test_streams_a_large_file_in_flat_memory(tmp_path):
     assert size > 7_000_000
     assert peaks[1] < 1_000_000
     assert peaks[1] < peaks[0] * 2 + 100_000
+
+
+def test_neutralise_turns_formula_cells_into_text(tmp_path):
+    """Formula cells get a leading apostrophe (OWASP's advice for CSV injection); numbers,
+    plain text and empty cells are left as they are."""
+    cells = ['=HYPERLINK("http://x.example")', "+cmd|' /C calc'!A0", "@SUM(1+1)", "-2+3",
+             " =1+1", "-5", "12.5", "texte", "", "'=déjà neutralisé"]  # fmt: skip
+    src = tmp_path / "in.csv"
+    with src.open("w", encoding="utf-8", newline="") as out:
+        csv.writer(out).writerows([["note", "n"], *([c, str(i)] for i, c in enumerate(cells))])
+    result = derive_csv(src, tmp_path / "out.csv", [NeutraliseFormulas("note")])
+    with (tmp_path / "out.csv").open(encoding="utf-8", newline="") as derived:
+        out_cells = [row[0] for row in list(csv.reader(derived))[1:]]
+    assert out_cells == [
+        "'=HYPERLINK(\"http://x.example\")", "'+cmd|' /C calc'!A0", "'@SUM(1+1)", "'-2+3",
+        "' =1+1", "-5", "12.5", "texte", "", "'=déjà neutralisé",
+    ]  # fmt: skip
+    assert result.emptied == {"note": 0}
+    assert scan_csv(tmp_path / "out.csv").findings == ()
+    assert column_op({"op": "neutralise", "column": "note"}) == NeutraliseFormulas("note")
 
 
 # ---- lineage and the workflow ----------------------------------------------------------
@@ -509,3 +539,37 @@ def test_who_may_record(flow, store, original):
     with pytest.raises(UnknownDataset):
         lineage(store, "nope")
     assert lineage(store, "tariffs") == []
+
+
+NOTES = "code,rate,note\n0101,2.5,=cmd|' /C calc'!A0\n0102,3,0612345678\n"
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        (NeutraliseFormulas("note"), ["note:formula"], ["note:phone"]),
+        (GeneraliseToPrefix("note", 3), ["note:phone"], ["note:formula"]),
+        (Drop("note"), ["note:formula", "note:phone"], []),
+    ],
+)
+def test_an_operation_resolves_only_what_its_output_cannot_hold(flow, store, tmp_path, case):
+    """Neutralising formulas says nothing about the phone numbers in the same column, and
+    keeping a prefix of a formula keeps the formula: each stays open."""
+    op, resolved, left = case
+    register(flow)
+    source = write(tmp_path / "notes.csv", NOTES)
+    found = findings_of(source)
+    assert found == ["note:phone", "note:formula"]
+    result = derive_csv(source, tmp_path / "derived.csv", [op])
+    classify(flow)
+    flow.submit_for_review("amina", "tariffs", content_sha256=result.target_sha256,
+                           pii_findings=found)  # fmt: skip
+    recorded = record_derivation(store, "amina", "tariffs", result, reason="release")
+    assert sorted(recorded.resolved) == resolved
+    review = flow.review("tariffs")
+    assert review is not None
+    assert sorted(review.unresolved) == left
+    neutralised = [f for f in review.findings if f.resolution is Resolution.NEUTRALISE]
+    assert [f.finding_id for f in neutralised] == (
+        ["note:formula"] if isinstance(op, NeutraliseFormulas) else []
+    )

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import phonenumbers
 from stdnum import iban as stdnum_iban
+from stdnum import luhn
 
 FIRST_LATIN = ["Amina", "Youssef", "Fatima Zahra", "Mohamed", "Khadija", "Omar", "Salma",
                "Hamza", "Nadia", "Karim", "Zineb", "Jean-Pierre", "Anaïs", "Rachid"]  # fmt: skip
@@ -95,6 +96,16 @@ def email(rng: random.Random) -> str:
     return f"{user}{rng.randrange(1000)}@{rng.choice(['gmail.com', 'menara.ma', 'gov.ma'])}"
 
 
+def card(rng: random.Random) -> str:
+    """A Visa or Mastercard number with a valid Luhn check digit, in groups of four or not."""
+    body = rng.choice(["4", "51", "55", "2221"])
+    body += "".join(str(rng.randrange(10)) for _ in range(15 - len(body)))
+    digits = body + luhn.calc_check_digit(body)
+    if rng.random() < 0.5:
+        return " ".join(digits[i : i + 4] for i in range(0, 16, 4))
+    return digits
+
+
 def birth_date(rng: random.Random) -> str:
     y, m, d = rng.randrange(1935, 2008), rng.randrange(1, 13), rng.randrange(1, 29)
     return rng.choice([f"{d:02d}/{m:02d}/{y}", f"{y}-{m:02d}-{d:02d}", f"{d:02d}-{m:02d}-{y}"])
@@ -153,6 +164,7 @@ POSITIVE: dict[str, tuple[tuple[str, ...], Maker]] = {
     "email": (("email", "Courriel", "adresse électronique", "البريد الإلكتروني"), email),
     "iban": (("IBAN", "iban_beneficiaire"), any_iban),
     "rib": (("RIB", "numéro de compte", "رقم الحساب"), rib),
+    "card": (("numéro de carte", "Card number", "رقم البطاقة البنكية"), card),
     "birth-date": (
         ("date de naissance", "Date of birth", "تاريخ الازدياد", "تاريخ الميلاد"),
         birth_date,

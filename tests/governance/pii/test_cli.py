@@ -54,7 +54,34 @@ def test_errors_exit_2_with_a_code(tmp_path):
     path.write_bytes(b"nom\nF\xe8s\n")
     result = CliRunner().invoke(_app(), ["pii", "scan", str(path)])
     assert result.exit_code == 2
-    assert "error [pii-not-utf8]:" in result.output
+    assert "error [not-utf8]:" in result.output
     missing = CliRunner().invoke(_app(), ["pii", "scan", str(tmp_path / "no.csv"), "--json"])
     assert missing.exit_code == 2
-    assert json.loads(missing.stdout)["error"]["code"] == "pii-unreadable"
+    assert json.loads(missing.stdout)["error"]["code"] == "bad-source"
+
+
+def test_an_endless_stream_ends_with_a_coded_error():
+    """/dev/zero never ends and holds no line break: the line limit stops it, exit 2."""
+    result = CliRunner().invoke(_app(), ["pii", "scan", "/dev/zero"])
+    assert result.exit_code == 2
+    assert "error [line-too-long]:" in result.output
+
+
+def test_limits_come_from_the_environment(tmp_path):
+    path = tmp_path / "wide.csv"
+    path.write_text(",".join(f"c{i}" for i in range(30)) + "\n", encoding="utf-8")
+    result = CliRunner().invoke(
+        _app(), ["pii", "scan", str(path)], env={"TABADUL_CSV_MAX_COLUMNS": "20"}
+    )
+    assert result.exit_code == 2
+    assert "error [too-wide]:" in result.output
+
+
+def test_the_declared_delimiter_is_used(tmp_path):
+    """The file is read with the delimiter given (comma unless told), never a guessed one."""
+    path = tmp_path / "semi.csv"
+    path.write_text("nom;téléphone\nAmina;0612345678\n", encoding="utf-8")
+    semi = CliRunner().invoke(_app(), ["pii", "scan", str(path), "--json", "--delimiter", ";"])
+    assert "téléphone:phone" in {f["id"] for f in json.loads(semi.stdout)["findings"]}
+    comma = CliRunner().invoke(_app(), ["pii", "scan", str(path), "--json"])
+    assert [c["name"] for c in json.loads(comma.stdout)["columns"]] == ["nom;téléphone"]
