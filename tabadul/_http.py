@@ -110,13 +110,14 @@ class BodyBudget:
     limit: int
     declared: int | None
     received: int = 0
+    too_large: ApiProblem | None = None  # what to answer instead of BodyTooLarge
 
     def take(self, size: int) -> None:
-        """Count ``size`` more bytes; :class:`BodyTooLarge` once past the limit (or when
-        the declared length already is)."""
+        """Count ``size`` more bytes; :class:`BodyTooLarge` (or the route's own problem)
+        once past the limit (or when the declared length already is)."""
         self.received += size
         if self.received > self.limit or (self.declared or 0) > self.limit:
-            raise BodyTooLarge(self.limit)
+            raise self.too_large or BodyTooLarge(self.limit)
 
 
 class BodyLimit:
@@ -147,11 +148,14 @@ class BodyLimit:
         await self.app(scope, limited, send)
 
 
-def allow_body(scope: Scope, max_bytes: int) -> None:
-    """Let this request's body be ``max_bytes`` long (an upload route, before reading it)."""
+def allow_body(scope: Scope, max_bytes: int, too_large: ApiProblem | None = None) -> None:
+    """Let this request's body be ``max_bytes`` long (an upload route, before reading it),
+    answering ``too_large`` past it: a chunk of the body may pass that limit before the
+    route has seen the file in it pass its own, and the caller is told of the file."""
     budget = scope.get(_BUDGET)
     if isinstance(budget, BodyBudget):
         budget.limit = max_bytes
+        budget.too_large = too_large
 
 
 # ---- the text limit ----------------------------------------------------------------------

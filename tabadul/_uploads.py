@@ -153,7 +153,7 @@ class _FormReader:
         declared = request.headers.get("content-length", "")
         if declared.isdigit() and int(declared) > self.max_body:
             raise UploadTooLarge(self.max_file)
-        allow_body(request.scope, self.max_body)
+        allow_body(request.scope, self.max_body, UploadTooLarge(self.max_file))
         parser = MultipartParser(
             options[b"boundary"],
             {
