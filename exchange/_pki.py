@@ -30,13 +30,13 @@ from exchange._identity import SubsystemId, parse_instance
 from exchange._time import utcnow
 
 Usage = Literal["signing", "encryption"]
+PrivateKey = ed25519.Ed25519PrivateKey | x25519.X25519PrivateKey
+PublicKey = ed25519.Ed25519PublicKey | x25519.X25519PublicKey
 # X.509's upper bound on a common name (RFC 5280, ub-common-name).
 COMMON_NAME_MAX = 64
 CA_NAME_PREFIX = "Tabadul Root CA "
 # A century: longer is no validity a person means (and a few thousand years overflow dates).
 VALIDITY_MAX_DAYS = 36500
-PrivateKey = ed25519.Ed25519PrivateKey | x25519.X25519PrivateKey
-PublicKey = ed25519.Ed25519PublicKey | x25519.X25519PublicKey
 
 
 def fingerprint(cert: x509.Certificate) -> str:

@@ -313,19 +313,13 @@ def _check_revision(location: str, found: str | None, *, at_head: bool) -> None:
     """Raise :class:`StoreError` unless ``found`` is the shipped head revision (``at_head``)
     or, otherwise, any revision the shipped migrations know."""
     head = head_revision()
-    known = found is not None and (found == head or (not at_head and found in _shipped_revisions()))
-    if not known:
-        wanted = f"at revision {head}" if at_head else "at a revision Tabadul knows"
-        raise StoreError(
-            f"{location} is not a Tabadul governance database {wanted} "
-            f"(found {found or 'no revision'})"
-        )
-
-
-def _shipped_revisions() -> set[str]:
-    return {
-        script.revision for script in ScriptDirectory.from_config(alembic_config()).walk_revisions()
-    }
+    scripts = ScriptDirectory.from_config(alembic_config())
+    if found == head or (not at_head and found in {s.revision for s in scripts.walk_revisions()}):
+        return
+    wanted = f"at revision {head}" if at_head else "at a revision Tabadul knows"
+    raise StoreError(
+        f"{location} is not a Tabadul governance database {wanted} (found {found or 'no revision'})"
+    )
 
 
 def _sqlite_path(url: str) -> Path | None:

@@ -1,17 +1,17 @@
 """The errors of open-data publishing: one tree, each class with a stable ``code``::
 
-OpenDataError                 opendata-error
-├── InvalidData               invalid-data      (carries the validation report)
-├── InvalidSchema             invalid-schema
-├── MissingFile               missing-file
-└── PortalError               portal-error
-    ├── PortalUnavailable     portal-unavailable
-    │   └── PublishInterrupted publish-interrupted
-    ├── PortalRefused         portal-refused
-    ├── PortalRejected        portal-rejected   (carries CKAN's field errors)
-    └── NotPublished          not-published
-        └── PackageNotOurs    package-not-ours  (the package of the dataset's name is
-                                                 not one Tabadul published for it)
+OpenDataError                   opendata-error
+├── InvalidData                 invalid-data        (carries the validation report)
+├── InvalidSchema               invalid-schema
+├── MissingFile                 missing-file
+└── PortalError                 portal-error
+    ├── PortalUnavailable       portal-unavailable
+    │   └── PublishInterrupted  publish-interrupted
+    ├── PortalRefused           portal-refused
+    ├── PortalRejected          portal-rejected     (carries CKAN's field errors)
+    └── NotPublished            not-published
+        └── PackageNotOurs      package-not-ours    (the package of the dataset's name
+                                                     is not one Tabadul published)
 """
 
 from __future__ import annotations
