@@ -1015,7 +1015,8 @@ class Connector:
         outcome: Accepted | None = None,
     ) -> bool:
         """Run the handler of one inbox entry; retry with backoff; answer requests. False
-        while a retry of the handler is scheduled (the entry stays in hand)."""
+        while the entry stays in hand: a retry of the handler is scheduled, or the finisher
+        is still to mark it done."""
         try:
             envelope = outcome.envelope if outcome else parse_envelope(body)
             payload = (
@@ -1045,13 +1046,12 @@ class Connector:
         )
         started = time.perf_counter()
         if handler is None:
-            self._finish_request(
+            return self._finish_request(
                 envelope,
                 payload,
                 None,
                 Refuse(f"{self.me} has no handler for {header.type}", "not-implemented"),
             )
-            return True
         result, refusal = None, None
         try:
             result = handler(delivery, _HandlerContext(self))
@@ -1064,21 +1064,21 @@ class Connector:
             return self._retry(envelope, payload, body, exc)
         finally:
             self.metrics.handler_seconds.labels(header.type).observe(time.perf_counter() - started)
-        self._finish_request(envelope, payload, result, refusal)
-        return True
+        return self._finish_request(envelope, payload, result, refusal)
 
     def _finish_request(
         self, envelope: Envelope, payload: Any, result: Any, refusal: Refuse | None
-    ) -> None:
+    ) -> bool:
         """Finish a handled message; a request gets its response (or error) stored, logged
-        as access to the subjects it was about, and sent. ``payload`` is the message's."""
+        as access to the subjects it was about, and sent. ``payload`` is the message's.
+        False while the entry stays in hand, waiting for the finisher to mark it done."""
         header = envelope.header
         if header.kind != "request":
             if refusal is None:
                 self._done.put(header.id)  # marked done in groups by the finisher
-            else:
-                self.store.finish(header.id, failed=refusal.message)
-            return
+                return False  # in hand until then
+            self.store.finish(header.id, failed=refusal.message)
+            return True
         outcome = "answered" if refusal is None else refusal.code
         try:
             if refusal is None:
@@ -1114,6 +1114,7 @@ class Connector:
             accesses=self._accesses(envelope, payload, outcome),
         )
         self._emit([data])
+        return True
 
     def _accesses(self, envelope: Envelope, payload: Any, outcome: str) -> list[Access]:
         """The access log records of a request answered with ``outcome``: one per data
@@ -1173,12 +1174,20 @@ class Connector:
 
     def _finish_loop(self) -> None:
         """Mark handled events and one-way messages done in groups (one commit for many).
-        A crash before the commit makes their handlers run again after restart, as for any
-        handler interrupted mid-way: handlers must tolerate a repeat (at least once)."""
+        The entries stay in hand (their leases renewed, so no replica takes them over) until
+        the commit holds; a failed commit is tried again with backoff. A crash before the
+        commit makes their handlers run again after restart, as for any handler interrupted
+        mid-way: handlers must tolerate a repeat (at least once)."""
+        batch: list[str] = []
+        failures = 0
+        ending = False
         while True:
-            first = self._done.get()
-            batch = [] if first is None else [first]
-            ending = first is None
+            if not batch:
+                first = self._done.get()
+                if first is None:
+                    ending = True
+                else:
+                    batch.append(first)
             with contextlib.suppress(queue.Empty):
                 while len(batch) < 1000:
                     item = self._done.get_nowait()
@@ -1188,8 +1197,17 @@ class Connector:
                         batch.append(item)
             try:
                 self.store.finish_many(batch)
-            except StoreError:
-                logger.exception("could not mark %d handled messages done", len(batch))
+            except StoreError as exc:
+                failures += 1
+                logger.warning("could not mark %d handled messages done yet: %s", len(batch), exc)
+                if not ending:
+                    time.sleep(min(self._backoff(failures - 1), 1.0))
+                    continue  # kept in hand, their leases renewed; tried again
+            else:
+                failures = 0
+                for message_id in batch:
+                    self._put_down(message_id)
+                batch = []
             if ending:
                 return
 

@@ -143,6 +143,36 @@ def test_a_stopped_replicas_inbox_is_taken_over(tmp_path, broker):
         fed.bus.stop()
 
 
+def test_an_event_whose_done_mark_fails_is_neither_rerun_nor_lost(tmp_path, broker):
+    """While the database refuses to mark handled events done, they stay in hand (leases
+    renewed): no sweep takes them over and runs their handler again; the mark is retried
+    and lands once the database is back."""
+    settings = RuntimeSettings(
+        retry_base=0.05, directory_poll=0.2, takeover_after=timedelta(seconds=0.4)
+    )
+    fed = build_federation(tmp_path, broker.transport, settings=settings)
+    try:
+        tax = fed["tax"]
+        real = tax.store.finish_many
+        refusing = {"until": time.monotonic() + 2.0}
+
+        def flaky(message_ids):
+            if time.monotonic() < refusing["until"]:
+                raise StoreError("connector database failed to record handled messages: locked")
+            real(message_ids)
+
+        tax.store.finish_many = flaky
+        fed["customs"].publish_many(LODGED, [example(LODGED) for _ in range(3)])
+        assert len(fed.recorders["tax"].wait_for(3)) == 3
+        deadline = time.monotonic() + 10
+        while tax.store.pending() and time.monotonic() < deadline:
+            time.sleep(0.1)  # many sweeps of 0.2 s against leases of 0.4 s meanwhile
+        assert tax.store.pending() == []
+        assert len(fed.recorders["tax"].seen) == 3
+    finally:
+        fed.bus.stop()
+
+
 def test_an_expired_directory_stops_sending_until_a_renewed_one(fed: Federation):
     """On an expired directory a connector sends nothing (directory-expired): its grants and
     revocations may be out of date. Once a renewed directory is picked up it sends again."""
