@@ -326,3 +326,21 @@ def test_many_long_texts_make_no_longer_an_answer(limited):
     problem = is_problem(response, 422, "field-too-long")
     assert len(problem["errors"]) == 20
     assert problem["detail"].endswith("and 10 more: longer than 100 characters; see errors")
+
+
+def test_a_wide_header_is_a_coded_422_and_leaves_nothing(make_api, tmp_path):
+    """A 20,000-column header with one row (about 250 kB) against the two-field schema: 422
+    too-wide from the header, before validation; no review, nothing left in the upload
+    folder."""
+    api = make_api(upload_dir=tmp_path / "uploads")
+    api.services.workflow.register_dataset("amina", **dataset_body("tariffs"))
+    api.services.workflow.classify("amina", "tariffs", **CLASSIFIED_PUBLIC)
+    header = ",".join(f"column{i}" for i in range(20_000)).encode()
+    wide = header + b"\n" + b",".join(b"1" for _ in range(20_000)) + b"\n"
+    answer = api("amina").post(
+        "/datasets/tariffs/submit", files={"file": ("wide.csv", wide, "text/csv")}
+    )
+    body = is_problem(answer, 422, "too-wide")
+    assert "column" in body["detail"]
+    assert api.services.workflow.review("tariffs") is None
+    assert leftovers(tmp_path / "uploads") == []
