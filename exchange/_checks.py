@@ -13,8 +13,7 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 import orjson
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives.asymmetric import ed25519, x25519
+from cryptography.hazmat.primitives.asymmetric import x25519
 
 from exchange._directory import CertEntry, Directory
 from exchange._envelope import (
@@ -93,12 +92,8 @@ def authenticate(envelope: Envelope, directory: Directory, now: datetime) -> Cer
             f"the signing certificate of {header.sender} is valid from "
             f"{format_time(entry.info.not_before)} to {format_time(entry.not_after)}"
         )
-    key = entry.info.public_key
-    assert isinstance(key, ed25519.Ed25519PublicKey)  # usage == "signing" guarantees it
-    try:
-        key.verify(envelope.signature, SIGNING_CONTEXT + envelope.signed_bytes)
-    except InvalidSignature as exc:
-        raise BadSignature(f"signature of message {header.id} does not verify") from exc
+    if not entry.info.verifies(envelope.signature, SIGNING_CONTEXT + envelope.signed_bytes):
+        raise BadSignature(f"signature of message {header.id} does not verify")
     if not envelope.digest_matches():
         raise BadSignature(f"payload of message {header.id} does not match its digest")
     return entry

@@ -1,10 +1,11 @@
 """What a registrable schema document looks like, checked before anything is compiled.
 
-A schema must be JSON Schema 2020-12 *and* stay inside the subset of keywords that mean the
-same in draft-07, because the fast path compiles it with fastjsonschema's draft-07 dialect and
-only asks jsonschema when the fast path says "invalid". A keyword the fast path silently
-ignores (``prefixItems``, ``unevaluatedProperties``, a sibling of ``$ref``...) would let an
-invalid payload through, so such schemas are refused here rather than validated wrongly.
+A schema must be JSON Schema 2020-12 *and* stay inside a small subset of keywords whose meaning
+is settled, because the fast path (jsonschema-rs) gives the verdict alone and jsonschema is
+asked only when the fast path says "invalid". Where two implementations can read a schema
+differently (``prefixItems``, ``unevaluatedProperties``, a sibling of ``$ref``, ``\\d`` in a
+pattern, which is ASCII in ECMA-262 and Unicode in Python), an invalid payload could get
+through, so such schemas are refused here rather than validated wrongly.
 """
 
 from __future__ import annotations
@@ -23,6 +24,10 @@ from schemas._formats import FORMATS
 
 DIALECT = "https://json-schema.org/draft/2020-12/schema"
 TYPE_NAME = re.compile(r"[a-z][a-z0-9-]*(\.[a-z][a-z0-9-]*)+\Z")
+# \d \w \s \b and their negations mean other sets of characters in ECMA-262 (jsonschema-rs:
+# \d and \w ASCII, \s with U+FEFF) than in Python's re (Unicode digits and letters): a
+# pattern writes its classes out ([0-9], [A-Za-z0-9_], [ ]...).
+_SHORTHAND_CLASS = re.compile(r"(?<!\\)(?:\\\\)*\\[dDwWsSbB]")
 SEMVER = re.compile(r"(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)\Z")
 
 ASSERTIONS = frozenset(
@@ -179,10 +184,16 @@ def _keyword_problems(node: Mapping[str, Any], where: str) -> Iterator[str]:
         if siblings:
             # draft-07 ignores every sibling of $ref; 2020-12 applies them.
             yield f"{where}: $ref may not have assertion siblings {siblings}"
+    pattern = node.get("pattern")
+    if isinstance(pattern, str) and _SHORTHAND_CLASS.search(pattern):
+        yield (
+            f"{where}: pattern {pattern!r} uses a class like \\d, \\w or \\s, which"
+            " ECMA-262 and Python read differently; write the characters out, e.g. [0-9]"
+        )
     if "format" in node and node["format"] not in FORMATS:
         yield f"{where}: format {node['format']!r} is not one of {sorted(FORMATS)}"
     if ("enum" in node or "const" in node) and "type" not in node:
-        # fastjsonschema and jsonschema compare 1, 1.0 and true differently without a type.
+        # JSON Schema libraries compare 1, 1.0 and true differently without a type.
         yield f"{where}: 'enum' and 'const' need a 'type' beside them"
     if node.get("uniqueItems") is True:
         items = node.get("items")

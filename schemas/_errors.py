@@ -12,7 +12,7 @@ machine-readable ``code`` (what the CLI, the API and the logs use) and a human `
     └── SchemaIncompatible        schema-incompatible     (carries the CompatibilityReport)
 
 Validating a payload never raises for an invalid payload: it returns a ``ValidationReport``.
-Errors of the libraries underneath (json, jsonschema, fastjsonschema, rfc8785) are caught where
+Errors of the libraries underneath (json, jsonschema, jsonschema-rs, rfc8785) are caught where
 they happen and re-raised as one of these with ``from exc``.
 """
 

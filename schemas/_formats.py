@@ -1,13 +1,13 @@
 """The three formats a schema may assert, defined once and used by both validators.
 
-jsonschema and fastjsonschema ship their own, different format checks (jsonschema's ``email``
-only looks for an ``@``; its ``date-time`` depends on an optional package; fastjsonschema uses
-its own regular expressions). To keep the fast verdict equal to the detailed one, both are
+jsonschema and jsonschema-rs ship their own, different format checks (jsonschema's ``email``
+only looks for an ``@``; its ``date-time`` depends on an optional package; jsonschema-rs has
+its own RFC readings). To keep the fast verdict equal to the detailed one, both are
 given these functions instead of their built-ins.
 
 Patterns have the same problem in another form: Python's ``$`` also matches before a final
-newline, ECMA-262's (the JSON Schema reference) does not. fastjsonschema rewrites each
-unescaped ``$`` to ``\\Z``; :func:`ecma_search` does the same rewrite for jsonschema.
+newline, ECMA-262's (the JSON Schema reference) does not. jsonschema-rs reads ``$`` as
+ECMA-262 does; :func:`ecma_search` rewrites each unescaped ``$`` to ``\\Z`` for jsonschema.
 """
 
 from __future__ import annotations

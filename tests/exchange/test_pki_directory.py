@@ -163,3 +163,28 @@ def test_keys_made_elsewhere_can_be_imported(tmp_path):
     assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
     with pytest.raises(KeyStoreError, match="wrong passphrase"):
         KeyStore(tmp_path / "tax", b"wrong").load()
+
+
+def test_a_signing_certificate_verifies_what_its_key_signed_and_nothing_else(tmp_path):
+    """The certificate's verifier (libsodium) accepts the key's signature (made with
+    cryptography) and refuses a changed byte, a changed message, a truncated or padded
+    signature; an encryption certificate verifies nothing."""
+    ca = CAStore.init(tmp_path / "ca", "MA", PASS)
+    keys = KeyStore(tmp_path / "customs", b"agency secret")
+    keys.generate(CUSTOMS)
+    signing, encryption = issue_for(CAStore.open(tmp_path / "ca", PASS), keys)
+    info = inspect_certificate(signing, ca.ca.certificate)
+    private = keys.load().signer()[0]
+    data = b"tabadul/1 envelope\n" + bytes(range(256))
+    signature = private.sign(data)
+    assert info.verifies(signature, data)
+    flipped = bytes([signature[0] ^ 1]) + signature[1:]
+    for bad_signature, bad_data in [
+        (flipped, data),
+        (signature, data + b"x"),
+        (signature[:-1], data),
+        (signature + b"\0", data),
+        (b"", data),
+    ]:
+        assert not info.verifies(bad_signature, bad_data)
+    assert not inspect_certificate(encryption, ca.ca.certificate).verifies(signature, data)

@@ -161,7 +161,7 @@ PROPERTY_SETTINGS = settings(
 @PROPERTY_SETTINGS
 @given(data=st.data())
 def test_fast_and_detailed_verdicts_agree_on_near_valid_payloads(entry, data):
-    """For payloads generated from the schema, fastjsonschema and jsonschema agree."""
+    """For payloads generated from the schema, jsonschema-rs and jsonschema agree."""
     compiled = REGISTRY.compiled(entry.type, entry.version)
     payload = data.draw(near_valid(entry.schema, dict(entry.schema)))
     assert compiled.is_valid_fast(payload) == compiled.is_valid_detailed(payload)

@@ -200,6 +200,8 @@ def test_registry_copies_the_document():
         (lambda s: s["properties"].update(c={"type": "string", "format": "uri"}), "format"),
         (lambda s: s["properties"].update(c={"enum": [1, True]}), "need a 'type'"),
         (lambda s: s["properties"].update(c={"type": "array", "uniqueItems": True}), "uniqueItems"),
+        (lambda s: s["properties"].update(c={"type": "string", "pattern": "^\\d+$"}), "\\[0-9\\]"),
+        (lambda s: s["properties"].update(c={"type": "string", "pattern": "[\\s]"}), "ECMA-262"),
         (
             lambda s: s["properties"].update(c={"type": "string", "additionalProperty": 1}),
             "additionalProperty",
