@@ -6,13 +6,14 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-PACKAGES = ("exchange", "schemas", "governance", "connectors", "opendata", "tabadul")
+PACKAGES = ("exchange", "schemas", "governance", "connectors", "opendata", "risk", "tabadul")
 ALLOWED = {
     "exchange": set(),
     "schemas": set(),
     "governance": {"exchange", "schemas"},
     "connectors": {"exchange", "schemas"},
     "opendata": {"governance", "schemas"},
+    "risk": {"exchange", "schemas"},
     "tabadul": set(PACKAGES),
 }
 # The pure core talks to no broker, web framework or database...

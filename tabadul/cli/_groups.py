@@ -21,6 +21,7 @@ def mount(app: typer.Typer) -> None:
     from tabadul.cli._opendata import opendata_app, publish, withdraw
     from tabadul.cli._pii import pii_app
     from tabadul.cli._registry import registry_app
+    from tabadul.cli._risk import risk_app
     from tabadul.cli._schema import schema_app
     from tabadul.cli._tokens import token_app
     from tabadul.cli._users import user_app
@@ -48,3 +49,4 @@ def mount(app: typer.Typer) -> None:
     app.add_typer(api_app, name="api")
     app.command("access-log")(access_log)
     app.add_typer(witness_app, name="witness")
+    app.add_typer(risk_app, name="risk")

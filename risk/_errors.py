@@ -1,0 +1,72 @@
+"""The errors of risk scoring: one tree, each class with a stable ``code``::
+
+    RiskError                    risk-error
+    ├── BadTable                 bad-table        (not a CSV table: unreadable, empty, no rows,
+    │   │                                          a column named twice)
+    │   ├── MissingColumn        missing-column   (a column the model or the command needs)
+    │   ├── UnknownColumn        unknown-column   (a column the model was not trained on)
+    │   ├── NotANumber           not-a-number     (text in a numeric column: names the
+    │   │                                          column and the row)
+    │   └── BadLabel             bad-label        (a label that is not 0/1, or one class only)
+    ├── BadOption                bad-option       (a budget out of range, an id column used
+    │                                              as a feature...)
+    └── ModelError               model-error
+        ├── ModelMissing         model-missing    (no model in the folder)
+        └── ModelTampered        model-tampered   (an artefact whose SHA-256 is not the one
+                                                   its manifest records, or a manifest that
+                                                   does not parse)
+
+Messages are for people; they name columns and rows, never the values of a row.
+"""
+
+from __future__ import annotations
+
+
+class RiskError(Exception):
+    """Base of every risk error; ``code`` is stable, ``message`` is for people."""
+
+    code = "risk-error"
+
+    def __init__(self, message: str, **details: object) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details
+
+    def as_dict(self) -> dict[str, object]:
+        return {"code": self.code, "message": self.message, **self.details}
+
+
+class BadTable(RiskError):
+    code = "bad-table"
+
+
+class MissingColumn(BadTable):
+    code = "missing-column"
+
+
+class UnknownColumn(BadTable):
+    code = "unknown-column"
+
+
+class NotANumber(BadTable):
+    code = "not-a-number"
+
+
+class BadLabel(BadTable):
+    code = "bad-label"
+
+
+class BadOption(RiskError):
+    code = "bad-option"
+
+
+class ModelError(RiskError):
+    code = "model-error"
+
+
+class ModelMissing(ModelError):
+    code = "model-missing"
+
+
+class ModelTampered(ModelError):
+    code = "model-tampered"

@@ -1,0 +1,201 @@
+"""The model store: a folder of versioned models, each checked against its digests on load.
+
+::
+
+    DIR/CURRENT                  the version in use ("0003")
+    DIR/versions/0003/model.txt  the LightGBM model, in LightGBM's own text format
+    DIR/versions/0003/state.json the layout, the history, the lanes, the feature labels
+    DIR/versions/0003/manifest.json
+                                 the SHA-256 of model.txt and state.json, the SHA-256 and
+                                 row counts of the training files, the parameters, the
+                                 validation figures, the library versions
+
+Nothing is pickled. Loading recomputes both digests and refuses (``model-tampered``) a file
+that does not match its manifest. The manifest's own SHA-256 is the model's **digest**
+(``sha256:...``): what an assessment names, and what an operator pins to notice a manifest
+rewritten along with the files.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import tempfile
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import lightgbm as lgb
+
+from risk._errors import ModelMissing, ModelTampered, RiskError
+from risk._features import History, Layout
+from risk._model import Lanes, Metrics, Model
+
+FORMAT = "tabadul-risk-model/1"
+_LIBRARIES = ("lightgbm", "numpy", "pandas", "scikit-learn")
+
+
+@dataclass(frozen=True, slots=True)
+class Stored:
+    """A model as the store holds it: its version, digest and manifest."""
+
+    model: Model
+    version: str
+    digest: str
+    manifest: dict[str, Any]
+
+
+class ModelStore:
+    """The versioned models of one folder (created on first save)."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+
+    def versions(self) -> list[str]:
+        root = self.folder / "versions"
+        return sorted(p.name for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
+
+    def current(self) -> str:
+        """The version in use. Raises :class:`ModelMissing` for a folder with no model."""
+        try:
+            version = (self.folder / "CURRENT").read_text("ascii").strip()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ModelMissing(f"{self.folder} holds no model (no CURRENT file)") from exc
+        if version not in self.versions():
+            raise ModelMissing(f"{self.folder}: the current version {version!r} is missing")
+        return version
+
+    def save(self, model: Model, *, training: dict[str, Any], make_current: bool = True) -> Stored:
+        """Write ``model`` as the next version; ``training`` describes its data (files with
+        their SHA-256 and rows). Returns what was stored."""
+        versions = self.versions()
+        version = f"{int(versions[-1]) + 1 if versions else 1:04d}"
+        folder = self.folder / "versions" / version
+        folder.mkdir(parents=True)
+        model_text = model.booster.model_to_string().encode("utf-8")
+        state = json.dumps(_state(model), ensure_ascii=False, sort_keys=True).encode("utf-8")
+        manifest = {
+            "format": FORMAT,
+            "version": version,
+            "created": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "files": {
+                "model.txt": hashlib.sha256(model_text).hexdigest(),
+                "state.json": hashlib.sha256(state).hexdigest(),
+            },
+            "training": training,
+            "params": model.params,
+            "metrics": model.metrics.as_dict(),
+            "features": list(model.features),
+            "libraries": {
+                "python": platform.python_version(),
+                **{name: metadata.version(name) for name in _LIBRARIES},
+            },
+        }
+        manifest_bytes = json.dumps(manifest, indent=2, sort_keys=True).encode("utf-8")
+        for name, data in (
+            ("model.txt", model_text),
+            ("state.json", state),
+            ("manifest.json", manifest_bytes),
+        ):
+            _write(folder / name, data)
+        if make_current:
+            self.use(version)
+        return Stored(
+            model, version, "sha256:" + hashlib.sha256(manifest_bytes).hexdigest(), manifest
+        )
+
+    def use(self, version: str) -> None:
+        if version not in self.versions():
+            raise ModelMissing(f"{self.folder} has no version {version!r}")
+        _write(self.folder / "CURRENT", (version + "\n").encode("ascii"))
+
+    def load(self, version: str | None = None) -> Stored:
+        """The model ``version`` (the current one by default), its files checked. Raises
+        :class:`ModelMissing` or :class:`ModelTampered`."""
+        version = version or self.current()
+        folder = self.folder / "versions" / version
+        try:
+            manifest_bytes = (folder / "manifest.json").read_bytes()
+            manifest = json.loads(manifest_bytes)
+            files = manifest["files"]
+            if manifest.get("format") != FORMAT:
+                raise ModelTampered(f"{folder}: not a {FORMAT} manifest")
+        except OSError as exc:
+            raise ModelMissing(f"{folder} has no manifest.json") from exc
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ModelTampered(f"{folder}/manifest.json does not parse as a manifest") from exc
+        contents = {}
+        for name in ("model.txt", "state.json"):
+            try:
+                data = (folder / name).read_bytes()
+            except OSError as exc:
+                raise ModelTampered(f"{folder}/{name} is missing") from exc
+            if hashlib.sha256(data).hexdigest() != files.get(name):
+                raise ModelTampered(
+                    f"{folder}/{name} is not the file its manifest records (SHA-256 differs)",
+                    file=name,
+                    version=version,
+                )
+            contents[name] = data
+        try:
+            state = json.loads(contents["state.json"])
+            booster = lgb.Booster(model_str=contents["model.txt"].decode("utf-8"))
+            model = _model(state, booster, manifest)
+        except (ValueError, KeyError, TypeError, lgb.basic.LightGBMError) as exc:
+            raise ModelTampered(f"{folder}: the model does not load: {exc}") from exc
+        digest = "sha256:" + hashlib.sha256(manifest_bytes).hexdigest()
+        return Stored(model, version, digest, manifest)
+
+
+def _state(model: Model) -> dict[str, Any]:
+    return {
+        "layout": model.layout.as_dict(),
+        "history": model.history.as_dict(),
+        "features": list(model.features),
+        "kinds": model.kinds,
+        "labels": model.labels,
+        "lanes": {
+            "budget": model.lanes.budget,
+            "review": model.lanes.review,
+            "red": model.lanes.red,
+            "yellow": model.lanes.yellow,
+        },
+    }
+
+
+def _model(state: dict[str, Any], booster: lgb.Booster, manifest: dict[str, Any]) -> Model:
+    features = tuple(state["features"])
+    if booster.feature_name() != [f"f{i}" for i in range(len(features))]:
+        raise ValueError("the model's features are not the state's")
+    return Model(
+        layout=Layout.from_dict(state["layout"]),
+        history=History.from_dict(state["history"]),
+        booster=booster,
+        features=features,
+        kinds=dict(state["kinds"]),
+        labels={k: dict(v) for k, v in state["labels"].items()},
+        lanes=Lanes(**state["lanes"]),
+        metrics=Metrics.from_dict(manifest["metrics"]),
+        params=dict(manifest["params"]),
+    )
+
+
+def _write(path: Path, data: bytes) -> None:
+    """Write atomically: a reader sees the old file or the new, never half of one."""
+    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "wb") as out:
+            out.write(data)
+            out.flush()
+            os.fsync(out.fileno())
+        Path(temp).replace(path)
+    except BaseException:
+        Path(temp).unlink(missing_ok=True)
+        raise
+
+
+__all__ = ["ModelStore", "RiskError", "Stored"]

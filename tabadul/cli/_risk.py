@@ -1,0 +1,209 @@
+"""``tabadul risk``: train a risk model on CSV files, score declarations, show a model.
+
+The contract (docs/risk.md)::
+
+    tabadul risk train FILE.csv [FILE.csv ...] --label COL --id COL [--time COL]
+                       [--exclude COL ...] --model DIR [--json]
+    tabadul risk score FILE.csv --model DIR --json
+
+``score --json`` prints one JSON list, one object per row in the file's order:
+``{"id", "score" (0..1), "flagged", "lane" (green|yellow|red), "reasons": [{"feature",
+"contribution", "labels"}]}``. Bad input (no label column, an empty file, columns the model
+does not know or lacks, text in a numeric column, a tampered model folder) is one coded line
+(``{"ok": false, "error": ...}`` with ``--json``) and exit 2, never a traceback.
+
+risk/ (pandas, LightGBM) is imported by the commands themselves, so that the rest of the
+CLI starts without it.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from tabadul.cli._output import console, err_console, fail, print_json
+
+if TYPE_CHECKING:
+    from risk import Stored
+
+risk_app = typer.Typer(
+    help="Risk scoring of declarations: train, score, show.", no_args_is_help=True
+)
+
+ModelOption = Annotated[Path, typer.Option("--model", help="The model folder.")]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON.")]
+
+
+@contextmanager
+def _risk_errors(*, as_json: bool) -> Iterator[None]:
+    from risk import RiskError
+
+    try:
+        yield
+    except RiskError as exc:
+        fail(exc, as_json=as_json)
+
+
+@contextmanager
+def _steps(title: str, *, shown: bool) -> Iterator[Callable[[str], None]]:
+    """A spinner on stderr naming the current step (on a terminal, without --json)."""
+    if not shown:
+        yield lambda _step: None
+        return
+    with err_console.status(title) as status:
+        yield lambda step: status.update(f"{title}: {step}")
+
+
+@risk_app.command("train")
+def train_command(
+    files: Annotated[list[Path], typer.Argument(metavar="FILE.csv...", help="Training rows.")],
+    label: Annotated[str, typer.Option("--label", help="The 0/1 column to learn.")],
+    id_column: Annotated[str, typer.Option("--id", help="The column naming each row.")],
+    model_dir: ModelOption,
+    time: Annotated[
+        str | None, typer.Option("--time", help="The date column (rows taken in its order).")
+    ] = None,
+    exclude: Annotated[
+        list[str] | None, typer.Option("--exclude", help="A column not to learn from.")
+    ] = None,
+    categorical: Annotated[
+        list[str] | None, typer.Option("--categorical", help="A numeric-looking code column.")
+    ] = None,
+    budget: Annotated[
+        float, typer.Option(help="Share of declarations customs can inspect (red, flagged).")
+    ] = 0.2,
+    review: Annotated[
+        float, typer.Option(help="Share whose documents are checked (yellow).")
+    ] = 0.1,
+    as_json: JsonOption = False,
+) -> None:
+    """Train on every column but the label, the id, the time and the excluded (types
+    inferred); judge on the latest 20 % of the rows; write a new model version to DIR."""
+    with _risk_errors(as_json=as_json):
+        from risk import ModelStore, infer_layout, read_tables, train
+
+        shown = not as_json and err_console.is_terminal
+        with _steps("training", shown=shown) as step:
+            step("reading " + ", ".join(f.name for f in files))
+            source = read_tables(files)
+            layout = infer_layout(
+                source.frame,
+                id_column=id_column,
+                label=label,
+                time=time,
+                exclude=exclude or (),
+                categorical=categorical or (),
+            )
+            model = train(source.frame, layout, budget=budget, review=review, progress=step)
+            training = {
+                "sha256": source.sha256,
+                "rows": len(source.frame),
+                "files": [{"name": n, "sha256": d, "rows": r} for n, d, r in source.digests],
+            }
+            stored = ModelStore(model_dir).save(model, training=training)
+    report = _stored(stored, model_dir)
+    if as_json:
+        print_json({"ok": True, **report})
+        return
+    _print_model(report)
+
+
+@risk_app.command("score")
+def score_command(
+    file: Annotated[Path, typer.Argument(metavar="FILE.csv", help="Rows to score.")],
+    model_dir: ModelOption,
+    as_json: JsonOption = False,
+) -> None:
+    """Score each row of FILE with the current model of DIR: score, lane, top reasons."""
+    with _risk_errors(as_json=as_json):
+        from risk import ModelStore, read_tables
+
+        stored = ModelStore(model_dir).load()
+        assessments = stored.model.score(read_tables([file]).frame)
+    if as_json:
+        json.dump(assessments, sys.stdout, ensure_ascii=False)
+        sys.stdout.write("\n")
+        return
+    table = Table(title=f"{escape(file.name)}: {len(assessments):,} rows, model {stored.version}")
+    for column in ("id", "score", "lane", "top reasons"):
+        table.add_column(column)
+    colour = {"red": "red", "yellow": "yellow", "green": "green"}
+    for a in assessments:
+        reasons = "; ".join(
+            f"{r['labels']['en']} {r['contribution']:+.2f}" for r in a["reasons"][:3]
+        )
+        table.add_row(
+            escape(str(a["id"])),
+            f"{a['score']:.3f}",
+            f"[{colour[a['lane']]}]{a['lane']}[/]",
+            escape(reasons),
+        )
+    console.print(table)
+
+
+@risk_app.command("show")
+def show_command(model_dir: ModelOption, as_json: JsonOption = False) -> None:
+    """The current model of DIR, checked: version, digest, figures, features, data."""
+    with _risk_errors(as_json=as_json):
+        from risk import ModelStore
+
+        stored = ModelStore(model_dir).load()
+    report = _stored(stored, model_dir)
+    if as_json:
+        print_json({"ok": True, **report})
+        return
+    _print_model(report)
+
+
+def _stored(stored: Stored, model_dir: Path) -> dict[str, Any]:
+    manifest = stored.manifest
+    return {
+        "model": str(model_dir),
+        "version": stored.version,
+        "digest": stored.digest,
+        "metrics": manifest["metrics"],
+        "lanes": {
+            "budget": stored.model.lanes.budget,
+            "review": stored.model.lanes.review,
+            "red_from": round(stored.model.lanes.red, 6),
+            "yellow_from": round(stored.model.lanes.yellow, 6),
+        },
+        "layout": stored.model.layout.as_dict(),
+        "features": list(stored.model.features),
+        "training": manifest["training"],
+        "libraries": manifest["libraries"],
+    }
+
+
+def _print_model(report: dict[str, Any]) -> None:
+    metrics = report["metrics"]
+    console.print(
+        f"model [bold]{escape(report['model'])}[/] version {report['version']} "
+        f"({report['digest']})",
+        highlight=False,
+    )
+    table = Table(title="on the latest 20 % of the rows, never seen while fitting")
+    for column in ("AUC", "precision in the top 5 %", "macro-F1 of the flags", "rows", "frauds"):
+        table.add_column(column, justify="right")
+    table.add_row(
+        f"{metrics['auc']:.3f}",
+        f"{metrics['precision_top5']:.3f}",
+        f"{metrics['macro_f1']:.3f}",
+        f"{metrics['holdout_rows']:,}",
+        f"{metrics['holdout_frauds']:,}",
+    )
+    console.print(table)
+    lanes = report["lanes"]
+    console.print(
+        f"lanes: red (flagged) for the top {lanes['budget']:.0%} (score ≥ {lanes['red_from']:.3f}),"
+        f" yellow for the next {lanes['review']:.0%}; {len(report['features'])} features",
+        highlight=False,
+    )
