@@ -6,6 +6,7 @@ import json
 import subprocess
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Annotated, Any
 
 import psycopg
@@ -13,7 +14,7 @@ import typer
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from tabadul.cli._output import console, err_console, print_json, usage_error
+from tabadul.cli._output import console, err_console, fail, print_json, usage_error
 
 bench_app = typer.Typer(help="Benchmarks (each beside its raw baseline).", no_args_is_help=True)
 
@@ -130,6 +131,28 @@ def pii(
         print_json(report)
         return
     console.print(markdown(report), markup=False, highlight=False, soft_wrap=True)
+
+
+@bench_app.command("risk")
+def risk(
+    data: Annotated[
+        Path, typer.Argument(metavar="DATA_DIR", help="Folder with train.csv and valid.csv.")
+    ],
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Risk model quality on the later file, the ablation, the learners, the speeds."""
+    from bench.risk import run as run_risk
+    from risk import RiskError
+
+    with _progress("risk benchmark") as say:
+        try:
+            report = run_risk(data, say)
+        except RiskError as exc:
+            fail(exc, as_json=as_json)
+    if as_json:
+        print_json(report)
+        return
+    console.print_json(json.dumps(report))
 
 
 @bench_app.command("publish")

@@ -6,6 +6,7 @@ import json
 from typer.testing import CliRunner
 
 from bench.core import run
+from risk import SAMPLE
 from tabadul.cli import build_app
 
 EXPECTED = {"sign", "verify", "seal", "schema", "log append", "log verify"}
@@ -79,3 +80,33 @@ def test_tabadul_bench_soak_json_samples_memory_and_queues():
     assert all(v > 0 for v in report["samples"][-1]["rss_mb"].values())
     assert report["sent"]["events"] > 0
     assert (report["lost"], report["duplicated"]) == (0, 0)
+
+
+def test_tabadul_bench_risk_json_on_the_sample(tmp_path):
+    """`tabadul bench risk --json` on the shipped sample cut in two by time: quality on the
+    later file, each ablation, the learners and the speeds, all measured."""
+    lines = SAMPLE.read_text("utf-8").splitlines()
+    date = lines[0].split(",").index("Date")
+    (tmp_path / "train.csv").write_text(
+        "\n".join([lines[0], *(r for r in lines[1:] if r.split(",")[date] < "2021")]) + "\n"
+    )
+    (tmp_path / "valid.csv").write_text(
+        "\n".join([lines[0], *(r for r in lines[1:] if r.split(",")[date] >= "2021")]) + "\n"
+    )
+    result = CliRunner().invoke(build_app(), ["bench", "risk", str(tmp_path), "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert 0.5 < report["quality_on_later_period"]["auc"] <= 1
+    assert set(report["ablation"]) == {
+        "all groups",
+        "without code",
+        "without amount",
+        "without price deviation",
+        "without history",
+    }
+    assert report["learners"][0]["learner"] == "LightGBM (used)"
+    assert report["speed"]["batch_with_reasons_per_s"] > 0
+    assert report["speed"]["single_p50_ms"] > 0
+    missing = CliRunner().invoke(build_app(), ["bench", "risk", str(tmp_path / "none")])
+    assert missing.exit_code == 2
+    assert "error [bad-table]" in missing.output

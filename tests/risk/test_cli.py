@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from collections.abc import Callable
@@ -37,9 +38,10 @@ def cli(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Callable[..., Result
     return run
 
 
-@pytest.fixture
-def split(tmp_path: Path) -> tuple[Path, Path]:
+@pytest.fixture(scope="module")
+def split(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """The sample in two files by time: 2020 to train on, 2021 (less the labels) to score."""
+    tmp_path = tmp_path_factory.mktemp("split")
     lines = SAMPLE.read_text("utf-8").splitlines()
     header, rows = lines[0], lines[1:]
     names = header.split(",")
@@ -54,11 +56,21 @@ def split(tmp_path: Path) -> tuple[Path, Path]:
     return tmp_path / "train.csv", tmp_path / "later.csv"
 
 
-@pytest.fixture
-def trained(cli, split) -> Path:
-    result = cli("risk", "train", str(split[0]), *KCS, "--model", "model", "--json")
+@pytest.fixture(scope="module")
+def trained_once(split, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("trained") / "model"
+    args = ["risk", "train", str(split[0]), *KCS, "--model", str(folder), "--json"]
+    result = CliRunner().invoke(build_app(), args)
     assert result.exit_code == 0, result.output
-    return Path("model").resolve()
+    return folder
+
+
+@pytest.fixture
+def trained(trained_once: Path, tmp_path: Path) -> Path:
+    """A copy of the model trained once, for a test to damage."""
+    copy = tmp_path / "trained"
+    shutil.copytree(trained_once, copy)
+    return copy
 
 
 def refused(result: Result, code: str, *, as_json: bool = False) -> dict:
