@@ -31,7 +31,7 @@ from typing import Any
 
 import lightgbm as lgb
 
-from risk._errors import ModelMissing, ModelTampered, RiskError
+from risk._errors import ModelMissing, ModelTampered
 from risk._features import History, Layout
 from risk._model import Lanes, Metrics, Model
 
@@ -198,4 +198,4 @@ def _write(path: Path, data: bytes) -> None:
         raise
 
 
-__all__ = ["ModelStore", "RiskError", "Stored"]
+__all__ = ["ModelStore", "Stored"]
