@@ -7,6 +7,7 @@
     │   ├── UnknownColumn        unknown-column   (a column the model was not trained on)
     │   ├── NotANumber           not-a-number     (text in a numeric column: names the
     │   │                                          column and the row)
+    │   ├── NotADate             not-a-date       (a time column cell that is no date)
     │   └── BadLabel             bad-label        (a label that is not 0/1, or one class only)
     ├── BadOption                bad-option       (a budget out of range, an id column used
     │                                              as a feature...)
@@ -50,6 +51,10 @@ class UnknownColumn(BadTable):
 
 class NotANumber(BadTable):
     code = "not-a-number"
+
+
+class NotADate(BadTable):
+    code = "not-a-date"
 
 
 class BadLabel(BadTable):

@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from risk._errors import BadLabel, BadOption, MissingColumn, NotANumber, UnknownColumn
+from risk._errors import BadLabel, BadOption, MissingColumn, NotADate, NotANumber, UnknownColumn
 
 MAX_LEVELS = 200
 PRIOR = 20.0
@@ -179,7 +179,7 @@ def labels_of(frame: pd.DataFrame, label: str) -> np.ndarray:
     cells = frame[label].str.lower()
     mapped = cells.map({"0": 0, "1": 1, "0.0": 0, "1.0": 1, "false": 0, "true": 1})
     if mapped.isna().any():
-        row = int(np.flatnonzero(mapped.isna().to_numpy())[0]) + 2
+        row = _file_row(frame, np.flatnonzero(mapped.isna().to_numpy())[0])
         raise BadLabel(
             f"label {label!r} must be 0 or 1 (or false/true); row {row} is not",
             column=label,
@@ -193,20 +193,20 @@ def labels_of(frame: pd.DataFrame, label: str) -> np.ndarray:
 
 def time_order(frame: pd.DataFrame, layout: Layout) -> tuple[pd.DataFrame, np.ndarray]:
     """The rows in time order (stable: file order within one instant, and file order when
-    there is no time column), with the instant of each as an integer (nanoseconds)."""
+    there is no time column), with the instant of each as an integer (nanoseconds). The
+    frame's index still counts the file's rows. Raises :class:`NotADate`."""
     if layout.time is None:
-        instants = np.arange(len(frame), dtype=np.int64)
-        return frame.reset_index(drop=True), instants
+        return frame, np.arange(len(frame), dtype=np.int64)
     parsed = pd.to_datetime(frame[layout.time], errors="coerce", utc=True, format="mixed")
     if parsed.isna().any():
-        row = int(np.flatnonzero(parsed.isna().to_numpy())[0]) + 2
-        raise NotANumber(
+        row = _file_row(frame, np.flatnonzero(parsed.isna().to_numpy())[0])
+        raise NotADate(
             f"column {layout.time!r} must hold dates or times; row {row} does not",
             column=layout.time,
             row=row,
         )
     order = np.argsort(parsed.to_numpy(dtype="datetime64[ns]").astype(np.int64), kind="stable")
-    ordered = frame.iloc[order].reset_index(drop=True)
+    ordered = frame.iloc[order]  # the index still counts the file's rows, for errors
     instants = parsed.iloc[order].to_numpy(dtype="datetime64[ns]").astype(np.int64)
     return ordered, instants
 
@@ -255,6 +255,11 @@ class History:
         )
 
 
+def _file_row(frame: pd.DataFrame, position: int) -> int:
+    """The file's line number of the row at ``position`` (the header is line 1)."""
+    return int(frame.index[position]) + 2
+
+
 def numbers(frame: pd.DataFrame, column: str) -> np.ndarray:
     """A numeric column as floats (an empty cell is NaN). Raises :class:`NotANumber` naming
     the first row that holds text."""
@@ -262,7 +267,7 @@ def numbers(frame: pd.DataFrame, column: str) -> np.ndarray:
     values = pd.to_numeric(cells.where(cells != ""), errors="coerce")
     bad = values.isna().to_numpy() & (cells != "").to_numpy()
     if bad.any():
-        row = int(np.flatnonzero(bad)[0]) + 2
+        row = _file_row(frame, np.flatnonzero(bad)[0])
         raise NotANumber(
             f"column {column!r} is numeric; row {row} holds text", column=column, row=row
         )

@@ -95,5 +95,5 @@ def _read_one(path: Path) -> tuple[pd.DataFrame, str]:
     frame.columns = names
     if frame.empty:
         raise BadTable(f"{path.name} has a header but no rows", file=str(path))
-    frame = frame.apply(lambda column: column.str.strip())
+    frame = frame.fillna("").apply(lambda column: column.str.strip())  # a short row: empty
     return frame, hashlib.sha256(data).hexdigest()

@@ -214,3 +214,34 @@ def test_show_names_the_models_version_digest_and_figures(cli, trained):
     shown = json.loads(result.stdout)
     assert (shown["version"], shown["layout"]["label"]) == ("0001", "Fraud")
     assert shown["lanes"]["budget"] == 0.2
+
+
+def test_a_short_row_reads_as_empty_cells_and_a_bad_date_is_named(cli, tmp_path):
+    """A row with fewer cells than the header has empty ones (no crash); a date column with
+    a cell that is no date is refused naming the row."""
+    header = "ref,day,kind,y,amount"
+    rows = [
+        f"r{i},2024-01-{i % 28 + 1:02d},{'ab'[i % 2]},{i % 3 == 0:d},{i * 3.5}" for i in range(80)
+    ]
+    rows[5] = "r5,2024-01-06,a,1"
+    good = tmp_path / "short.csv"
+    good.write_text("\n".join([header, *rows]) + "\n")
+    args = ("--label", "y", "--id", "ref", "--time", "day", "--model", "m", "--json")
+    result = cli("risk", "train", str(good), *args)
+    assert result.exit_code == 0, result.output
+    rows[9] = "r9,someday,a,0,1"
+    bad = tmp_path / "baddate.csv"
+    bad.write_text("\n".join([header, *rows]) + "\n")
+    error = refused(cli("risk", "train", str(bad), *args), "not-a-date", as_json=True)
+    assert error["row"] == 11
+
+
+def test_a_refusal_names_the_files_line_though_rows_are_taken_in_time_order(cli, tmp_path):
+    header = "ref,day,kind,y,amount"
+    rows = [f"r{i},2024-01-{28 - i % 28:02d},{'ab'[i % 2]},{i % 3 == 0:d},{i}" for i in range(60)]
+    rows[20] = "r20,2024-01-08,a,maybe,3"
+    path = tmp_path / "unordered.csv"
+    path.write_text("\n".join([header, *rows]) + "\n")
+    args = ("--label", "y", "--id", "ref", "--time", "day", "--model", "m", "--json")
+    error = refused(cli("risk", "train", str(path), *args), "bad-label", as_json=True)
+    assert error["row"] == 22
