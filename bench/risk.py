@@ -36,7 +36,6 @@ from sklearn.metrics import roc_auc_score
 from bench._timing import machine
 from risk import FEATURE_KINDS, Model, infer_layout, judge, read_tables, train
 from risk._features import Layout, labels_of, scoring_features, time_order, training_features
-from risk._model import learner_input
 
 Progress = Callable[[str], None]
 
@@ -71,7 +70,18 @@ def _learners(
     labels = labels_of(ordered, layout.label)
     features, history = training_features(ordered, layout, labels, instants)
     x = features.frame[list(model.features)]
-    x_later = scoring_features(later, layout, history).frame[list(model.features)]
+    scored = scoring_features(later, layout, history)
+    x_later = pd.DataFrame(
+        {
+            name: pd.Categorical.from_codes(
+                np.nan_to_num(scored[name], nan=-1).astype(int),
+                dtype=pd.CategoricalDtype(history.categories[name]),
+            )
+            if model.kinds[name] == "code"
+            else scored[name]
+            for name in model.features
+        }
+    )
     y_later = later[layout.label].astype(int).to_numpy()
     out = []
 
@@ -157,10 +167,11 @@ def run(data: Path, progress: Progress | None = None) -> dict[str, Any]:
     start = time.perf_counter()
     model.score(rows)
     with_reasons = len(rows) / (time.perf_counter() - start)
-    x = learner_input(scoring_features(rows, layout, model.history).frame, model.features)
+    columns = scoring_features(rows, layout, model.history)
+    x = np.column_stack([columns[f] for f in model.features])
     start = time.perf_counter()
-    learner_input(scoring_features(rows, layout, model.history).frame, model.features)
-    model.margins(x)
+    columns = scoring_features(rows, layout, model.history)
+    model.margins(np.column_stack([columns[f] for f in model.features]))
     scores_only = len(rows) / (time.perf_counter() - start)
     start = time.perf_counter()
     model.margins(x)

@@ -222,6 +222,15 @@ class History:
     identifiers: dict[str, dict[str, tuple[int, int]]] = field(default_factory=dict)
     prices: dict[str, dict[str, tuple[int, float, float]]] = field(default_factory=dict)
     categories: dict[str, list[str]] = field(default_factory=dict)
+    _indexes: dict[str, dict[str, int]] = field(default_factory=dict, repr=False, compare=False)
+
+    def category_index(self, name: str) -> dict[str, int]:
+        """Each training category of code column ``name`` and its code."""
+        cached = self._indexes.get(name)
+        if cached is None:
+            cached = {v: i for i, v in enumerate(self.categories.get(name, []))}
+            self._indexes[name] = cached
+        return cached
 
     @property
     def base_rate(self) -> float:
@@ -274,10 +283,10 @@ def numbers(frame: pd.DataFrame, column: str) -> np.ndarray:
     return values.to_numpy(dtype=np.float64)
 
 
-def _unit_price(frame: pd.DataFrame, layout: Layout) -> np.ndarray | None:
+def _unit_price(amounts: Mapping[str, np.ndarray], layout: Layout) -> np.ndarray | None:
     if not (layout.value and layout.quantity):
         return None
-    value, quantity = numbers(frame, layout.value), numbers(frame, layout.quantity)
+    value, quantity = amounts[layout.value], amounts[layout.quantity]
     with np.errstate(divide="ignore", invalid="ignore"):
         unit = np.log1p(np.clip(value, 0, None)) - np.log1p(np.clip(quantity, 0, None))
     return np.where(np.isfinite(unit), unit, np.nan)
@@ -292,11 +301,16 @@ def _price_groups(frame: pd.DataFrame, layout: Layout) -> dict[str, pd.Series]:
     return groups
 
 
-def _headings(frame: pd.DataFrame, layout: Layout) -> dict[str, pd.Series]:
+def _headings(
+    frame: pd.DataFrame, layout: Layout, *, scoring: bool = False
+) -> dict[str, pd.Series]:
+    """The 4- and 2-digit headings of a product code of digits (decided on the training
+    rows; when scoring, given whenever there is a product: the model takes what it has)."""
     if layout.product is None:
         return {}
     codes = frame[layout.product]
-    if not codes.str.fullmatch(_DIGITS).all() or codes.str.len().min() < 6:
+    digits = codes.str.fullmatch(_DIGITS).all() and codes.str.len().min() >= 6
+    if not (scoring or digits):
         return {}
     return {
         f"{layout.product} (4 digits)": codes.str[:4],
@@ -325,6 +339,7 @@ def _totals(keys: pd.Series, values: np.ndarray) -> dict[str, tuple[float, ...]]
     }
 
 
+UNIT_PRICE = "unit price (log)"
 SHARE = ": share of earlier declarations"
 RATE = ": past fraud rate"
 FEATURE_KINDS = ("code", "amount", "price deviation", "history")
@@ -347,7 +362,8 @@ def training_features(
     history = History(rows=len(frame), frauds=int(labels.sum()))
     out: dict[str, Any] = {}
     kinds: dict[str, str] = {}
-    _amounts(frame, layout, out, kinds)
+    out.update(_amounts(frame, layout))
+    kinds.update(dict.fromkeys(out, "amount"))
     categories = _codes(frame, layout)
     for name, cells in categories.items():
         seen = sorted(set(cells) - {""})
@@ -365,7 +381,7 @@ def training_features(
         kinds.update(dict.fromkeys(columns, "history"))
         totals = _totals(keys, np.column_stack([np.ones(len(frame)), labels]))
         history.identifiers[name] = {k: (int(n), int(s)) for k, (n, s) in totals.items() if k}
-    unit = _unit_price(frame, layout)
+    unit = out.get(UNIT_PRICE)
     if unit is not None:
         known = np.where(np.isnan(unit), 0.0, unit)
         present = (~np.isnan(unit)).astype(np.float64)
@@ -379,39 +395,37 @@ def training_features(
     return Features(pd.DataFrame(out), kinds), history
 
 
-def scoring_features(frame: pd.DataFrame, layout: Layout, history: History) -> Features:
-    """Features of rows to score, each against the history at the end of training.
-    Raises :class:`MissingColumn` or :class:`UnknownColumn` when the columns are not the
-    model's, :class:`NotANumber` for text in a numeric column."""
+def scoring_features(
+    frame: pd.DataFrame, layout: Layout, history: History
+) -> dict[str, np.ndarray]:
+    """Features of rows to score, each against the history at the end of training, as
+    float columns: a category is its code (its place in the training categories, as
+    LightGBM numbers them), NaN when unseen. Built with plain lookups, so that one row costs
+    little more than a batch's share. Raises :class:`MissingColumn` or
+    :class:`UnknownColumn` when the columns are not the model's, :class:`NotANumber` for
+    text in a numeric column."""
     check_columns(frame, layout)
     out: dict[str, Any] = {}
-    kinds: dict[str, str] = {}
-    _amounts(frame, layout, out, kinds)
-    for name, cells in _codes(frame, layout).items():
-        seen = history.categories.get(name, [])
-        out[name] = pd.Categorical(cells.where(cells.isin(seen)), categories=seen)
-        kinds[name] = "code"
+    out.update(_amounts(frame, layout))
+    for name, cells in {**_codes(frame, layout, scoring=True)}.items():
+        index = history.category_index(name)
+        out[name] = np.array([index.get(v, np.nan) for v in cells.tolist()], dtype=np.float64)
     base = history.base_rate
     rows_before = np.full(len(frame), float(history.rows))
     for name in layout.identifiers:
         table = history.identifiers.get(name, {})
-        pairs = frame[name].map(table)
-        n = np.array([p[0] if isinstance(p, tuple) else 0 for p in pairs], dtype=np.float64)
-        s = np.array([p[1] if isinstance(p, tuple) else 0 for p in pairs], dtype=np.float64)
-        columns = _history_columns(name, n, s, rows_before, base)
-        out.update(columns)
-        kinds.update(dict.fromkeys(columns, "history"))
-    unit = _unit_price(frame, layout)
+        pairs = np.array([table.get(v, (0, 0)) for v in frame[name].tolist()], dtype=np.float64)
+        pairs = pairs.reshape(len(frame), 2)
+        out.update(_history_columns(name, pairs[:, 0], pairs[:, 1], rows_before, base))
+    unit = out.get(UNIT_PRICE)
     if unit is not None:
         for group, keys in _price_groups(frame, layout).items():
             prices = history.prices.get(group, {})
-            stats = keys.map(prices)
             past = np.array(
-                [s if isinstance(s, tuple) else (0.0, 0.0, 0.0) for s in stats], dtype=np.float64
+                [prices.get(k, (0, 0.0, 0.0)) for k in keys.tolist()], dtype=np.float64
             ).reshape(len(frame), 3)
             out[f"unit price deviation from {group}"] = _deviation(unit, past)
-            kinds[f"unit price deviation from {group}"] = "price deviation"
-    return Features(pd.DataFrame(out), kinds)
+    return out
 
 
 def check_columns(frame: pd.DataFrame, layout: Layout) -> None:
@@ -432,21 +446,18 @@ def check_columns(frame: pd.DataFrame, layout: Layout) -> None:
         )
 
 
-def _amounts(
-    frame: pd.DataFrame, layout: Layout, out: dict[str, Any], kinds: dict[str, str]
-) -> None:
-    for name in layout.numeric:
-        out[name] = numbers(frame, name)
-        kinds[name] = "amount"
-    unit = _unit_price(frame, layout)
+def _amounts(frame: pd.DataFrame, layout: Layout) -> dict[str, np.ndarray]:
+    """The numeric columns, and the unit price when there is a value and a quantity."""
+    out = {name: numbers(frame, name) for name in layout.numeric}
+    unit = _unit_price(out, layout)
     if unit is not None:
-        out["unit price (log)"] = unit
-        kinds["unit price (log)"] = "amount"
+        out[UNIT_PRICE] = unit
+    return out
 
 
-def _codes(frame: pd.DataFrame, layout: Layout) -> dict[str, pd.Series]:
+def _codes(frame: pd.DataFrame, layout: Layout, *, scoring: bool = False) -> dict[str, pd.Series]:
     codes = {name: frame[name] for name in layout.categorical}
-    codes.update(_headings(frame, layout))
+    codes.update(_headings(frame, layout, scoring=scoring))
     return codes
 
 

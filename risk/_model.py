@@ -32,6 +32,7 @@ from sklearn.metrics import f1_score, roc_auc_score
 from risk._errors import BadLabel, BadOption
 from risk._features import (
     FEATURE_KINDS,
+    UNIT_PRICE,
     History,
     Layout,
     labels_of,
@@ -132,7 +133,8 @@ class Model:
     def score(self, frame: pd.DataFrame) -> list[dict[str, Any]]:
         """One assessment per row, in the file's order: id, score (0..1), flagged, lane and
         the top reasons (feature, signed contribution to the margin in log-odds, labels)."""
-        x = learner_input(scoring_features(frame, self.layout, self.history).frame, self.features)
+        columns = scoring_features(frame, self.layout, self.history)
+        x = np.column_stack([columns[f] for f in self.features])
         contributions = self.contributions(x)
         margin = contributions.sum(axis=1)
         scores = 1.0 / (1.0 + np.exp(-margin))
@@ -161,12 +163,12 @@ class Model:
             )
         return out
 
-    def contributions(self, x: pd.DataFrame) -> np.ndarray:
+    def contributions(self, x: pd.DataFrame | np.ndarray) -> np.ndarray:
         """Tree SHAP contributions, one column per feature and the bias last: each row sums
         to the model's margin (log-odds)."""
         return np.asarray(self.booster.predict(x, pred_contrib=True), dtype=np.float64)
 
-    def margins(self, x: pd.DataFrame) -> np.ndarray:
+    def margins(self, x: pd.DataFrame | np.ndarray) -> np.ndarray:
         return np.asarray(self.booster.predict(x, raw_score=True), dtype=np.float64)
 
 
@@ -309,7 +311,7 @@ _GROUP_LABELS = {
 def feature_labels(name: str, kind: str, layout: Layout) -> dict[str, str]:
     """What a reason says, in Arabic, French and English (column names as the file has
     them)."""
-    if name == "unit price (log)":
+    if name == UNIT_PRICE:
         return {"en": "unit price", "fr": "prix unitaire", "ar": "سعر الوحدة"}
     if kind == "price deviation":
         return _GROUP_LABELS[name.removeprefix("unit price deviation from ")]

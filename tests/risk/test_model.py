@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from risk import BadOption, ModelMissing, ModelStore, ModelTampered, train
@@ -25,7 +26,8 @@ def test_explanations_add_up_to_the_models_margin(model, sample):
     """Tree SHAP: each row's contributions plus the bias are the raw margin; the score is
     its logistic; the reasons are the largest contributions, signed."""
     rows = sample.drop(columns=["Fraud", "Critical Fraud"]).head(200)
-    x = learner_input(scoring_features(rows, model.layout, model.history).frame, model.features)
+    columns = scoring_features(rows, model.layout, model.history)
+    x = np.column_stack([columns[f] for f in model.features])
     contributions = model.contributions(x)
     assert np.allclose(contributions.sum(axis=1), model.margins(x), atol=1e-6)
     assessments = model.score(rows)
@@ -38,6 +40,37 @@ def test_explanations_add_up_to_the_models_margin(model, sample):
     assert all(abs(by_name[r["feature"]] - r["contribution"]) < 1e-5 for r in first["reasons"])
     assert sizes[0] == pytest.approx(max(abs(c) for c in by_name.values()), abs=1e-5)
     assert set(first["reasons"][0]["labels"]) == {"ar", "fr", "en"}
+
+
+def test_category_codes_predict_as_lightgbm_reads_the_categories(model, sample):
+    """Scoring hands LightGBM each category as its code; the same rows given as pandas
+    categories (how the model was trained) get the same margins, unseen values included."""
+    rows = sample.drop(columns=["Fraud", "Critical Fraud"]).head(300).copy()
+    rows.loc[rows.index[:20], "Country of Origin"] = "ZZ"
+    columns = scoring_features(rows, model.layout, model.history)
+    as_frame = pd.DataFrame(
+        {
+            name: pd.Categorical.from_codes(
+                np.nan_to_num(values, nan=-1).astype(int), model.history.categories[name]
+            )
+            if model.kinds[name] == "code"
+            else values
+            for name, values in columns.items()
+            if name in model.features
+        }
+    )
+    codes = np.column_stack([columns[f] for f in model.features])
+    assert np.allclose(
+        model.margins(learner_input(as_frame, model.features)), model.margins(codes), atol=1e-9
+    )
+
+
+def test_a_product_code_of_letters_at_scoring_time_is_scored(model, sample):
+    """Headings were learnt from codes of digits; a code of another shape is unseen, not a
+    crash."""
+    rows = sample.drop(columns=["Fraud"]).head(3).copy()
+    rows["HS6 Code"] = ["ABC", "", "12"]
+    assert len(model.score(rows)) == 3
 
 
 def test_lanes_follow_the_inspection_budget_not_a_probability(sample, layout):
