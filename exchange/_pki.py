@@ -76,7 +76,7 @@ class CertInfo:
 
     def __post_init__(self) -> None:
         if isinstance(self.public_key, ed25519.Ed25519PublicKey):
-            # libsodium verifies Ed25519 in about 60 % of OpenSSL's time through cryptography
+            # libsodium verifies Ed25519 in about half the time of OpenSSL through cryptography
             # (docs/benchmarks.md); the key is loaded once, with the directory
             object.__setattr__(self, "_verifier", VerifyKey(self.public_key.public_bytes_raw()))
 
