@@ -407,7 +407,7 @@ def scoring_features(
     check_columns(frame, layout)
     out: dict[str, Any] = {}
     out.update(_amounts(frame, layout))
-    for name, cells in {**_codes(frame, layout, scoring=True)}.items():
+    for name, cells in _codes(frame, layout, scoring=True).items():
         index = history.category_index(name)
         out[name] = np.array([index.get(v, np.nan) for v in cells.tolist()], dtype=np.float64)
     base = history.base_rate
