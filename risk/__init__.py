@@ -15,15 +15,17 @@ from risk._errors import (
     ModelError,
     ModelMissing,
     ModelTampered,
+    ModelUnwritable,
     NotADate,
     NotANumber,
     RiskError,
+    TableTooLarge,
     UnknownColumn,
 )
 from risk._features import FEATURE_KINDS, History, Layout, infer_layout
-from risk._model import LANES, Lanes, Metrics, Model, judge, train
+from risk._model import Lanes, Metrics, Model, judge, train
 from risk._store import ModelStore, Stored
-from risk._table import Source, read_tables
+from risk._table import Limits, Source, read_tables
 
 SAMPLE = Path(__file__).parent / "data" / "customs-declarations-sample.csv"
 """Every 15th row of the Korea Customs Service's synthetic declarations (MIT, see
@@ -31,7 +33,6 @@ data/LICENSE): what tests and the demo train on without the full files."""
 
 __all__ = [
     "FEATURE_KINDS",
-    "LANES",
     "SAMPLE",
     "BadLabel",
     "BadOption",
@@ -39,6 +40,7 @@ __all__ = [
     "History",
     "Lanes",
     "Layout",
+    "Limits",
     "Metrics",
     "MissingColumn",
     "Model",
@@ -46,11 +48,13 @@ __all__ = [
     "ModelMissing",
     "ModelStore",
     "ModelTampered",
+    "ModelUnwritable",
     "NotADate",
     "NotANumber",
     "RiskError",
     "Source",
     "Stored",
+    "TableTooLarge",
     "UnknownColumn",
     "infer_layout",
     "judge",

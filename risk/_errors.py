@@ -8,11 +8,13 @@
     │   ├── NotANumber           not-a-number     (text in a numeric column: names the
     │   │                                          column and the row)
     │   ├── NotADate             not-a-date       (a time column cell that is no date)
-    │   └── BadLabel             bad-label        (a label that is not 0/1, or one class only)
+    │   ├── BadLabel             bad-label        (a label that is not 0/1, or one class only)
+    │   └── TableTooLarge        table-too-large  (more bytes or columns than the limits)
     ├── BadOption                bad-option       (a budget out of range, an id column used
     │                                              as a feature...)
     └── ModelError               model-error
-        ├── ModelMissing         model-missing    (no model in the folder)
+        ├── ModelMissing         model-missing    (no model in the folder, or no such version)
+        ├── ModelUnwritable      model-unwritable (the folder cannot be written)
         └── ModelTampered        model-tampered   (an artefact whose SHA-256 is not the one
                                                    its manifest records, or a manifest that
                                                    does not parse)
@@ -61,6 +63,10 @@ class BadLabel(BadTable):
     code = "bad-label"
 
 
+class TableTooLarge(BadTable):
+    code = "table-too-large"
+
+
 class BadOption(RiskError):
     code = "bad-option"
 
@@ -71,6 +77,10 @@ class ModelError(RiskError):
 
 class ModelMissing(ModelError):
     code = "model-missing"
+
+
+class ModelUnwritable(ModelError):
+    code = "model-unwritable"
 
 
 class ModelTampered(ModelError):

@@ -27,13 +27,21 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from risk._errors import BadLabel, BadOption, MissingColumn, NotADate, NotANumber, UnknownColumn
+from risk._errors import (
+    BadLabel,
+    BadOption,
+    BadTable,
+    MissingColumn,
+    NotADate,
+    NotANumber,
+    UnknownColumn,
+)
 
 MAX_LEVELS = 200
 PRIOR = 20.0
@@ -79,19 +87,7 @@ class Layout:
         return own + self.numeric + self.categorical + self.identifiers
 
     def as_dict(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "label": self.label,
-            "time": self.time,
-            "excluded": list(self.excluded),
-            "numeric": list(self.numeric),
-            "categorical": list(self.categorical),
-            "identifiers": list(self.identifiers),
-            "value": self.value,
-            "quantity": self.quantity,
-            "product": self.product,
-            "origin": self.origin,
-        }
+        return asdict(self)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Layout:
@@ -147,7 +143,7 @@ def infer_layout(  # noqa: PLR0913 - the training command's options, one each
     levels = {name: frame[name].nunique() for name in codes}
     small = tuple(name for name in codes if levels[name] <= MAX_LEVELS)
     large = tuple(name for name in codes if levels[name] > MAX_LEVELS)
-    return Layout(
+    layout = Layout(
         id=id_column,
         label=label,
         time=time,
@@ -160,6 +156,23 @@ def infer_layout(  # noqa: PLR0913 - the training command's options, one each
         product=_first(codes, _PRODUCT_WORDS),
         origin=next((c for c in codes if {"origin", "country"} <= _words(c)), None),
     )
+    clash = sorted(set(derived_names(layout)) & set(layout.inputs))
+    if clash:
+        raise BadTable(
+            f"column(s) {', '.join(map(repr, clash))} have the name of a feature derived from"
+            " other columns; rename them",
+            columns=clash,
+        )
+    return layout
+
+
+def derived_names(layout: Layout) -> list[str]:
+    """The names of every feature built from other columns (the unit price, its
+    deviations, the headings, the histories)."""
+    names = [UNIT_PRICE, *(f"{PRICE_DEVIATION}{g}" for g in ("product", "product+origin"))]
+    if layout.product:
+        names += [f"{layout.product} (4 digits)", f"{layout.product} (2 digits)"]
+    return names + [f"{i}{suffix}" for i in layout.identifiers for suffix in (SHARE, RATE)]
 
 
 def _is_numeric(name: str, filled: pd.Series) -> bool:
@@ -234,7 +247,7 @@ class History:
 
     @property
     def base_rate(self) -> float:
-        return float(_base_rate(np.array([self.rows]), np.array([self.frauds]))[0])
+        return (self.frauds + 1.0) / (self.rows + 2.0)  # as _base_rate
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -340,6 +353,7 @@ def _totals(keys: pd.Series, values: np.ndarray) -> dict[str, tuple[float, ...]]
 
 
 UNIT_PRICE = "unit price (log)"
+PRICE_DEVIATION = "unit price deviation from "
 SHARE = ": share of earlier declarations"
 RATE = ": past fraud rate"
 FEATURE_KINDS = ("code", "amount", "price deviation", "history")
@@ -370,16 +384,16 @@ def training_features(
         history.categories[name] = seen
         out[name] = pd.Categorical(cells.where(cells != ""), categories=seen)
         kinds[name] = "code"
-    everyone = pd.Series(np.zeros(len(frame)))
-    before = _earlier(everyone, instants, np.column_stack([np.ones(len(frame)), labels]))
+    counted = np.column_stack([np.ones(len(frame)), labels])  # declarations, frauds
+    before = _earlier(pd.Series(np.zeros(len(frame))), instants, counted)
     rows_before, base = before[:, 0], _base_rate(before[:, 0], before[:, 1])
     for name in layout.identifiers:
         keys = frame[name]
-        past = _earlier(keys, instants, np.column_stack([np.ones(len(frame)), labels]))
+        past = _earlier(keys, instants, counted)
         columns = _history_columns(name, past[:, 0], past[:, 1], rows_before, base)
         out.update(columns)
         kinds.update(dict.fromkeys(columns, "history"))
-        totals = _totals(keys, np.column_stack([np.ones(len(frame)), labels]))
+        totals = _totals(keys, counted)
         history.identifiers[name] = {k: (int(n), int(s)) for k, (n, s) in totals.items() if k}
     unit = out.get(UNIT_PRICE)
     if unit is not None:
@@ -388,8 +402,8 @@ def training_features(
         stacked = np.column_stack([present, known, known * known])
         for group, keys in _price_groups(frame, layout).items():
             past = _earlier(keys, instants, stacked)
-            out[f"unit price deviation from {group}"] = _deviation(unit, past)
-            kinds[f"unit price deviation from {group}"] = "price deviation"
+            out[f"{PRICE_DEVIATION}{group}"] = _deviation(unit, past)
+            kinds[f"{PRICE_DEVIATION}{group}"] = "price deviation"
             totals = _totals(keys, stacked)
             history.prices[group] = {k: (int(n), s, q) for k, (n, s, q) in totals.items()}
     return Features(pd.DataFrame(out), kinds), history
@@ -424,7 +438,7 @@ def scoring_features(
             past = np.array(
                 [prices.get(k, (0, 0.0, 0.0)) for k in keys.tolist()], dtype=np.float64
             ).reshape(len(frame), 3)
-            out[f"unit price deviation from {group}"] = _deviation(unit, past)
+            out[f"{PRICE_DEVIATION}{group}"] = _deviation(unit, past)
     return out
 
 
@@ -462,7 +476,7 @@ def _codes(frame: pd.DataFrame, layout: Layout, *, scoring: bool = False) -> dic
 
 
 def _history_columns(
-    name: str, n: np.ndarray, frauds: np.ndarray, rows_before: np.ndarray, base: Any
+    name: str, n: np.ndarray, frauds: np.ndarray, rows_before: np.ndarray, base: float | np.ndarray
 ) -> dict[str, np.ndarray]:
     """The history features of identifier ``name``: its share of the earlier declarations
     and its past fraud rate, smoothed towards ``base`` (a rate, or one per row)."""

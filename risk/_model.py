@@ -32,6 +32,7 @@ from sklearn.metrics import f1_score, roc_auc_score
 from risk._errors import BadLabel, BadOption
 from risk._features import (
     FEATURE_KINDS,
+    PRICE_DEVIATION,
     UNIT_PRICE,
     History,
     Layout,
@@ -63,7 +64,6 @@ PARAMS: dict[str, Any] = {
     "force_col_wise": True,
     "verbose": -1,
 }
-LANES = ("green", "yellow", "red")
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,14 +92,6 @@ class Metrics:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Metrics:
         return cls(**{k: data[k] for k in cls.__dataclass_fields__})
-
-    def not_worse_than(self, other: Metrics) -> bool:
-        """Whether every figure is at least ``other``'s (what a retrained model must show)."""
-        return (
-            self.auc >= other.auc
-            and self.precision_top5 >= other.precision_top5
-            and self.macro_f1 >= other.macro_f1
-        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,20 +192,19 @@ def train(  # noqa: PLR0913 - the training command's options, one each
     candidates = [present]
     if select and len(present) > 1:
         candidates += [[g for g in present if g != dropped] for dropped in present]
-    best: tuple[float, list[str], int, np.ndarray] | None = None
+    best: tuple[float, list[str], list[str], int, np.ndarray] | None = None
     for chosen in candidates:
         progress(
             f"fitting on {cut:,} rows with {', '.join(chosen)}; judging on the "
             f"{len(ordered) - cut:,} latest"
         )
-        x = learner_input(features.frame, [c for c in features.frame.columns if kinds[c] in chosen])
-        rounds, held = _first_fit(x, labels, cut)
+        columns = [c for c in features.frame.columns if kinds[c] in chosen]
+        rounds, held = _first_fit(learner_input(features.frame, columns), labels, cut)
         auc = float(roc_auc_score(labels[cut:], held))
         if best is None or auc > best[0] + SELECTION_MARGIN:
-            best = (auc, chosen, rounds, held)
+            best = (auc, chosen, columns, rounds, held)
     assert best is not None
-    _, chosen, rounds, held = best
-    columns = [c for c in features.frame.columns if kinds[c] in chosen]
+    _, chosen, columns, rounds, held = best
     x = learner_input(features.frame, columns)
     lanes = Lanes(
         budget,
@@ -314,7 +305,7 @@ def feature_labels(name: str, kind: str, layout: Layout) -> dict[str, str]:
     if name == UNIT_PRICE:
         return {"en": "unit price", "fr": "prix unitaire", "ar": "سعر الوحدة"}
     if kind == "price deviation":
-        return _GROUP_LABELS[name.removeprefix("unit price deviation from ")]
+        return _GROUP_LABELS[name.removeprefix(PRICE_DEVIATION)]
     if kind == "history":
         column, what = name.rsplit(": ", 1)
         if what == "past fraud rate":

@@ -22,6 +22,7 @@ import hashlib
 import json
 import os
 import platform
+import shutil
 import tempfile
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -31,7 +32,7 @@ from typing import Any
 
 import lightgbm as lgb
 
-from risk._errors import ModelMissing, ModelTampered
+from risk._errors import ModelMissing, ModelTampered, ModelUnwritable
 from risk._features import History, Layout
 from risk._model import Lanes, Metrics, Model
 
@@ -56,8 +57,12 @@ class ModelStore:
         self.folder = folder
 
     def versions(self) -> list[str]:
-        root = self.folder / "versions"
-        return sorted(p.name for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
+        """The versions stored, oldest first (none when the folder cannot be read)."""
+        try:
+            found = [p.name for p in (self.folder / "versions").iterdir() if p.name.isdigit()]
+        except OSError:
+            return []
+        return sorted(found, key=int)
 
     def current(self) -> str:
         """The version in use. Raises :class:`ModelMissing` for a folder with no model."""
@@ -69,64 +74,42 @@ class ModelStore:
             raise ModelMissing(f"{self.folder}: the current version {version!r} is missing")
         return version
 
-    def save(self, model: Model, *, training: dict[str, Any], make_current: bool = True) -> Stored:
-        """Write ``model`` as the next version; ``training`` describes its data (files with
-        their SHA-256 and rows). Returns what was stored."""
+    def save(self, model: Model, *, training: dict[str, Any]) -> Stored:
+        """Write ``model`` as the next version and make it current; ``training`` describes
+        its data (files with their SHA-256 and rows). Raises :class:`ModelUnwritable` when
+        the folder cannot be written (nothing of the version is left then)."""
         versions = self.versions()
         version = f"{int(versions[-1]) + 1 if versions else 1:04d}"
         folder = self.folder / "versions" / version
-        folder.mkdir(parents=True)
-        model_text = model.booster.model_to_string().encode("utf-8")
-        state = json.dumps(_state(model), ensure_ascii=False, sort_keys=True).encode("utf-8")
-        manifest = {
-            "format": FORMAT,
-            "version": version,
-            "created": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-            "files": {
-                "model.txt": hashlib.sha256(model_text).hexdigest(),
-                "state.json": hashlib.sha256(state).hexdigest(),
-            },
-            "training": training,
-            "params": model.params,
-            "metrics": model.metrics.as_dict(),
-            "features": list(model.features),
-            "libraries": {
-                "python": platform.python_version(),
-                **{name: metadata.version(name) for name in _LIBRARIES},
-            },
-        }
-        manifest_bytes = json.dumps(manifest, indent=2, sort_keys=True).encode("utf-8")
-        for name, data in (
-            ("model.txt", model_text),
-            ("state.json", state),
-            ("manifest.json", manifest_bytes),
-        ):
-            _write(folder / name, data)
-        if make_current:
-            self.use(version)
-        return Stored(
-            model, version, "sha256:" + hashlib.sha256(manifest_bytes).hexdigest(), manifest
-        )
-
-    def use(self, version: str) -> None:
-        if version not in self.versions():
-            raise ModelMissing(f"{self.folder} has no version {version!r}")
-        _write(self.folder / "CURRENT", (version + "\n").encode("ascii"))
+        try:
+            folder.mkdir(parents=True)
+            stored = _write_version(folder, version, model, training)
+            _write(self.folder / "CURRENT", (version + "\n").encode("ascii"))
+        except OSError as exc:
+            if folder.is_dir():
+                shutil.rmtree(folder, ignore_errors=True)
+            raise ModelUnwritable(
+                f"cannot write a model in {self.folder}: {exc.strerror or exc}"
+            ) from exc
+        return stored
 
     def load(self, version: str | None = None) -> Stored:
         """The model ``version`` (the current one by default), its files checked. Raises
         :class:`ModelMissing` or :class:`ModelTampered`."""
-        version = version or self.current()
+        if version is None:
+            version = self.current()
+        elif version not in self.versions():
+            raise ModelMissing(f"{self.folder} has no version {version!r}")
         folder = self.folder / "versions" / version
         try:
             manifest_bytes = (folder / "manifest.json").read_bytes()
             manifest = json.loads(manifest_bytes)
             files = manifest["files"]
-            if manifest.get("format") != FORMAT:
+            if not isinstance(files, dict) or manifest.get("format") != FORMAT:
                 raise ModelTampered(f"{folder}: not a {FORMAT} manifest")
         except OSError as exc:
             raise ModelMissing(f"{folder} has no manifest.json") from exc
-        except (ValueError, KeyError, TypeError) as exc:
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise ModelTampered(f"{folder}/manifest.json does not parse as a manifest") from exc
         contents = {}
         for name in ("model.txt", "state.json"):
@@ -145,10 +128,45 @@ class ModelStore:
             state = json.loads(contents["state.json"])
             booster = lgb.Booster(model_str=contents["model.txt"].decode("utf-8"))
             model = _model(state, booster, manifest)
-        except (ValueError, KeyError, TypeError, lgb.basic.LightGBMError) as exc:
+        except (ValueError, KeyError, TypeError, AttributeError, lgb.basic.LightGBMError) as exc:
             raise ModelTampered(f"{folder}: the model does not load: {exc}") from exc
-        digest = "sha256:" + hashlib.sha256(manifest_bytes).hexdigest()
-        return Stored(model, version, digest, manifest)
+        return Stored(model, version, _digest(manifest_bytes), manifest)
+
+
+def _write_version(folder: Path, version: str, model: Model, training: dict[str, Any]) -> Stored:
+    """Write the three files of one version into ``folder``."""
+    model_text = model.booster.model_to_string().encode("utf-8")
+    state = json.dumps(_state(model), ensure_ascii=False, sort_keys=True).encode("utf-8")
+    manifest = {
+        "format": FORMAT,
+        "version": version,
+        "created": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "files": {
+            "model.txt": hashlib.sha256(model_text).hexdigest(),
+            "state.json": hashlib.sha256(state).hexdigest(),
+        },
+        "training": training,
+        "params": model.params,
+        "metrics": model.metrics.as_dict(),
+        "features": list(model.features),
+        "libraries": {
+            "python": platform.python_version(),
+            **{name: metadata.version(name) for name in _LIBRARIES},
+        },
+    }
+    manifest_bytes = json.dumps(manifest, indent=2, sort_keys=True).encode("utf-8")
+    for name, data in (
+        ("model.txt", model_text),
+        ("state.json", state),
+        ("manifest.json", manifest_bytes),
+    ):
+        _write(folder / name, data)
+    return Stored(model, version, _digest(manifest_bytes), manifest)
+
+
+def _digest(manifest: bytes) -> str:
+    """A model's digest: the SHA-256 of its manifest's bytes."""
+    return "sha256:" + hashlib.sha256(manifest).hexdigest()
 
 
 def _state(model: Model) -> dict[str, Any]:

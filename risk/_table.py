@@ -8,13 +8,24 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import io
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
-from risk._errors import BadTable
+from risk._errors import BadTable, TableTooLarge
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """How large a file may be read: ``max_bytes`` of it, ``max_columns`` in its header
+    (the whole file is held in memory while it is read, about three times its size)."""
+
+    max_bytes: int = 1 << 30
+    max_columns: int = 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,16 +42,19 @@ class Source:
         return hashlib.sha256(joined.encode("ascii")).hexdigest()
 
 
-def read_tables(paths: Sequence[Path]) -> Source:
-    """Read one or more CSV files with the same columns into one frame, in the order given.
-    Raises :class:`BadTable` for a file that cannot be read, is not UTF-8 CSV, is empty, has
-    no rows, names a column twice or has other columns than the first file."""
+def read_tables(paths: Sequence[Path], limits: Limits | None = None) -> Source:
+    """Read one or more CSV files with the same columns into one frame, in the order given;
+    the frame's index counts each file's rows (the line of a row is its index + 2). Raises
+    :class:`BadTable` for a file that cannot be read, is not UTF-8 CSV, is empty, has no
+    rows, names a column twice or has other columns than the first file, and
+    :class:`TableTooLarge` past ``limits``."""
     if not paths:
         raise BadTable("no file given")
+    bounds = limits or Limits()
     frames, digests = [], []
     columns: list[str] | None = None
     for path in paths:
-        frame, digest = _read_one(path)
+        frame, digest = _read_one(path, bounds)
         if columns is None:
             columns = list(frame.columns)
         elif sorted(frame.columns) != sorted(columns):
@@ -52,12 +66,19 @@ def read_tables(paths: Sequence[Path]) -> Source:
             )
         frames.append(frame[columns])
         digests.append((path.name, digest, len(frame)))
-    frame = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
+    frame = frames[0] if len(frames) == 1 else pd.concat(frames)
     return Source(frame, tuple(digests))
 
 
-def _read_one(path: Path) -> tuple[pd.DataFrame, str]:
+def _read_one(path: Path, limits: Limits) -> tuple[pd.DataFrame, str]:
     try:
+        size = path.stat().st_size
+        if size > limits.max_bytes:
+            raise TableTooLarge(
+                f"{path.name} has {size:,} bytes, over the limit of {limits.max_bytes:,}",
+                file=str(path),
+                limit=limits.max_bytes,
+            )
         data = path.read_bytes()
     except IsADirectoryError as exc:
         raise BadTable(f"{path} is a folder, not a CSV file", file=str(path)) from exc
@@ -72,10 +93,16 @@ def _read_one(path: Path) -> tuple[pd.DataFrame, str]:
             f"{path.name} is not UTF-8 (byte offset {exc.start})", file=str(path)
         ) from exc
     header = next(csv.reader([text.split("\n", 1)[0]]), [])
+    if len(header) > limits.max_columns:
+        raise TableTooLarge(
+            f"{path.name} has {len(header):,} columns, over the limit of {limits.max_columns:,}",
+            file=str(path),
+            limit=limits.max_columns,
+        )
     names = [name.strip() for name in header]
     if not any(names):
         raise BadTable(f"{path.name} has no header row", file=str(path))
-    twice = sorted({name for name in names if names.count(name) > 1})
+    twice = sorted(name for name, count in Counter(names).items() if count > 1)
     if twice or "" in names:
         raise BadTable(
             f"{path.name} names a column twice or leaves one unnamed: {twice or ['']}",
@@ -83,12 +110,7 @@ def _read_one(path: Path) -> tuple[pd.DataFrame, str]:
         )
     try:
         frame = pd.read_csv(
-            path,
-            dtype=str,
-            keep_default_na=False,
-            na_values=[],
-            encoding="utf-8-sig",
-            skipinitialspace=False,
+            io.StringIO(text), dtype=str, keep_default_na=False, na_values=[], header=0
         )
     except (pd.errors.ParserError, ValueError) as exc:
         raise BadTable(f"{path.name} is not a CSV table: {exc}", file=str(path)) from exc

@@ -14,7 +14,7 @@ import typer
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from tabadul.cli._output import console, err_console, fail, print_json, usage_error
+from tabadul.cli._output import console, err_console, print_json, reporting, usage_error
 
 bench_app = typer.Typer(help="Benchmarks (each beside its raw baseline).", no_args_is_help=True)
 
@@ -144,11 +144,8 @@ def risk(
     from bench.risk import run as run_risk
     from risk import RiskError
 
-    with _progress("risk benchmark") as say:
-        try:
-            report = run_risk(data, say)
-        except RiskError as exc:
-            fail(exc, as_json=as_json)
+    with reporting(as_json=as_json, also=(RiskError,)), _progress("risk benchmark") as say:
+        report = run_risk(data, say)
     if as_json:
         print_json(report)
         return

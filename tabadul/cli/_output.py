@@ -7,7 +7,7 @@ import json
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any, NoReturn, Protocol
+from typing import Any, NoReturn, Protocol, cast
 
 import typer
 from rich.console import Console
@@ -70,12 +70,14 @@ def fail(error: CodedError, *, as_json: bool = False, exit_code: int = 2) -> NoR
 
 
 @contextmanager
-def reporting(*, as_json: bool = False) -> Iterator[None]:
-    """Turn the project's errors raised inside the block into a clean message and exit 2."""
+def reporting(*, as_json: bool = False, also: tuple[type[Exception], ...] = ()) -> Iterator[None]:
+    """Turn the project's errors raised inside the block into a clean message and exit 2;
+    ``also`` adds the error roots of packages imported only by some commands (risk/)."""
+    caught: tuple[type[Exception], ...] = (*_CODED, *also)
     try:
         yield
-    except _CODED as exc:
-        fail(exc, as_json=as_json)
+    except caught as exc:
+        fail(cast("CodedError", exc), as_json=as_json)
 
 
 class _Simple:

@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -29,7 +29,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from tabadul.cli._output import console, err_console, fail, print_json
+from tabadul.cli._output import console, err_console, print_json, reporting
 
 if TYPE_CHECKING:
     from risk import Stored
@@ -42,14 +42,11 @@ ModelOption = Annotated[Path, typer.Option("--model", help="The model folder.")]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 
 
-@contextmanager
-def _risk_errors(*, as_json: bool) -> Iterator[None]:
+def _risk_errors(*, as_json: bool) -> AbstractContextManager[None]:
+    """:func:`reporting`, with risk/'s errors (imported here, not at start-up)."""
     from risk import RiskError
 
-    try:
-        yield
-    except RiskError as exc:
-        fail(exc, as_json=as_json)
+    return reporting(as_json=as_json, also=(RiskError,))
 
 
 @contextmanager
@@ -135,7 +132,6 @@ def score_command(
     table = Table(title=f"{escape(file.name)}: {len(assessments):,} rows, model {stored.version}")
     for column in ("id", "score", "lane", "top reasons"):
         table.add_column(column)
-    colour = {"red": "red", "yellow": "yellow", "green": "green"}
     for a in assessments:
         reasons = "; ".join(
             f"{r['labels']['en']} {r['contribution']:+.2f}" for r in a["reasons"][:3]
@@ -143,7 +139,7 @@ def score_command(
         table.add_row(
             escape(str(a["id"])),
             f"{a['score']:.3f}",
-            f"[{colour[a['lane']]}]{a['lane']}[/]",
+            f"[{a['lane']}]{a['lane']}[/]",  # the lanes are rich colour names
             escape(reasons),
         )
     console.print(table)

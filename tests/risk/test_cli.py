@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner, Result
 
-from risk import SAMPLE
+from risk import SAMPLE, Limits, TableTooLarge, read_tables
 from tabadul.cli import build_app
 
 KCS = [
@@ -245,3 +245,43 @@ def test_a_refusal_names_the_files_line_though_rows_are_taken_in_time_order(cli,
     args = ("--label", "y", "--id", "ref", "--time", "day", "--model", "m", "--json")
     error = refused(cli("risk", "train", str(path), *args), "bad-label", as_json=True)
     assert error["row"] == 22
+
+
+def test_a_file_over_the_limits_is_refused_before_it_is_read(tmp_path):
+    """A file over the byte limit is refused from its size; a header of 20,000 columns from
+    the header, at once (a column named twice among them is not searched for)."""
+    big = tmp_path / "big.csv"
+    big.write_text("a,b\n" + "1,0\n" * 1000)
+    with pytest.raises(TableTooLarge) as caught:
+        read_tables([big], Limits(max_bytes=1000))
+    assert (caught.value.code, caught.value.details["limit"]) == ("table-too-large", 1000)
+    wide = tmp_path / "wide.csv"
+    wide.write_text(",".join(f"c{i}" for i in range(20_000)) + "\n" + "1," * 19_999 + "1\n")
+    with pytest.raises(TableTooLarge, match="20,000 columns"):
+        read_tables([wide])
+
+
+def test_a_wide_header_through_the_command_is_a_coded_error(cli, tmp_path):
+    wide = tmp_path / "wide.csv"
+    wide.write_text(",".join(f"c{i}" for i in range(5000)) + "\n" + "1," * 4999 + "1\n")
+    refused(cli("risk", "train", str(wide), "--label", "c1", "--id", "c0", "--model", "m"),
+            "table-too-large")  # fmt: skip
+
+
+def test_a_column_named_like_a_derived_feature_is_refused(cli, split, tmp_path):
+    """A column called ``unit price (log)`` (or ``<identifier>: past fraud rate``) would be
+    overwritten by the feature of that name: refused, naming it."""
+    lines = split[0].read_text().splitlines()
+    renamed = tmp_path / "renamed.csv"
+    renamed.write_text("\n".join([lines[0].replace("Tax Rate", "unit price (log)"), *lines[1:]]))
+    error = refused(cli("risk", "train", str(renamed), *KCS, "--model", "m", "--json"),
+                    "bad-table", as_json=True)  # fmt: skip
+    assert error["columns"] == ["unit price (log)"]
+
+
+def test_a_model_folder_that_cannot_be_written_is_a_coded_error(cli, split, tmp_path):
+    """A --model that is a file (a folder the command may not write goes the same way; the
+    suite runs as root, who may write anywhere): model-unwritable."""
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    refused(cli("risk", "train", str(split[0]), *KCS, "--model", str(blocker)), "model-unwritable")

@@ -8,7 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from risk import BadOption, ModelMissing, ModelStore, ModelTampered, train
+import risk._store as store_module
+from risk import BadOption, ModelMissing, ModelStore, ModelTampered, ModelUnwritable, train
 from risk._features import scoring_features
 from risk._model import learner_input
 
@@ -140,3 +141,42 @@ def test_a_broken_model_folder_is_a_coded_error(stored, tmp_path, damage):
         expected = ModelMissing
     with pytest.raises(expected):
         ModelStore(root).load()
+
+
+@pytest.mark.parametrize(
+    "manifest", ["[]", "5", '{"format": "tabadul-risk-model/1", "files": []}', '{"files": {}}']
+)
+def test_a_manifest_of_another_shape_is_tampered(stored, tmp_path, manifest):
+    (tmp_path / "model" / "versions" / stored.version / "manifest.json").write_text(manifest)
+    with pytest.raises(ModelTampered):
+        ModelStore(tmp_path / "model").load()
+
+
+def test_versions_count_past_9999_and_a_version_must_be_one_stored(stored, tmp_path):
+    store = ModelStore(tmp_path / "model")
+    (tmp_path / "model" / "versions" / "10000").mkdir()
+    (tmp_path / "model" / "versions" / "notes").mkdir()
+    assert store.versions() == [stored.version, "10000"]
+    with pytest.raises(ModelMissing):
+        store.load("../../elsewhere")
+
+
+def test_a_save_that_fails_midway_leaves_no_version(model, tmp_path, monkeypatch):
+    """The disk fills while the second file is written: model-unwritable, the version's
+    folder is removed, the current version is still the one before."""
+    store = ModelStore(tmp_path / "model")
+    first = store.save(model, training={"sha256": "a"})
+    real = store_module._write
+    calls = []
+
+    def failing(path, data):
+        calls.append(path.name)
+        if len(calls) == 2:
+            raise OSError(28, "No space left on device")
+        real(path, data)
+
+    monkeypatch.setattr(store_module, "_write", failing)
+    with pytest.raises(ModelUnwritable, match="No space left"):
+        store.save(model, training={"sha256": "b"})
+    assert store.versions() == [first.version]
+    assert store.current() == first.version

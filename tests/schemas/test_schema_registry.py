@@ -203,6 +203,10 @@ def test_registry_copies_the_document():
         (lambda s: s["properties"].update(c={"type": "string", "pattern": "^\\d+$"}), "\\[0-9\\]"),
         (lambda s: s["properties"].update(c={"type": "string", "pattern": "[\\s]"}), "ECMA-262"),
         (
+            lambda s: s["properties"].update(c={"type": "string", "pattern": "^[[:alpha:]]+$"}),
+            "POSIX",
+        ),
+        (
             lambda s: s["properties"].update(c={"type": "string", "additionalProperty": 1}),
             "additionalProperty",
         ),

@@ -241,3 +241,14 @@ def test_unknown_version_lists_registered_versions():
 def test_json_path_rendering(parts, expected):
     """Paths render as JSONPath: dotted identifiers, bracketed indices and odd keys."""
     assert json_path(parts) == expected
+
+
+def test_values_no_json_document_holds_are_reported_not_raised(registry, example):
+    """A caller handing Python values that JSON cannot hold (a number key, an object) gets
+    a report; the native validator refuses them and jsonschema names the place."""
+    compiled = registry.compiled("civil.person-lookup.request")
+    keyed = {**example("civil.person-lookup.request"), 1: "x"}
+    assert not compiled.is_valid_fast(keyed)
+    assert [e.keyword for e in compiled.validate(keyed).errors] == ["additionalProperties"]
+    odd = {**example("civil.person-lookup.request"), "cin": object()}
+    assert [(e.path, e.keyword) for e in compiled.validate(odd).errors] == [("$.cin", "type")]
