@@ -23,7 +23,7 @@ import os
 import tomllib
 import urllib.error
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -42,6 +42,7 @@ from pydantic import (
 
 from connectors._access_log import SUBJECT_KEY_ENV, Access, AccessLog, SubjectKey
 from connectors._errors import ConfigError
+from connectors._handlers import Handler
 from connectors._pika import DEFAULT_URL, PikaTransport
 from connectors._runtime import Connector, DirectorySource, RuntimeSettings
 from connectors._store import ConnectorStore
@@ -471,20 +472,24 @@ def subject_accesses(config: ConnectorConfig, subject_id: str) -> list[Access]:
         store.close()
 
 
-def build_connector(config: ConnectorConfig) -> Connector:
+def build_connector(
+    config: ConnectorConfig, handlers: Mapping[str, Handler] | None = None
+) -> Connector:
     """The connector ``config`` describes, not started: keys, CA certificate and directory
     (checked first, so a bad one fails before any connection), RabbitMQ, the connector's
-    database and its message log, the schema registry, the agency's handlers, and
-    witnessing of its message log (:class:`~connectors.Witnessing`).
+    database and its message log, the schema registry, the agency's handlers (and
+    ``handlers``, composed by the caller, over them), and witnessing of its message log
+    (:class:`~connectors.Witnessing`).
 
     Raises :class:`ConfigError`, :class:`~connectors.TransportError` (broker unreachable),
     :class:`~connectors.StoreError`, or the exchange core's errors."""
     checked = check_config(config)
-    handlers = {}
+    composed: dict[str, Handler] = {}
     if config.agency is not None:
         from connectors.ministries import AGENCIES  # noqa: PLC0415 - only with an agency
 
-        handlers = dict(AGENCIES[config.agency].handlers)
+        composed = dict(AGENCIES[config.agency].handlers)
+    composed.update(handlers or {})
     assert config.database is not None  # filled in by resolved()
     assert config.log is not None
     for location in (config.database, config.log):
@@ -509,7 +514,7 @@ def build_connector(config: ConnectorConfig) -> Connector:
             store=store,
             log=log,
             registry=default_registry(),
-            handlers=handlers,
+            handlers=composed,
             settings=config.settings(),
             access_log=config.access_logger(),
         )

@@ -1,12 +1,16 @@
 """Risk scoring of declarations and payments: features from earlier declarations only, a
 LightGBM model, tree SHAP reasons, lanes from an inspection budget, a checked model store.
 
-Pure model code; its only I/O is reading CSV files (:mod:`risk._table`) and the model
-folder (:mod:`risk._store`). See docs/risk.md.
+Pure model code; its only I/O is reading CSV files (:mod:`risk._table`), the model folder
+(:mod:`risk._store`) and the risk service's outcome database (:mod:`risk._outcomes`). The
+service (:mod:`risk._service`) assesses declarations as the bus carries them
+(:mod:`risk._declarations`); the connector around it is composed in ``tabadul``. See
+docs/risk.md.
 """
 
 from pathlib import Path
 
+from risk._declarations import ITEM_COLUMNS, assessment, bus_layout, check_for_bus, item_cells
 from risk._errors import (
     BadLabel,
     BadOption,
@@ -14,16 +18,22 @@ from risk._errors import (
     MissingColumn,
     ModelError,
     ModelMissing,
+    ModelNotForBus,
     ModelTampered,
     ModelUnwritable,
     NotADate,
+    NotADeclaration,
     NotANumber,
+    OutcomesUnreadable,
     RiskError,
     TableTooLarge,
+    TooFewOutcomes,
     UnknownColumn,
 )
 from risk._features import FEATURE_KINDS, History, Layout, infer_layout
 from risk._model import Lanes, Metrics, Model, judge, train
+from risk._outcomes import Outcomes
+from risk._service import OUTCOMES, Retrained, RiskService, retrain
 from risk._store import ModelStore, Stored
 from risk._table import Limits, Source, read_tables
 
@@ -33,6 +43,8 @@ data/LICENSE): what tests and the demo train on without the full files."""
 
 __all__ = [
     "FEATURE_KINDS",
+    "ITEM_COLUMNS",
+    "OUTCOMES",
     "SAMPLE",
     "BadLabel",
     "BadOption",
@@ -46,18 +58,30 @@ __all__ = [
     "Model",
     "ModelError",
     "ModelMissing",
+    "ModelNotForBus",
     "ModelStore",
     "ModelTampered",
     "ModelUnwritable",
     "NotADate",
+    "NotADeclaration",
     "NotANumber",
+    "Outcomes",
+    "OutcomesUnreadable",
+    "Retrained",
     "RiskError",
+    "RiskService",
     "Source",
     "Stored",
     "TableTooLarge",
+    "TooFewOutcomes",
     "UnknownColumn",
+    "assessment",
+    "bus_layout",
+    "check_for_bus",
     "infer_layout",
+    "item_cells",
     "judge",
     "read_tables",
+    "retrain",
     "train",
 ]

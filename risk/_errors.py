@@ -12,12 +12,20 @@
     │   └── TableTooLarge        table-too-large  (more bytes or columns than the limits)
     ├── BadOption                bad-option       (a budget out of range, an id column used
     │                                              as a feature...)
+    ├── TooFewOutcomes           too-few-outcomes (retraining needs frauds and non-frauds
+    │                                              among the inspections of the model's own
+    │                                              assessments)
+    ├── NotADeclaration          not-a-declaration (a declaration the risk service cannot
+    │                                              read as rows)
+    ├── OutcomesUnreadable       outcomes-unreadable (the outcome database cannot be opened)
     └── ModelError               model-error
         ├── ModelMissing         model-missing    (no model in the folder, or no such version)
         ├── ModelUnwritable      model-unwritable (the folder cannot be written)
-        └── ModelTampered        model-tampered   (an artefact whose SHA-256 is not the one
-                                                   its manifest records, or a manifest that
-                                                   does not parse)
+        ├── ModelTampered        model-tampered   (an artefact whose SHA-256 is not the one
+        │                                          its manifest records, or a manifest that
+        │                                          does not parse)
+        └── ModelNotForBus       model-not-for-bus (a model reading columns that declarations
+                                                   on the bus do not carry)
 
 Messages are for people; they name columns and rows, never the values of a row.
 """
@@ -71,6 +79,14 @@ class BadOption(RiskError):
     code = "bad-option"
 
 
+class TooFewOutcomes(RiskError):
+    code = "too-few-outcomes"
+
+
+class NotADeclaration(RiskError):
+    code = "not-a-declaration"
+
+
 class ModelError(RiskError):
     code = "model-error"
 
@@ -85,3 +101,11 @@ class ModelUnwritable(ModelError):
 
 class ModelTampered(ModelError):
     code = "model-tampered"
+
+
+class ModelNotForBus(ModelError):
+    code = "model-not-for-bus"
+
+
+class OutcomesUnreadable(RiskError):
+    code = "outcomes-unreadable"

@@ -314,16 +314,15 @@ def _price_groups(frame: pd.DataFrame, layout: Layout) -> dict[str, pd.Series]:
     return groups
 
 
-def _headings(
-    frame: pd.DataFrame, layout: Layout, *, scoring: bool = False
-) -> dict[str, pd.Series]:
+def _headings(frame: pd.DataFrame, layout: Layout) -> dict[str, pd.Series]:
     """The 4- and 2-digit headings of a product code of digits (decided on the training
-    rows; when scoring, given whenever there is a product: the model takes what it has)."""
+    rows; :func:`cell_features` gives them whenever there is a product: the model takes
+    what it has)."""
     if layout.product is None:
         return {}
     codes = frame[layout.product]
     digits = codes.str.fullmatch(_DIGITS).all() and codes.str.len().min() >= 6
-    if not (scoring or digits):
+    if not digits:
         return {}
     return {
         f"{layout.product} (4 digits)": codes.str[:4],
@@ -414,45 +413,93 @@ def scoring_features(
 ) -> dict[str, np.ndarray]:
     """Features of rows to score, each against the history at the end of training, as
     float columns: a category is its code (its place in the training categories, as
-    LightGBM numbers them), NaN when unseen. Built with plain lookups, so that one row costs
-    little more than a batch's share. Raises :class:`MissingColumn` or
+    LightGBM numbers them), NaN when unseen. Raises :class:`MissingColumn` or
     :class:`UnknownColumn` when the columns are not the model's, :class:`NotANumber` for
     text in a numeric column."""
-    check_columns(frame, layout)
-    out: dict[str, Any] = {}
-    out.update(_amounts(frame, layout))
-    for name, cells in _codes(frame, layout, scoring=True).items():
+    check_columns(list(frame.columns), layout)
+    cells = {name: frame[name].tolist() for name in layout.inputs}
+    return cell_features(
+        cells, layout, history, lines=[_file_row(frame, i) for i in range(len(frame))]
+    )
+
+
+def cell_features(
+    cells: Mapping[str, Sequence[str]],
+    layout: Layout,
+    history: History,
+    *,
+    lines: Sequence[int] | None = None,
+) -> dict[str, np.ndarray]:
+    """:func:`scoring_features` of columns of text cells (each the same length; ``lines``
+    numbers their rows for errors, from 2 by default). Plain lookups, no frame: one row
+    costs microseconds, which is what scoring on the bus needs."""
+    size = len(cells[layout.id])
+    out: dict[str, np.ndarray] = {
+        name: _cell_numbers(name, cells[name], lines) for name in layout.numeric
+    }
+    unit = _unit_price(out, layout)
+    if unit is not None:
+        out[UNIT_PRICE] = unit
+    codes = {name: cells[name] for name in layout.categorical}
+    product = cells[layout.product] if layout.product else None
+    if product is not None:
+        codes[f"{layout.product} (4 digits)"] = [v[:4] for v in product]
+        codes[f"{layout.product} (2 digits)"] = [v[:2] for v in product]
+    for name, values in codes.items():
         index = history.category_index(name)
-        out[name] = np.array([index.get(v, np.nan) for v in cells.tolist()], dtype=np.float64)
+        out[name] = np.array([index.get(v, np.nan) for v in values], dtype=np.float64)
     base = history.base_rate
-    rows_before = np.full(len(frame), float(history.rows))
+    rows_before = np.full(size, float(history.rows))
     for name in layout.identifiers:
         table = history.identifiers.get(name, {})
-        pairs = np.array([table.get(v, (0, 0)) for v in frame[name].tolist()], dtype=np.float64)
-        pairs = pairs.reshape(len(frame), 2)
+        pairs = np.array([table.get(v, (0, 0)) for v in cells[name]], dtype=np.float64)
+        pairs = pairs.reshape(size, 2)
         out.update(_history_columns(name, pairs[:, 0], pairs[:, 1], rows_before, base))
-    unit = out.get(UNIT_PRICE)
-    if unit is not None:
-        for group, keys in _price_groups(frame, layout).items():
+    if unit is not None and product is not None:
+        groups = {"product": list(product)}
+        if layout.origin:
+            groups["product+origin"] = [
+                f"{p}|{o}" for p, o in zip(product, cells[layout.origin], strict=True)
+            ]
+        for group, keys in groups.items():
             prices = history.prices.get(group, {})
-            past = np.array(
-                [prices.get(k, (0, 0.0, 0.0)) for k in keys.tolist()], dtype=np.float64
-            ).reshape(len(frame), 3)
+            past = np.array([prices.get(k, (0, 0.0, 0.0)) for k in keys], dtype=np.float64).reshape(
+                size, 3
+            )
             out[f"{PRICE_DEVIATION}{group}"] = _deviation(unit, past)
     return out
 
 
-def check_columns(frame: pd.DataFrame, layout: Layout) -> None:
+def _cell_numbers(column: str, cells: Sequence[str], lines: Sequence[int] | None) -> np.ndarray:
+    """As :func:`numbers`, cell by cell."""
+    out = np.empty(len(cells), dtype=np.float64)
+    for i, cell in enumerate(cells):
+        if cell == "":
+            out[i] = np.nan
+            continue
+        try:
+            out[i] = float(cell) if "_" not in cell else np.nan  # float() reads 1_000
+        except ValueError:
+            out[i] = np.nan
+        if np.isnan(out[i]):  # as numbers(): "nan" is text too
+            row = lines[i] if lines is not None else i + 2
+            raise NotANumber(
+                f"column {column!r} is numeric; row {row} holds text", column=column, row=row
+            )
+    return out
+
+
+def check_columns(columns: Sequence[str], layout: Layout) -> None:
     """The rows must have the model's input columns; the label and the excluded columns
     may be there (they are ignored), nothing else."""
-    missing = [c for c in layout.inputs if c not in frame.columns]
+    missing = [c for c in layout.inputs if c not in columns]
     if missing:
         raise MissingColumn(
             f"the file lacks the model's column(s) {', '.join(map(repr, missing))}",
             missing=missing,
         )
     known = set(layout.inputs) | {layout.label, *layout.excluded}
-    unknown = [c for c in frame.columns if c not in known]
+    unknown = [c for c in columns if c not in known]
     if unknown:
         raise UnknownColumn(
             f"the model was not trained on column(s) {', '.join(map(repr, unknown))}",
@@ -469,9 +516,9 @@ def _amounts(frame: pd.DataFrame, layout: Layout) -> dict[str, np.ndarray]:
     return out
 
 
-def _codes(frame: pd.DataFrame, layout: Layout, *, scoring: bool = False) -> dict[str, pd.Series]:
+def _codes(frame: pd.DataFrame, layout: Layout) -> dict[str, pd.Series]:
     codes = {name: frame[name] for name in layout.categorical}
-    codes.update(_headings(frame, layout, scoring=scoring))
+    codes.update(_headings(frame, layout))
     return codes
 
 

@@ -36,8 +36,9 @@ from risk._features import (
     UNIT_PRICE,
     History,
     Layout,
+    cell_features,
+    check_columns,
     labels_of,
-    scoring_features,
     time_order,
     training_features,
 )
@@ -125,13 +126,18 @@ class Model:
     def score(self, frame: pd.DataFrame) -> list[dict[str, Any]]:
         """One assessment per row, in the file's order: id, score (0..1), flagged, lane and
         the top reasons (feature, signed contribution to the margin in log-odds, labels)."""
-        columns = scoring_features(frame, self.layout, self.history)
-        x = np.column_stack([columns[f] for f in self.features])
-        contributions = self.contributions(x)
+        cells, lines = self._cells(frame)
+        return self.assess(cells, lines=lines)
+
+    def assess(
+        self, cells: Mapping[str, Sequence[str]], *, lines: Sequence[int] | None = None
+    ) -> list[dict[str, Any]]:
+        """:meth:`score` of columns of text cells (see :func:`~risk._features.cell_features`)."""
+        contributions = self.contributions(self._x(cells, lines))
         margin = contributions.sum(axis=1)
         scores = 1.0 / (1.0 + np.exp(-margin))
         top = np.argsort(-np.abs(contributions[:, :-1]), axis=1)[:, :REASONS]
-        ids = frame[self.layout.id].tolist()
+        ids = cells[self.layout.id]
         names = self.features
         out = []
         for row, (identifier, score) in enumerate(zip(ids, scores.tolist(), strict=True)):
@@ -154,6 +160,20 @@ class Model:
                 }
             )
         return out
+
+    def probabilities(self, frame: pd.DataFrame) -> np.ndarray:
+        """The score of each row, without reasons (for judging)."""
+        margin = self.margins(self._x(*self._cells(frame)))
+        return np.asarray(1.0 / (1.0 + np.exp(-margin)), dtype=np.float64)
+
+    def _cells(self, frame: pd.DataFrame) -> tuple[dict[str, list[str]], list[int]]:
+        check_columns(list(frame.columns), self.layout)
+        cells = {name: frame[name].tolist() for name in self.layout.inputs}
+        return cells, [int(i) + 2 for i in frame.index]
+
+    def _x(self, cells: Mapping[str, Sequence[str]], lines: Sequence[int] | None) -> np.ndarray:
+        columns = cell_features(cells, self.layout, self.history, lines=lines)
+        return np.column_stack([columns[f] for f in self.features])
 
     def contributions(self, x: pd.DataFrame | np.ndarray) -> np.ndarray:
         """Tree SHAP contributions, one column per feature and the bias last: each row sums

@@ -8,7 +8,10 @@ connectors start with their real handlers and sample data; then:
 
 - treasury asks tax for tax-compliance certificates, and tax consults the civil registry
   for each taxpayer who is a person;
-- customs publishes declarations lodged and cleared, which tax and treasury follow;
+- customs publishes declarations lodged and cleared, which tax and treasury follow; its risk
+  service scores each declaration and sends customs the lane and the reasons, encrypted;
+  customs inspects, sends the results back, and the service retrains from them
+  (:mod:`tabadul._demo_risk`);
 - treasury screens its payments and sends suspicious-transaction alerts to tax, encrypted
   end to end (RESTRICTED);
 - tax looks up state-property parcels;
@@ -40,6 +43,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 
 from connectors import (
     AccessLog,
+    Handler,
     LocalBus,
     OutboundMessage,
     PikaTransport,
@@ -64,6 +68,9 @@ from exchange.sandbox import Party, Sandbox
 from governance import AuditLog, AuditSigner, GovernanceStore
 from schemas import default_registry
 from tabadul import _demo_opendata as open_data
+from tabadul import _demo_risk as risk_demo
+from tabadul._risk_service import TERMS as RISK_TERMS
+from tabadul._risk_service import risk_handlers
 from tabadul._witnessing import AuditLogKept, read_cosignatures
 
 CERTIFICATE = "tax.compliance-certificate.request"
@@ -106,6 +113,7 @@ def _directory(sandbox: Sandbox) -> dict[str, Party]:
     """The agencies and what they may do, from their specs (plus the operator's grants)."""
     registry = default_registry()
     parties = {name: sandbox.add(spec.subsystem) for name, spec in AGENCIES.items()}
+    parties["customs-risk"] = sandbox.add(customs.RISK_SUBSYSTEM)
     parties["registry"] = sandbox.add(REGISTRY)
     for entry in registry.entries():
         sandbox.classify(entry.type, entry.classification.value, entry.version, entry.digest)
@@ -120,6 +128,10 @@ def _directory(sandbox: Sandbox) -> dict[str, Party]:
             sandbox.grant(parties[name], message_type, parties[target], **TERMS[message_type])
     sandbox.grant(parties["treasury"], CERTIFICATE, parties["tax"], **TERMS[CERTIFICATE])
     sandbox.grant(parties["tax"], PARCEL, parties["property"], **TERMS[PARCEL])
+    risk, desk = parties["customs-risk"], parties["customs"]
+    sandbox.subscribe(risk, customs.DECLARATION_LODGED)
+    sandbox.grant(risk, customs.RISK_ASSESSED, desk, **RISK_TERMS[customs.RISK_ASSESSED])
+    sandbox.grant(desk, customs.INSPECTION_RESULT, risk, **RISK_TERMS[customs.INSPECTION_RESULT])
     witness_each_other(sandbox, list(parties.values()))
     return parties
 
@@ -153,7 +165,7 @@ def _scenario(
         f"civil registry: {dict(answers)}"
     )
 
-    declarations = list(customs.declarations(10))
+    declarations = list(customs.declarations())
     for lodged, cleared in declarations:
         c["customs"].publish(customs.DECLARATION_LODGED, lodged)
         c["customs"].publish(customs.DECLARATION_CLEARED, cleared)
@@ -235,47 +247,46 @@ def run(  # noqa: PLR0913 - keyword-only settings
     ckan_token: str,
     requests: int = 12,
     broker_urls: tuple[str, ...] = ("amqp://guest:guest@127.0.0.1:5672/%2F",),
+    risk_data: Path | None = None,
     progress: Progress | None = None,
 ) -> dict[str, Any]:
     """Run the whole demonstration in ``folder`` (emptied first); returns the summary.
-    Raises :class:`~connectors.TransportError` when RabbitMQ is unreachable and
-    :class:`opendata.PortalError` when CKAN is."""
-    say = progress or (lambda _text: None)
+    ``risk_data`` is a folder with the customs data set's train.csv and valid.csv (see
+    :func:`tabadul._demo_risk.data_files`). Raises :class:`~connectors.TransportError` when
+    RabbitMQ is unreachable and :class:`opendata.PortalError` when CKAN is."""
     if folder.exists():
         shutil.rmtree(folder)
     folder.mkdir(parents=True)
     tax.reset_state()
     treasury.reset_state()
+    customs.reset_state()
+    say = progress or (lambda _text: None)
+    service, source = risk_demo.prepare(folder / "risk", risk_demo.data_files(risk_data), say)
     sandbox = Sandbox("MA")
     parties = _directory(sandbox)
-    bus = LocalBus(
-        sandbox,
-        folder,
-        lambda: PikaTransport(broker_urls, name="tabadul-demo"),
-        settings=RuntimeSettings(directory_poll=1.0, ttl=timedelta(minutes=5)),
-    )
-    (folder / "directory.json").write_bytes(bus.publish_directory())
-    (folder / "ca.pem").write_bytes(sandbox.ca.certificate.public_bytes(Encoding.PEM))
-    cleaner = PikaTransport(broker_urls, name="tabadul-demo-setup")
-    try:
-        for party in parties.values():
-            cleaner.remove(party.subsystem.slug)  # a previous run's messages are not ours
-    finally:
-        cleaner.close()
+    bus = _bus(folder, sandbox, parties, broker_urls)
     subject_key = SubjectKey(secrets.token_bytes(32))  # the deployment's secret
-    witnessing = _connectors(bus, parties, subject_key)
-    say("CA, five agencies and the registry, directory signed; queues declared on RabbitMQ")
+    witnessing = _connectors(bus, parties, subject_key, risk_handlers(service))
+    say(
+        "CA, five agencies, customs' risk service and the registry, directory signed; queues "
+        "declared on RabbitMQ"
+    )
     registry_key, registry_cert = parties["registry"].keys.signer()
     signer = AuditSigner(parties["registry"].subsystem, registry_key, registry_cert)
     try:
         for connector in bus.connectors.values():
             connector.start()
-        say("six connectors started")
-        steps = []
+        say(f"{len(bus.connectors)} connectors started")
+        steps: list[str] = []
+
+        def step(text: str) -> None:
+            steps.append(text)
+            say(text)
+
         latencies: list[float] = []
-        for step in _scenario(bus, parties, requests, latencies):
-            steps.append(step)
-            say(step)
+        for done in _scenario(bus, parties, requests, latencies):
+            step(done)
+        risk = risk_demo.run(bus.connectors["customs"], service, source, say=step)
         rejects = _wait_for_rejects(bus, 4)
         sent = Counter[str]()
         received = Counter[str]()
@@ -295,6 +306,7 @@ def run(  # noqa: PLR0913 - keyword-only settings
         accesses = _accesses(bus, subject_key, requests)
     finally:
         bus.stop()
+        service.close()
     logs = _verify_logs(folder, parties)
     say("every connector's Merkle log verified, against the others' cosignatures too")
     witnessed["audit"]["verified"] = _verify_audit(folder, parties, sandbox)
@@ -308,6 +320,7 @@ def run(  # noqa: PLR0913 - keyword-only settings
         "accepted": sum(received.values()),
         "rejects_by_code": rejects,
         "alerts_received_by_tax": alerts_received,
+        "risk": risk,
         "rpc_ms_p50": round(statistics.median(latencies), 2),
         "rpc_ms_max": round(latencies[-1], 2),
         "logs": logs,
@@ -320,6 +333,28 @@ def run(  # noqa: PLR0913 - keyword-only settings
     }
 
 
+def _bus(
+    folder: Path, sandbox: Sandbox, parties: dict[str, Party], broker_urls: tuple[str, ...]
+) -> LocalBus:
+    """The connectors' bus on RabbitMQ, the directory signed and the CA certificate written,
+    the parties' queues emptied of a previous run's messages."""
+    bus = LocalBus(
+        sandbox,
+        folder,
+        lambda: PikaTransport(broker_urls, name="tabadul-demo"),
+        settings=RuntimeSettings(directory_poll=1.0, ttl=timedelta(minutes=5)),
+    )
+    (folder / "directory.json").write_bytes(bus.publish_directory())
+    (folder / "ca.pem").write_bytes(sandbox.ca.certificate.public_bytes(Encoding.PEM))
+    cleaner = PikaTransport(broker_urls, name="tabadul-demo-setup")
+    try:
+        for party in parties.values():
+            cleaner.remove(party.subsystem.slug)  # a previous run's messages are not ours
+    finally:
+        cleaner.close()
+    return bus
+
+
 def _log(folder: Path, party: Party) -> MessageLog:
     """A connector's log, opened read-only in spirit: no key, so nothing new is signed."""
     store = SQLiteLogStore(folder / f"{party.subsystem.slug}.log.sqlite", create=False)
@@ -327,15 +362,20 @@ def _log(folder: Path, party: Party) -> MessageLog:
 
 
 def _connectors(
-    bus: LocalBus, parties: dict[str, Party], subject_key: SubjectKey
+    bus: LocalBus,
+    parties: dict[str, Party],
+    subject_key: SubjectKey,
+    risk: dict[str, Handler],
 ) -> dict[str, Witnessing]:
     """The agencies' connectors with their handlers (and access logs, for those holding
-    personal data) and the registry's, all witnessing each other."""
+    personal data), the risk service's with ``risk`` and the registry's, all witnessing
+    each other."""
     witnessing = {}
     for name, party in parties.items():
         spec = AGENCIES.get(name)
         access_log = AccessLog(subject_key, spec.subjects) if spec and spec.subjects else None
-        connector = bus.connector(name, party, spec.handlers if spec else {}, access_log=access_log)
+        handlers = spec.handlers if spec else risk if name == "customs-risk" else {}
+        connector = bus.connector(name, party, handlers, access_log=access_log)
         witnessing[name] = Witnessing(connector).install()
     return witnessing
 

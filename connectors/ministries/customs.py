@@ -1,38 +1,56 @@
 """Customs (Administration des douanes et impôts indirects, Ministry of Economy and Finance).
 
-A publisher only: it announces each goods declaration when lodged and again when the goods
-are released, with the duties assessed. Declarations come from
-``data/customs_declarations.json``; duties are computed from the tariff extract in
-``data/customs_tariff.csv`` (import duty on the customs value, then VAT on the customs value
-plus the import duty, each rounded half-up to the centime). Exports and temporary admission
-pay no duties.
+It announces each goods declaration when lodged and again when the goods are released,
+with the duties assessed. Declarations come from ``data/customs_declarations.json``; duties
+are computed from the tariff extract in ``data/customs_tariff.csv`` (import duty on the
+customs value, then VAT on the customs value plus the import duty, each rounded half-up to
+the centime). Exports and temporary admission pay no duties.
+
+Its risk service (``MA/GOV/MEF/CUSTOMS-RISK``, composed outside this package because it
+runs the models of ``risk``) answers each lodged declaration with a
+``customs.risk-assessed`` message: customs keeps the latest per declaration
+(:func:`received_assessments`), and when an inspection is over it sends back a
+``customs.inspection-result`` (:func:`inspection_result` gives the sample inspections'
+findings, from ``data/customs_inspections.csv``: fictitious, like every sample).
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 from types import MappingProxyType
 from typing import Any
 
+from connectors._handlers import Context, Delivery
 from connectors.ministries._common import CENT, MAD, Lazy, money, read_csv, read_json, take
 from connectors.ministries._spec import AgencySpec
 
 __all__ = [
     "DECLARATION_CLEARED",
     "DECLARATION_LODGED",
+    "INSPECTION_RESULT",
+    "RISK_ASSESSED",
+    "RISK_SUBSYSTEM",
     "SPEC",
     "SUBSYSTEM",
     "Tariff",
     "TariffLine",
     "declarations",
+    "inspection_result",
+    "on_risk_assessed",
+    "received_assessments",
+    "reset_state",
     "tariff",
 ]
 
 SUBSYSTEM = "MA/GOV/MEF/CUSTOMS"
 DECLARATION_LODGED = "customs.declaration-lodged"
 DECLARATION_CLEARED = "customs.declaration-cleared"
+RISK_SUBSYSTEM = "MA/GOV/MEF/CUSTOMS-RISK"
+RISK_ASSESSED = "customs.risk-assessed"
+INSPECTION_RESULT = "customs.inspection-result"
 
 # Regimes under which duties are collected at release; exports are exempt and temporary
 # admission is suspended under guarantee.
@@ -192,10 +210,82 @@ def _duty(tax: str, base: Decimal, rate: Decimal, amount: Decimal) -> dict[str, 
     }
 
 
+# -- risk assessments and inspections -------------------------------------------------------
+
+
+class _Assessments:
+    """The latest risk assessment of each declaration (a redelivery or a rescoring replaces
+    it), in the order first received."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._latest: dict[str, dict[str, Any]] = {}
+
+    def keep(self, assessment: Mapping[str, Any]) -> None:
+        with self._lock:
+            self._latest[assessment["declaration_number"]] = dict(assessment)
+
+    def all(self) -> tuple[dict[str, Any], ...]:
+        with self._lock:
+            return tuple(self._latest.values())
+
+    def clear(self) -> None:
+        with self._lock:
+            self._latest.clear()
+
+
+_ASSESSMENTS = _Assessments()
+
+
+def on_risk_assessed(delivery: Delivery, ctx: Context) -> None:
+    """Keep a ``customs.risk-assessed`` message: the lane the inspectors follow."""
+    del ctx
+    _ASSESSMENTS.keep(delivery.payload)
+
+
+def received_assessments() -> tuple[dict[str, Any], ...]:
+    """The latest assessment of each declaration, in the order first received."""
+    return _ASSESSMENTS.all()
+
+
+def reset_state() -> None:
+    """Forget the assessments received (for tests and the demo)."""
+    _ASSESSMENTS.clear()
+
+
+def inspection_result(declaration_number: str, inspected_at: str) -> dict[str, Any]:
+    """The ``customs.inspection-result`` of inspecting a sample declaration: the findings
+    of ``data/customs_inspections.csv`` (fraud on the lines listed, with the additional
+    duties; a finding of ``documents`` with no duties is no fraud), nothing found for a
+    declaration it does not list."""
+    findings = [
+        row for row in _INSPECTIONS.get() if row["declaration_number"] == declaration_number
+    ]
+    frauds = [row for row in findings if Decimal(row["additional_duties"]) > 0]
+    total = sum((Decimal(row["additional_duties"]) for row in frauds), Decimal(0))
+    return {
+        "declaration_number": declaration_number,
+        "inspected_at": findings[0]["inspected_at"] if findings else inspected_at,
+        "fraud_found": bool(frauds),
+        "findings": [
+            {
+                "line": int(row["line"]),
+                "kind": row["kind"],
+                "additional_duties": money(Decimal(row["additional_duties"])),
+            }
+            for row in frauds
+        ],
+        "additional_duties": money(total),
+    }
+
+
+_INSPECTIONS = Lazy(lambda: read_csv("customs_inspections.csv"))
+
+
 SPEC = AgencySpec(
     subsystem=SUBSYSTEM,
     title="Customs (Ministry of Economy and Finance)",
-    handlers=MappingProxyType({}),
+    handlers=MappingProxyType({RISK_ASSESSED: on_risk_assessed}),
     provides=MappingProxyType({}),
     publishes=(DECLARATION_LODGED, DECLARATION_CLEARED),
     subscribes=(),

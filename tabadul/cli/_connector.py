@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
+from typing import TYPE_CHECKING
 
 import typer
 import uvicorn
@@ -28,7 +29,11 @@ from connectors._config import (
     check_config,
     load_config,
 )
+from tabadul._risk_service import risk_handlers
 from tabadul.cli._output import console, fail, print_json, reporting, usage_error
+
+if TYPE_CHECKING:
+    from risk import RiskService
 
 connector_app = typer.Typer(help="Run or check an agency's connector.", no_args_is_help=True)
 
@@ -84,8 +89,17 @@ def check(config: Path = CONFIG, as_json: bool = JSON) -> None:
     console.print(f"  deliveries       {summary['webhook_url'] or 'pull inbox (GET /inbox)'}")
 
 
+RISK_MODEL = typer.Option(
+    None,
+    "--risk-model",
+    help="Serve the customs risk service's handlers (MA/GOV/MEF/CUSTOMS-RISK) with the model "
+    "folder DIR (made by `tabadul risk train --for-bus`); its outcomes are kept there too.",
+    metavar="DIR",
+)
+
+
 @connector_app.command("run")
-def run(config: Path = CONFIG) -> None:
+def run(config: Path = CONFIG, risk_model: Path | None = RISK_MODEL) -> None:
     """Run the connector and its local API until SIGTERM or SIGINT."""
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -94,12 +108,16 @@ def run(config: Path = CONFIG) -> None:
     settings = _load(config, as_json=False)
     with _reporting():
         token = settings.api_token()
+    service = _risk_service(risk_model) if risk_model is not None else None
     listener = _listen(settings)  # before connecting: a taken port fails at once
     try:
         with _reporting():
-            connector = build_connector(settings)
+            handlers = risk_handlers(service) if service is not None else None
+            connector = build_connector(settings, handlers)
     except BaseException:
         listener.close()
+        if service is not None:
+            service.close()
         raise
     app = create_app(
         connector,
@@ -147,7 +165,19 @@ def run(config: Path = CONFIG) -> None:
         connector.stop()
         app.state.inbox.close()
         listener.close()
+        if service is not None:
+            service.close()
     console.print(f"connector {settings.subsystem} stopped")
+
+
+def _risk_service(model_dir: Path) -> RiskService:
+    """The risk service over ``model_dir``'s current model; exit 2 with its code when the
+    model is missing, tampered with or not one for the bus."""
+    from risk import ModelStore, RiskError, RiskService
+
+    with reporting(also=(RiskError,)):
+        return RiskService(ModelStore(model_dir))
+    raise AssertionError("unreachable: fail() exits")  # pragma: no cover - for mypy
 
 
 def _listen(settings: ConnectorConfig) -> socket.socket:

@@ -45,6 +45,15 @@ def demo(
         Path | None,
         typer.Option("--ckan-token-file", help="A file holding a CKAN sysadmin API token."),
     ] = None,
+    risk_data: Annotated[
+        Path | None,
+        typer.Option(
+            "--risk-data",
+            help="A folder with the customs data set's train.csv and valid.csv (default: "
+            "$TABADUL_RISK_DATA, else ../shared/data/customs-declarations, else the sample "
+            "shipped with risk/).",
+        ),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
 ) -> None:
     """Run the end-to-end scenario: five ministry connectors on the local RabbitMQ, then two
@@ -61,7 +70,14 @@ def demo(
                 err_console.print(f"[green]✓[/] {text}", highlight=False)
 
         try:
-            summary = run(folder, requests=requests, ckan_url=url, ckan_token=token, progress=step)
+            summary = run(
+                folder,
+                requests=requests,
+                ckan_url=url,
+                ckan_token=token,
+                risk_data=risk_data,
+                progress=step,
+            )
         except ConnectorError as exc:
             fail(exc, as_json=as_json)
     if as_json:
@@ -75,6 +91,28 @@ def demo(
     rejects = ", ".join(f"{code}: {n}" for code, n in summary["rejects_by_code"].items())
     table.add_row("refused, by code", rejects)
     table.add_row("alerts received by tax", str(summary["alerts_received_by_tax"]))
+    risk = summary["risk"]
+    table.add_row(
+        "customs risk lanes",
+        ", ".join(f"{lane}: {n}" for lane, n in risk["lanes"].items())
+        + f" (model {risk['model']['version']}, hold-out AUC {risk['model']['auc']:.3f})",
+    )
+    for a in risk["highest"]:
+        table.add_row(
+            f"risk of {a['declaration']}",
+            f"{a['lane']} {a['score']:.3f}: {'; '.join(a['reasons']) or '-'}",
+        )
+    retrained = risk["retrained"]
+    table.add_row(
+        "inspections fed back",
+        f"{risk['inspected']} inspected, fraud in {risk['frauds_found']}; retrained: "
+        + (
+            f"version {retrained['version']} replaces {retrained['previous']}"
+            if retrained["replaced"]
+            else retrained.get("message")
+            or f"version {retrained['previous']} kept: the challenger did worse"
+        ),
+    )
     table.add_row(
         "request round trip", f"p50 {summary['rpc_ms_p50']} ms, max {summary['rpc_ms_max']} ms"
     )

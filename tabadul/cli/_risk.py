@@ -5,6 +5,7 @@ The contract (docs/risk.md)::
     tabadul risk train FILE.csv [FILE.csv ...] --label COL --id COL [--time COL]
                        [--exclude COL ...] --model DIR [--json]
     tabadul risk score FILE.csv --model DIR --json
+    tabadul risk retrain [FILE.csv ...] --model DIR [--json]
 
 ``score --json`` prints one JSON list, one object per row in the file's order:
 ``{"id", "score" (0..1), "flagged", "lane" (green|yellow|red), "reasons": [{"feature",
@@ -32,10 +33,10 @@ from rich.table import Table
 from tabadul.cli._output import console, err_console, print_json, reporting
 
 if TYPE_CHECKING:
-    from risk import Stored
+    from risk import Source, Stored
 
 risk_app = typer.Typer(
-    help="Risk scoring of declarations: train, score, show.", no_args_is_help=True
+    help="Risk scoring of declarations: train, score, show, retrain.", no_args_is_help=True
 )
 
 ModelOption = Annotated[Path, typer.Option("--model", help="The model folder.")]
@@ -80,37 +81,102 @@ def train_command(
     review: Annotated[
         float, typer.Option(help="Share whose documents are checked (yellow).")
     ] = 0.1,
+    for_bus: Annotated[
+        bool,
+        typer.Option(
+            "--for-bus",
+            help="Learn only from the columns declarations on the bus carry (docs/risk.md), "
+            "for the customs risk service.",
+        ),
+    ] = False,
     as_json: JsonOption = False,
 ) -> None:
     """Train on every column but the label, the id, the time and the excluded (types
     inferred); judge on the latest 20 % of the rows; write a new model version to DIR."""
     with _risk_errors(as_json=as_json):
-        from risk import ModelStore, infer_layout, read_tables, train
+        from risk import BadOption, ModelStore, infer_layout, read_tables, train
+        from risk._declarations import DATE, ID, ITEM_COLUMNS
 
         shown = not as_json and err_console.is_terminal
         with _steps("training", shown=shown) as step:
             step("reading " + ", ".join(f.name for f in files))
             source = read_tables(files)
+            excluded = list(exclude or ())
+            if for_bus:
+                if id_column != ID or time not in (None, DATE):
+                    raise BadOption(
+                        f"--for-bus reads declarations by --id {ID!r} and --time {DATE!r}"
+                    )
+                time = DATE
+                excluded += [
+                    c for c in source.frame.columns
+                    if c not in ITEM_COLUMNS and c != label and c not in excluded
+                ]  # fmt: skip
             layout = infer_layout(
                 source.frame,
                 id_column=id_column,
                 label=label,
                 time=time,
-                exclude=exclude or (),
+                exclude=excluded,
                 categorical=categorical or (),
             )
             model = train(source.frame, layout, budget=budget, review=review, progress=step)
-            training = {
-                "sha256": source.sha256,
-                "rows": len(source.frame),
-                "files": [{"name": n, "sha256": d, "rows": r} for n, d, r in source.digests],
-            }
-            stored = ModelStore(model_dir).save(model, training=training)
+            stored = ModelStore(model_dir).save(model, training=_training(source))
     report = _stored(stored, model_dir)
     if as_json:
         print_json({"ok": True, **report})
         return
     _print_model(report)
+
+
+def _training(source: Source) -> dict[str, Any]:
+    """What a model version records of its training files."""
+    return {
+        "sha256": source.sha256,
+        "rows": len(source.frame),
+        "files": [{"name": n, "sha256": d, "rows": r} for n, d, r in source.digests],
+    }
+
+
+@risk_app.command("retrain")
+def retrain_command(
+    model_dir: ModelOption,
+    files: Annotated[
+        list[Path] | None,
+        typer.Argument(metavar="[FILE.csv...]", help="Base rows (the earlier training files)."),
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Train a new version of the risk service's model from FILEs and the inspection results
+    it kept; make it current only if it does as well or better than the current one on the
+    inspected declarations the current one assessed."""
+    with _risk_errors(as_json=as_json):
+        from risk import OUTCOMES, ModelStore, Outcomes, read_tables, retrain
+
+        shown = not as_json and err_console.is_terminal
+        outcomes = Outcomes(model_dir / OUTCOMES)
+        try:
+            with _steps("retraining", shown=shown) as step:
+                base = read_tables(files) if files else None
+                done = retrain(ModelStore(model_dir), outcomes, base, progress=step)
+        finally:
+            outcomes.close()
+    report = done.as_dict()
+    if as_json:
+        print_json({"ok": True, **report})
+        return
+    judged = f"on the {done.judged_rows} inspected rows model {done.previous} assessed"
+    for name in ("current", "challenger"):
+        figures = report[name]
+        console.print(
+            f"  {name:<10}  AUC {figures['auc']:.3f}  precision top 5 % "
+            f"{figures['precision_top5']:.3f}  ({judged})",
+            highlight=False,
+        )
+    if done.replaced:
+        console.print(f"version {done.version} is current (replaces {done.previous})")
+    else:
+        console.print(f"the challenger is worse: version {done.previous} stays current")
 
 
 @risk_app.command("score")

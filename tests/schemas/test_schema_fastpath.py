@@ -76,6 +76,8 @@ def near_valid(schema: Any, root: dict[str, Any]) -> st.SearchStrategy[Any]:  # 
         return _string(schema)
     if kind == "integer":
         return st.integers(schema.get("minimum", -(2**31)), schema.get("maximum", 2**31))
+    if kind == "number":
+        return st.floats(schema.get("minimum"), schema.get("maximum"), allow_nan=False)
     if kind == "boolean":
         return st.booleans()
     if kind == "array":
