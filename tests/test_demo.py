@@ -3,19 +3,38 @@ data on the real local CKAN."""
 
 import json
 
+import pytest
 from typer.testing import CliRunner
 
+from connectors.ministries import customs
+from tabadul import _demo_risk as risk_demo
 from tabadul.cli import build_app
 from tabadul.demo import run
 from tests.support.ckan import TOKEN_FILE, URL
 
 
-def test_demo_runs_the_scenario_and_proves_it(tmp_path, ckan):
+@pytest.fixture
+def no_shared_data(tmp_path, monkeypatch):
+    """The demo as it runs on a machine without the customs data set: on the sample."""
+    monkeypatch.delenv(risk_demo.RISK_DATA_ENV, raising=False)
+    monkeypatch.setattr(risk_demo, "SHARED_DATA", tmp_path / "no-shared-data")
+
+
+def test_demo_runs_the_scenario_and_proves_it(tmp_path, ckan, no_shared_data):
     """Requests, events and encrypted alerts flow between the five connectors; each injected
-    forgery is refused with its own code; every log verifies; the evidence checks out; two
-    datasets are published on CKAN and one is pulled back, verified."""
+    forgery is refused with its own code; customs' declarations are risk-assessed on the bus,
+    inspected and learnt from; every log verifies; the evidence checks out; two datasets are
+    published on CKAN and one is pulled back, verified."""
     token = TOKEN_FILE.read_text("utf-8").strip()
     summary = run(tmp_path / "demo", requests=3, ckan_url=URL, ckan_token=token)
+    declarations = len(list(customs.declarations()))
+    scored = summary["risk"]
+    assert sum(scored["lanes"].values()) == declarations
+    assert summary["sent_by_type"]["customs.risk-assessed"] >= declarations
+    assert summary["sent_by_type"]["customs.inspection-result"] == scored["inspected"]
+    assert scored["inspected"] >= declarations - scored["lanes"].get("green", 0)
+    assert all(a["reasons"] for a in scored["highest"])
+    assert scored["retrained"]["previous"] == "0001" or "code" in scored["retrained"]
     assert summary["rejects_by_code"] == {
         "bad-signature": 1,
         "duplicate": 1,
@@ -30,7 +49,7 @@ def test_demo_runs_the_scenario_and_proves_it(tmp_path, ckan):
     assert summary["evidence"]["log_id"] == "MA/GOV/MEF/TAX"
     audit = summary["witnessed"]["audit"]
     assert audit["log"] == "MA/GOV/DNUM/REGISTRY#audit"
-    assert len(audit["witnesses"]) == 5
+    assert len(audit["witnesses"]) == 6
     assert audit["verified"] is True
     assert all(log["witnessed_size"] > 0 for log in summary["logs"].values())
     consulted = summary["access_log"]["consultations"]
@@ -51,7 +70,7 @@ def test_demo_runs_the_scenario_and_proves_it(tmp_path, ckan):
     ]
 
 
-def test_demo_cli_reruns_cleanly(tmp_path, ckan_local, monkeypatch):
+def test_demo_cli_reruns_cleanly(tmp_path, ckan_local, monkeypatch, no_shared_data):
     """`tabadul demo` exits 0 and gives the same outcome when run again in the same folder;
     the second time the portal already holds the open data, so nothing new is published."""
     monkeypatch.setenv("TABADUL_CKAN_TOKEN_FILE", str(TOKEN_FILE))
