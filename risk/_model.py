@@ -20,7 +20,7 @@ checked); the rest is green.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -46,6 +46,8 @@ from risk._features import (
 HOLDOUT = 0.2
 TOP_SHARE = 0.05
 REASONS = 5
+LANES = ("red", "yellow", "green")
+FEW_ROWS = 256  # below, one thread predicts (see _threads)
 MAX_ROUNDS = 400  # about 0.01 AUC below 1,000 here, with reasons twice as fast (docs/risk.md)
 EARLY_STOPPING = 100
 SELECTION_MARGIN = 0.002  # a group is left out only if the hold-out AUC gains more
@@ -130,36 +132,44 @@ class Model:
         return self.assess(cells, lines=lines)
 
     def assess(
-        self, cells: Mapping[str, Sequence[str]], *, lines: Sequence[int] | None = None
+        self,
+        cells: Mapping[str, Sequence[str]],
+        *,
+        lines: Sequence[int] | None = None,
+        explain: Collection[str] = LANES,
     ) -> list[dict[str, Any]]:
-        """:meth:`score` of columns of text cells (see :func:`~risk._features.cell_features`)."""
-        contributions = self.contributions(self._x(cells, lines))
-        margin = contributions.sum(axis=1)
-        scores = 1.0 / (1.0 + np.exp(-margin))
-        top = np.argsort(-np.abs(contributions[:, :-1]), axis=1)[:, :REASONS]
+        """:meth:`score` of columns of text cells (see :func:`~risk._features.cell_features`),
+        with reasons for the rows in an ``explain`` lane (an empty list for the others: tree
+        SHAP is most of the cost, and on the bus a green lane asks nothing of anyone)."""
+        x = self._x(cells, lines)
+        scores = (1.0 / (1.0 + np.exp(-self.margins(x)))).tolist()
+        lanes = [self.lanes.lane(score) for score in scores]
+        explained = [row for row, lane in enumerate(lanes) if lane in explain]
+        reasons: dict[int, list[dict[str, Any]]] = {}
+        if explained:
+            contributions = self.contributions(x[explained])
+            top = np.argsort(-np.abs(contributions[:, :-1]), axis=1)[:, :REASONS]
+            for at, row in enumerate(explained):
+                reasons[row] = [
+                    {
+                        "feature": self.features[j],
+                        "contribution": round(float(contributions[at, j]), 6),
+                        "labels": self.labels[self.features[j]],
+                    }
+                    for j in top[at]
+                    if contributions[at, j] != 0.0
+                ]
         ids = cells[self.layout.id]
-        names = self.features
-        out = []
-        for row, (identifier, score) in enumerate(zip(ids, scores.tolist(), strict=True)):
-            lane = self.lanes.lane(score)
-            out.append(
-                {
-                    "id": identifier,
-                    "score": round(score, 6),
-                    "flagged": lane == "red",
-                    "lane": lane,
-                    "reasons": [
-                        {
-                            "feature": names[j],
-                            "contribution": round(float(contributions[row, j]), 6),
-                            "labels": self.labels[names[j]],
-                        }
-                        for j in top[row]
-                        if contributions[row, j] != 0.0
-                    ],
-                }
-            )
-        return out
+        return [
+            {
+                "id": ids[row],
+                "score": round(score, 6),
+                "flagged": lanes[row] == "red",
+                "lane": lanes[row],
+                "reasons": reasons.get(row, []),
+            }
+            for row, score in enumerate(scores)
+        ]
 
     def probabilities(self, frame: pd.DataFrame) -> np.ndarray:
         """The score of each row, without reasons (for judging)."""
@@ -178,10 +188,20 @@ class Model:
     def contributions(self, x: pd.DataFrame | np.ndarray) -> np.ndarray:
         """Tree SHAP contributions, one column per feature and the bias last: each row sums
         to the model's margin (log-odds)."""
-        return np.asarray(self.booster.predict(x, pred_contrib=True), dtype=np.float64)
+        threads = _threads(len(x))
+        found = self.booster.predict(x, pred_contrib=True, num_threads=threads)
+        return np.asarray(found, dtype=np.float64)
 
     def margins(self, x: pd.DataFrame | np.ndarray) -> np.ndarray:
-        return np.asarray(self.booster.predict(x, raw_score=True), dtype=np.float64)
+        found = self.booster.predict(x, raw_score=True, num_threads=_threads(len(x)))
+        return np.asarray(found, dtype=np.float64)
+
+
+def _threads(rows: int) -> int:
+    """LightGBM's threads for ``rows``: one for a few (a declaration on the bus: waking
+    OpenMP's pool costs more than it saves, and the connector's threads need the cores),
+    all of them (0) for a batch."""
+    return 1 if rows < FEW_ROWS else 0
 
 
 def train(  # noqa: PLR0913 - the training command's options, one each

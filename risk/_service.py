@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -142,7 +142,6 @@ def retrain(
         )
     learnt = outcomes.labelled(layout.label)
     frame = _training_frame(layout, base, learnt)
-    new_layout = _layout_like(frame, layout)
     earlier = frame[~frame[layout.id].isin(set(judged[layout.id]))]
     lanes = current.model.lanes
     progress(f"training a challenger on {len(earlier):,} rows, without the {len(judged)} judged")
@@ -152,47 +151,34 @@ def retrain(
         name: _judged(model, judged, labels)
         for name, model in (("current", current.model), ("challenger", challenger))
     }
-    if not _not_worse(figures["challenger"], figures["current"]):
-        progress("the challenger is worse on the judged rows: the current model stays")
-        return Retrained(
-            replaced=False,
-            previous=current.version,
-            version=current.version,
-            judged_rows=len(judged),
-            judged_frauds=int(labels.sum()),
-            current=figures["current"],
-            challenger=figures["challenger"],
-            candidate=None,
-            rows=len(frame),
-            outcome_rows=len(learnt),
-        )
-    progress(f"not worse: training the new version on all {len(frame):,} rows")
-    candidate = train(frame, new_layout, budget=lanes.budget, review=lanes.review,
-                      progress=progress)  # fmt: skip
-    training = {
-        "retrained_from": current.version,
-        "rows": len(frame),
-        "outcome_rows": len(learnt),
-        "sha256": base.sha256 if base is not None else None,
-        "files": [{"name": n, "sha256": d, "rows": r} for n, d, r in base.digests]
-        if base is not None
-        else [],
-        "judged": {"rows": len(judged), "current": figures["current"].as_dict(),
-                   "challenger": figures["challenger"].as_dict()},
-    }  # fmt: skip
-    saved = store.save(candidate, training=training)
-    return Retrained(
-        replaced=True,
+    kept = Retrained(
+        replaced=False,
         previous=current.version,
-        version=saved.version,
+        version=current.version,
         judged_rows=len(judged),
         judged_frauds=int(labels.sum()),
         current=figures["current"],
         challenger=figures["challenger"],
-        candidate=candidate.metrics,
+        candidate=None,
         rows=len(frame),
         outcome_rows=len(learnt),
     )
+    if not _not_worse(figures["challenger"], figures["current"]):
+        progress("the challenger is worse on the judged rows: the current model stays")
+        return kept
+    progress(f"not worse: training the new version on all {len(frame):,} rows")
+    candidate = train(frame, _layout_like(frame, layout), budget=lanes.budget,
+                      review=lanes.review, progress=progress)  # fmt: skip
+    training = {
+        **(base.as_training() if base is not None else {"sha256": None, "files": []}),
+        "retrained_from": current.version,
+        "rows": len(frame),
+        "outcome_rows": len(learnt),
+        "judged": {"rows": len(judged), "current": figures["current"].as_dict(),
+                   "challenger": figures["challenger"].as_dict()},
+    }  # fmt: skip
+    saved = store.save(candidate, training=training)
+    return replace(kept, replaced=True, version=saved.version, candidate=candidate.metrics)
 
 
 def _both_classes(frame: pd.DataFrame, label: str) -> bool:

@@ -13,6 +13,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -40,6 +41,14 @@ class Source:
         """One digest over the files' digests, in the order given."""
         joined = "\n".join(digest for _, digest, _ in self.digests)
         return hashlib.sha256(joined.encode("ascii")).hexdigest()
+
+    def as_training(self) -> dict[str, Any]:
+        """What a model version records of the files it was trained on."""
+        return {
+            "sha256": self.sha256,
+            "rows": len(self.frame),
+            "files": [{"name": n, "sha256": d, "rows": r} for n, d, r in self.digests],
+        }
 
 
 def read_tables(paths: Sequence[Path], limits: Limits | None = None) -> Source:

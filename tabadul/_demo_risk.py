@@ -54,14 +54,7 @@ def prepare(folder: Path, files: list[Path], say: Progress) -> tuple[RiskService
     started = time.perf_counter()
     model = train(source.frame, bus_layout(source.frame))
     store = ModelStore(folder)
-    store.save(
-        model,
-        training={
-            "sha256": source.sha256,
-            "rows": len(source.frame),
-            "files": [{"name": n, "sha256": d, "rows": r} for n, d, r in source.digests],
-        },
-    )
+    store.save(model, training=source.as_training())
     say(
         f"risk model trained on {len(source.frame):,} declarations "
         f"({', '.join(f.name for f in files)}) in {time.perf_counter() - started:.1f} s: "

@@ -33,7 +33,7 @@ from rich.table import Table
 from tabadul.cli._output import console, err_console, print_json, reporting
 
 if TYPE_CHECKING:
-    from risk import Source, Stored
+    from risk import Stored
 
 risk_app = typer.Typer(
     help="Risk scoring of declarations: train, score, show, retrain.", no_args_is_help=True
@@ -121,21 +121,12 @@ def train_command(
                 categorical=categorical or (),
             )
             model = train(source.frame, layout, budget=budget, review=review, progress=step)
-            stored = ModelStore(model_dir).save(model, training=_training(source))
+            stored = ModelStore(model_dir).save(model, training=source.as_training())
     report = _stored(stored, model_dir)
     if as_json:
         print_json({"ok": True, **report})
         return
     _print_model(report)
-
-
-def _training(source: Source) -> dict[str, Any]:
-    """What a model version records of its training files."""
-    return {
-        "sha256": source.sha256,
-        "rows": len(source.frame),
-        "files": [{"name": n, "sha256": d, "rows": r} for n, d, r in source.digests],
-    }
 
 
 @risk_app.command("retrain")

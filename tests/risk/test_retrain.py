@@ -3,8 +3,11 @@ does no worse on the inspected declarations the current one assessed."""
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
+from typer.testing import CliRunner
 
 import risk
 from risk import (
@@ -19,6 +22,7 @@ from risk import (
     train,
 )
 from risk._declarations import ID
+from tabadul.cli import build_app
 
 LABEL = "Fraud"
 
@@ -142,3 +146,28 @@ def test_repeated_messages_are_kept_once(tmp_path, halves):
     outcomes.close()
     reopened = Outcomes(tmp_path / "o.sqlite")  # durable across restarts
     assert len(reopened.labelled(LABEL, version="0001")) == 5
+
+
+def test_the_retrain_command_reports_too_few_outcomes_with_its_code(tmp_path, halves):
+    base, _ = halves
+    _store(tmp_path / "m", base)
+    result = CliRunner().invoke(
+        build_app(), ["risk", "retrain", "--model", str(tmp_path / "m"), "--json"]
+    )
+    assert result.exit_code == 2
+    assert json.loads(result.stdout)["error"]["code"] == "too-few-outcomes"
+
+
+def test_the_retrain_command_replaces_a_worse_model(tmp_path, halves):
+    base, later = halves
+    store = _store(tmp_path / "m", _shuffled(base))
+    _inspected(Outcomes(tmp_path / "m" / risk.OUTCOMES), "0001", later)
+    base_file = tmp_path / "base.csv"
+    base.to_csv(base_file, index=False)
+    result = CliRunner().invoke(
+        build_app(), ["risk", "retrain", str(base_file), "--model", str(tmp_path / "m"), "--json"]
+    )
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["replaced"] is True
+    assert report["version"] == store.current() == "0002"
