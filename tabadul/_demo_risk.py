@@ -34,9 +34,12 @@ TIMEOUT = 60.0  # seconds to wait for the messages of one step
 
 def data_files(folder: Path | None) -> list[Path]:
     """The training files: those of ``folder`` (else ``$TABADUL_RISK_DATA``, else the shared
-    data folder) when present, else the shipped sample."""
+    data folder) when present, else the shipped sample. Raises :class:`risk.BadOption` when
+    ``folder`` is given and holds neither file."""
     import risk  # noqa: PLC0415 - pandas and LightGBM only when the demo runs
 
+    if folder is not None and not any((folder / name).is_file() for name in FILES):
+        raise risk.BadOption(f"--risk-data {folder} holds neither {' nor '.join(FILES)}")
     for candidate in (folder, os.environ.get(RISK_DATA_ENV), SHARED_DATA):
         if candidate is None:
             continue

@@ -254,6 +254,7 @@ def run(  # noqa: PLR0913 - keyword-only settings
     ``risk_data`` is a folder with the customs data set's train.csv and valid.csv (see
     :func:`tabadul._demo_risk.data_files`). Raises :class:`~connectors.TransportError` when
     RabbitMQ is unreachable and :class:`opendata.PortalError` when CKAN is."""
+    files = risk_demo.data_files(risk_data)  # a wrong folder is refused before anything goes
     if folder.exists():
         shutil.rmtree(folder)
     folder.mkdir(parents=True)
@@ -261,7 +262,7 @@ def run(  # noqa: PLR0913 - keyword-only settings
     treasury.reset_state()
     customs.reset_state()
     say = progress or (lambda _text: None)
-    service, source = risk_demo.prepare(folder / "risk", risk_demo.data_files(risk_data), say)
+    service, source = risk_demo.prepare(folder / "risk", files, say)
     sandbox = Sandbox("MA")
     parties = _directory(sandbox)
     bus = _bus(folder, sandbox, parties, broker_urls)

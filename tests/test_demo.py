@@ -84,3 +84,17 @@ def test_demo_cli_reruns_cleanly(tmp_path, ckan_local, monkeypatch, no_shared_da
     again = json.loads(second.stdout)
     assert again["rejects_by_code"] == json.loads(first.stdout)["rejects_by_code"]
     assert {p["status"] for p in again["open_data"]["datasets"].values()} == {"unchanged"}
+
+
+def test_demo_refuses_a_risk_data_folder_without_the_files(tmp_path, monkeypatch):
+    """A wrong --risk-data is a coded refusal, not a silent fall-back to the sample."""
+    token_file = tmp_path / "token"
+    token_file.write_text("not-used", encoding="utf-8")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    args = ["demo", "--folder", str(tmp_path / "d"), "--ckan-token-file", str(token_file),
+            "--risk-data", str(empty), "--json"]  # fmt: skip
+    result = CliRunner().invoke(build_app(), args)
+    assert result.exit_code == 2
+    assert json.loads(result.stdout)["error"]["code"] == "bad-option"
+    assert not (tmp_path / "d").exists()

@@ -58,11 +58,15 @@ def demo(
 ) -> None:
     """Run the end-to-end scenario: five ministry connectors on the local RabbitMQ, then two
     open datasets governed, published to the local CKAN and pulled back."""
+    from risk import RiskError
     from tabadul.demo import run
 
     token = _ckan_token(ckan_token_file, as_json=as_json)
     url = ckan_url or Settings.from_env().ckan_url
-    with reporting(as_json=as_json), err_console.status("starting") as status:
+    with (
+        reporting(as_json=as_json, also=(RiskError,)),
+        err_console.status("starting") as status,
+    ):
 
         def step(text: str) -> None:
             status.update(text)
