@@ -60,36 +60,36 @@ class Outcomes:
 
     def assessed(self, payload: Mapping[str, Any], cells: Mapping[str, Sequence[str]]) -> None:
         """Keep a ``customs.risk-assessed`` payload and the rows it scored."""
-        with self._lock:
-            self._db.execute("PRAGMA synchronous=NORMAL")
-            self._db.execute(
-                "INSERT OR REPLACE INTO assessments VALUES (?, ?, ?, ?, ?, ?)",
-                (
-                    payload["declaration_number"],
-                    payload["assessed_at"],
-                    payload["model"]["version"],
-                    payload["score"],
-                    payload["lane"],
-                    json.dumps({k: list(v) for k, v in cells.items()}),
-                ),
-            )
+        row = (
+            payload["declaration_number"],
+            payload["assessed_at"],
+            payload["model"]["version"],
+            payload["score"],
+            payload["lane"],
+            json.dumps({k: list(v) for k, v in cells.items()}),
+        )
+        self._replace("assessments", row, synchronous="NORMAL")
 
     def inspected(self, result: Mapping[str, Any]) -> None:
         """Keep a ``customs.inspection-result`` payload (one declaration may not have been
         assessed here: it is kept all the same, and used once it is)."""
         lines = sorted({int(f["line"]) for f in result["findings"]})
+        row = (
+            result["declaration_number"],
+            result["inspected_at"],
+            int(bool(result["fraud_found"])),
+            json.dumps(lines),
+            json.dumps(result["additional_duties"]),
+        )
+        self._replace("inspections", row, synchronous="FULL")
+
+    def _replace(self, table: str, row: tuple[Any, ...], *, synchronous: str) -> None:
+        """Insert ``row`` into ``table`` (replacing the declaration's earlier row), committed
+        with SQLite's ``synchronous`` level (FULL: on disk before returning)."""
+        marks = ", ".join("?" * len(row))
         with self._lock:
-            self._db.execute("PRAGMA synchronous=FULL")
-            self._db.execute(
-                "INSERT OR REPLACE INTO inspections VALUES (?, ?, ?, ?, ?)",
-                (
-                    result["declaration_number"],
-                    result["inspected_at"],
-                    int(bool(result["fraud_found"])),
-                    json.dumps(lines),
-                    json.dumps(result["additional_duties"]),
-                ),
-            )
+            self._db.execute(f"PRAGMA synchronous={synchronous}")
+            self._db.execute(f"INSERT OR REPLACE INTO {table} VALUES ({marks})", row)  # noqa: S608 - our table names
 
     def labelled(self, label: str, *, version: str | None = None) -> pd.DataFrame:
         """The rows of the inspected declarations with ``label`` ("1" fraud, "0" not), as

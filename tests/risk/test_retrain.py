@@ -171,3 +171,18 @@ def test_the_retrain_command_replaces_a_worse_model(tmp_path, halves):
     report = json.loads(result.stdout)
     assert report["replaced"] is True
     assert report["version"] == store.current() == "0002"
+
+
+def test_an_inspection_of_a_declaration_never_assessed_is_kept_not_learnt(tmp_path):
+    outcomes = Outcomes(tmp_path / "o.sqlite")
+    outcomes.inspected(
+        {
+            "declaration_number": "301-2026-0999999",
+            "inspected_at": "2026-11-04T10:00:00+00:00",
+            "fraud_found": True,
+            "findings": [{"line": 7, "kind": "other"}],
+            "additional_duties": {"amount": "10.00", "currency": "MAD"},
+        }
+    )
+    assert outcomes.counts() == {"assessed": 0, "inspected": 0, "frauds": 0, "unmatched": 1}
+    assert outcomes.labelled(LABEL).empty
