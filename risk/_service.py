@@ -53,18 +53,26 @@ class RiskService:
         self.outcomes = outcomes or Outcomes(store.folder / OUTCOMES)
         self._clock = clock
         self._lock = threading.Lock()
+        self._seen = self._current_file()
         self._stored = self._load()
 
     @property
     def stored(self) -> Stored:
-        """The model in use (the store's current version, reloaded when it changed)."""
+        """The model in use (the store's current version, reloaded when it changed).
+
+        One ``stat`` of the CURRENT file per call: the folder is read again only when that
+        file was replaced (a new version made current, by this process or another)."""
         with self._lock:
+            seen = self._current_file()
+            if seen == self._seen:
+                return self._stored
             try:
                 current = self.store.current()
             except ModelMissing:
                 return self._stored  # the folder is being rewritten: keep what works
             if current != self._stored.version:
                 self._stored = self._load()
+            self._seen = seen
             return self._stored
 
     def assess(self, declaration: Mapping[str, Any]) -> dict[str, Any]:
@@ -86,6 +94,15 @@ class RiskService:
 
     def close(self) -> None:
         self.outcomes.close()
+
+    def _current_file(self) -> tuple[int, int, int] | None:
+        """What tells a replaced CURRENT file from the one last read (written atomically,
+        so a new version is a new inode)."""
+        try:
+            found = (self.store.folder / "CURRENT").stat()
+        except OSError:
+            return None
+        return (found.st_ino, found.st_mtime_ns, found.st_size)
 
     def _load(self) -> Stored:
         stored = self.store.load()
