@@ -20,7 +20,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-import pika
+import pika  # type: ignore[import-untyped]  # pika ships no type information
 
 from bench._children import connector_from, delete_queues, signal_file, wait_for, write_configs
 from connectors import Delivery
@@ -50,10 +50,10 @@ def latencies(model: Model, count: int) -> tuple[list[float], list[float]]:
         for name in SUBSCRIBERS:
             sandbox.subscribe(parties[name], customs.DECLARATION_LODGED)
         configs = write_configs(folder, sandbox, parties, runtime="")
-        child = [sys.executable, "-m", "bench._online", "--model", str(folder / "model")]
+        command = [sys.executable, "-m", "bench._online", "--model", str(folder / "model")]
         children = [
             subprocess.Popen(  # noqa: S603 - our own module with our own arguments
-                [*child, "--child", name, "--config", str(configs[name]), "--count", str(count)]
+                [*command, "--child", name, "--config", str(configs[name]), "--count", str(count)]
             )
             for name in SUBSCRIBERS
         ]

@@ -1,5 +1,7 @@
-"""Risk scoring of declarations and payments: features from earlier declarations only, a
-LightGBM model, tree SHAP reasons, lanes from an inspection budget, a checked model store.
+"""Risk scoring of declarations and payments. Declarations: features from earlier
+declarations only, a LightGBM model, tree SHAP reasons, lanes from an inspection budget, a
+checked model store. Payments (:mod:`risk._payments`): an isolation forest over each payee
+account's behaviour, occlusion reasons, fed back by the verdicts of tax.
 
 Pure model code; its only I/O is reading CSV files (:mod:`risk._table`), the model folder
 (:mod:`risk._store`) and the risk service's outcome database (:mod:`risk._outcomes`). The
@@ -24,6 +26,7 @@ from risk._errors import (
     NotADate,
     NotADeclaration,
     NotANumber,
+    NotAPayment,
     OutcomesUnreadable,
     RiskError,
     TableTooLarge,
@@ -33,6 +36,17 @@ from risk._errors import (
 from risk._features import FEATURE_KINDS, History, Layout, infer_layout
 from risk._model import Lanes, Metrics, Model, judge, train
 from risk._outcomes import Outcomes
+from risk._payments import (
+    PAYMENTS,
+    Ledger,
+    Payment,
+    PaymentModelStore,
+    PaymentRisk,
+    RetrainedPayments,
+    read_payments,
+    retrain_payments,
+    train_from,
+)
 from risk._service import OUTCOMES, Retrained, RiskService, retrain
 from risk._store import ModelStore, Stored
 from risk._table import Limits, Source, read_tables
@@ -45,6 +59,7 @@ __all__ = [
     "FEATURE_KINDS",
     "ITEM_COLUMNS",
     "OUTCOMES",
+    "PAYMENTS",
     "SAMPLE",
     "BadLabel",
     "BadOption",
@@ -52,6 +67,7 @@ __all__ = [
     "History",
     "Lanes",
     "Layout",
+    "Ledger",
     "Limits",
     "Metrics",
     "MissingColumn",
@@ -65,9 +81,14 @@ __all__ = [
     "NotADate",
     "NotADeclaration",
     "NotANumber",
+    "NotAPayment",
     "Outcomes",
     "OutcomesUnreadable",
+    "Payment",
+    "PaymentModelStore",
+    "PaymentRisk",
     "Retrained",
+    "RetrainedPayments",
     "RiskError",
     "RiskService",
     "Source",
@@ -81,7 +102,10 @@ __all__ = [
     "infer_layout",
     "item_cells",
     "judge",
+    "read_payments",
     "read_tables",
     "retrain",
+    "retrain_payments",
     "train",
+    "train_from",
 ]

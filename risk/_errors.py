@@ -17,6 +17,8 @@
     │                                              assessments)
     ├── NotADeclaration          not-a-declaration (a declaration the risk service cannot
     │                                              read as rows)
+    ├── NotAPayment              not-a-payment    (a payment the payment model cannot read:
+    │                                              malformed, or not in MAD)
     ├── OutcomesUnreadable       outcomes-unreadable (the outcome database cannot be opened)
     └── ModelError               model-error
         ├── ModelMissing         model-missing    (no model in the folder, or no such version)
@@ -85,6 +87,10 @@ class TooFewOutcomes(RiskError):
 
 class NotADeclaration(RiskError):
     code = "not-a-declaration"
+
+
+class NotAPayment(RiskError):
+    code = "not-a-payment"
 
 
 class ModelError(RiskError):

@@ -24,11 +24,12 @@ import os
 import platform
 import shutil
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import lightgbm as lgb
 
@@ -37,7 +38,8 @@ from risk._features import History, Layout
 from risk._model import Lanes, Metrics, Model
 
 FORMAT = "tabadul-risk-model/1"
-_LIBRARIES = ("lightgbm", "numpy", "pandas", "scikit-learn")
+_LIBRARIES = ("lightgbm", "numpy", "pandas", "scikit-learn", "skops")
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +54,9 @@ class Stored:
 
 class ModelStore:
     """The versioned models of one folder (created on first save)."""
+
+    FORMAT = FORMAT
+    FILES: tuple[str, ...] = ("model.txt", "state.json")
 
     def __init__(self, folder: Path) -> None:
         self.folder = folder
@@ -78,12 +83,28 @@ class ModelStore:
         """Write ``model`` as the next version and make it current; ``training`` describes
         its data (files with their SHA-256 and rows). Raises :class:`ModelUnwritable` when
         the folder cannot be written (nothing of the version is left then)."""
+        return self._save(lambda folder, version: _write_version(folder, version, model, training))
+
+    def load(self, version: str | None = None) -> Stored:
+        """The model ``version`` (the current one by default), its files checked. Raises
+        :class:`ModelMissing` or :class:`ModelTampered`."""
+        checked = self._checked(version)
+        try:
+            state = json.loads(checked.files["state.json"])
+            booster = lgb.Booster(model_str=checked.files["model.txt"].decode("utf-8"))
+            model = _model(state, booster, checked.manifest)
+        except (ValueError, KeyError, TypeError, AttributeError, lgb.basic.LightGBMError) as exc:
+            raise ModelTampered(f"{checked.folder}: the model does not load: {exc}") from exc
+        return Stored(model, checked.version, checked.digest, checked.manifest)
+
+    def _save(self, write: Callable[[Path, str], _T]) -> _T:
+        """Run ``write(folder, version)`` for the next version, then make it current."""
         versions = self.versions()
         version = f"{int(versions[-1]) + 1 if versions else 1:04d}"
         folder = self.folder / "versions" / version
         try:
             folder.mkdir(parents=True)
-            stored = _write_version(folder, version, model, training)
+            written = write(folder, version)
             _write(self.folder / "CURRENT", (version + "\n").encode("ascii"))
         except OSError as exc:
             if folder.is_dir():
@@ -91,11 +112,11 @@ class ModelStore:
             raise ModelUnwritable(
                 f"cannot write a model in {self.folder}: {exc.strerror or exc}"
             ) from exc
-        return stored
+        return written
 
-    def load(self, version: str | None = None) -> Stored:
-        """The model ``version`` (the current one by default), its files checked. Raises
-        :class:`ModelMissing` or :class:`ModelTampered`."""
+    def _checked(self, version: str | None) -> Checked:
+        """The files of ``version`` (the current one by default), each checked against the
+        SHA-256 its manifest records."""
         if version is None:
             version = self.current()
         elif version not in self.versions():
@@ -105,14 +126,14 @@ class ModelStore:
             manifest_bytes = (folder / "manifest.json").read_bytes()
             manifest = json.loads(manifest_bytes)
             files = manifest["files"]
-            if not isinstance(files, dict) or manifest.get("format") != FORMAT:
-                raise ModelTampered(f"{folder}: not a {FORMAT} manifest")
+            if not isinstance(files, dict) or manifest.get("format") != self.FORMAT:
+                raise ModelTampered(f"{folder}: not a {self.FORMAT} manifest")
         except OSError as exc:
             raise ModelMissing(f"{folder} has no manifest.json") from exc
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise ModelTampered(f"{folder}/manifest.json does not parse as a manifest") from exc
         contents = {}
-        for name in ("model.txt", "state.json"):
+        for name in self.FILES:
             try:
                 data = (folder / name).read_bytes()
             except OSError as exc:
@@ -124,44 +145,58 @@ class ModelStore:
                     version=version,
                 )
             contents[name] = data
-        try:
-            state = json.loads(contents["state.json"])
-            booster = lgb.Booster(model_str=contents["model.txt"].decode("utf-8"))
-            model = _model(state, booster, manifest)
-        except (ValueError, KeyError, TypeError, AttributeError, lgb.basic.LightGBMError) as exc:
-            raise ModelTampered(f"{folder}: the model does not load: {exc}") from exc
-        return Stored(model, version, _digest(manifest_bytes), manifest)
+        return Checked(folder, version, _digest(manifest_bytes), manifest, contents)
 
 
-def _write_version(folder: Path, version: str, model: Model, training: dict[str, Any]) -> Stored:
-    """Write the three files of one version into ``folder``."""
-    model_text = model.booster.model_to_string().encode("utf-8")
-    state = json.dumps(_state(model), ensure_ascii=False, sort_keys=True).encode("utf-8")
+@dataclass(frozen=True, slots=True)
+class Checked:
+    """One version's files as read, each matching its manifest."""
+
+    folder: Path
+    version: str
+    digest: str
+    manifest: dict[str, Any]
+    files: dict[str, bytes]
+
+
+def write_manifest(
+    folder: Path, fmt: str, version: str, files: dict[str, bytes], **fields: Any
+) -> tuple[dict[str, Any], str]:
+    """Write ``files`` and the manifest naming their SHA-256 (plus ``fields`` and the
+    library versions) into ``folder``; the manifest and the version's digest."""
     manifest = {
-        "format": FORMAT,
+        "format": fmt,
         "version": version,
         "created": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "files": {
-            "model.txt": hashlib.sha256(model_text).hexdigest(),
-            "state.json": hashlib.sha256(state).hexdigest(),
-        },
-        "training": training,
-        "params": model.params,
-        "metrics": model.metrics.as_dict(),
-        "features": list(model.features),
+        "files": {name: hashlib.sha256(data).hexdigest() for name, data in files.items()},
+        **fields,
         "libraries": {
             "python": platform.python_version(),
             **{name: metadata.version(name) for name in _LIBRARIES},
         },
     }
     manifest_bytes = json.dumps(manifest, indent=2, sort_keys=True).encode("utf-8")
-    for name, data in (
-        ("model.txt", model_text),
-        ("state.json", state),
-        ("manifest.json", manifest_bytes),
-    ):
+    for name, data in (*files.items(), ("manifest.json", manifest_bytes)):
         _write(folder / name, data)
-    return Stored(model, version, _digest(manifest_bytes), manifest)
+    return manifest, _digest(manifest_bytes)
+
+
+def _write_version(folder: Path, version: str, model: Model, training: dict[str, Any]) -> Stored:
+    """Write the three files of one version into ``folder``."""
+    manifest, digest = write_manifest(
+        folder,
+        FORMAT,
+        version,
+        {
+            "model.txt": model.booster.model_to_string().encode("utf-8"),
+            "state.json": json.dumps(_state(model), ensure_ascii=False, sort_keys=True).encode(),
+        },
+        training=training,
+        params=model.params,
+        metrics=model.metrics.as_dict(),
+        features=list(model.features),
+    )
+    return Stored(model, version, digest, manifest)
 
 
 def _digest(manifest: bytes) -> str:

@@ -1,11 +1,16 @@
-"""The customs risk service on the bus: a connector of ``MA/GOV/MEF/CUSTOMS-RISK`` whose
-handlers call :class:`risk.RiskService` (composed here: ``connectors`` may not import
-``risk``).
+"""The risk services on the bus, composed here (``connectors`` may not import ``risk``).
 
-It subscribes to ``customs.declaration-lodged``; for each declaration it sends the
-``customs.risk-assessed`` message (RESTRICTED, so encrypted to customs) back to the
-publisher, and it keeps each ``customs.inspection-result`` customs sends it. A declaration
-the model cannot read is refused (``not-a-declaration``) rather than retried for ever.
+**Customs**: a connector of ``MA/GOV/MEF/CUSTOMS-RISK`` whose handlers call
+:class:`risk.RiskService`. It subscribes to ``customs.declaration-lodged``; for each
+declaration it sends the ``customs.risk-assessed`` message (RESTRICTED, so encrypted to
+customs) back to the publisher, and it keeps each ``customs.inspection-result`` customs sends
+it. A declaration the model cannot read is refused (``not-a-declaration``) rather than
+retried for ever.
+
+**Treasury**: :func:`payment_screener` is the treasury's screener with the learned anomaly
+score of :class:`risk.PaymentRisk` beside its two rules; :func:`payment_handlers` adds to
+the treasury's connector the keeping of each ``tax.alert-verdict`` in the scorer's ledger,
+where it feeds back (``tabadul risk payments retrain``).
 """
 
 from __future__ import annotations
@@ -13,11 +18,14 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from connectors import Context, Delivery, Handler, Refuse
-from connectors.ministries import customs
+from connectors.ministries import customs, tax, treasury
 from exchange import LegalBasis
 
 if TYPE_CHECKING:
-    from risk import RiskService
+    from datetime import date
+    from pathlib import Path
+
+    from risk import PaymentRisk, RiskService
 
 SUBSYSTEM = customs.RISK_SUBSYSTEM
 TERMS: dict[str, dict[str, Any]] = {
@@ -37,6 +45,15 @@ TERMS: dict[str, dict[str, Any]] = {
     },
 }
 """The purpose and legal basis of the two grants the service needs (illustrative)."""
+
+VERDICT_TERMS: dict[str, Any] = {
+    "purpose": "anti-money-laundering",
+    "legal_basis": LegalBasis(
+        "Telling the treasury what its suspicious-transaction alerts turned out to be",
+        "Loi n° 43-05 relative à la lutte contre le blanchiment de capitaux",
+    ),
+}
+"""The purpose and legal basis of tax's grant to send the treasury its verdicts."""
 
 
 def risk_handlers(service: RiskService) -> dict[str, Handler]:
@@ -58,3 +75,40 @@ def risk_handlers(service: RiskService) -> dict[str, Handler]:
         customs.DECLARATION_LODGED: on_declaration_lodged,
         customs.INSPECTION_RESULT: on_inspection_result,
     }
+
+
+def known_since(rib: str) -> date | None:
+    """Since when the treasury's register of payees has known the account ``rib``."""
+    payee = treasury.payee_registry().find(rib)
+    return payee.known_since if payee is not None else None
+
+
+def payment_risk(folder: Path) -> PaymentRisk:
+    """The payment scorer of the model folder ``folder``, over the treasury's register."""
+    from risk import PaymentRisk  # noqa: PLC0415 - the CLI starts without scikit-learn
+
+    return PaymentRisk(folder, known_since)
+
+
+def payment_screener(risk: PaymentRisk) -> treasury.PaymentScreener:
+    """The treasury's screener, its rules and the learned score of ``risk``; each alert it
+    raises is kept in the ledger, so that tax's verdict on it can be matched."""
+
+    class Screener(treasury.PaymentScreener):
+        def screen(self, payment: Any, *, now: Any = None) -> dict[str, Any] | None:
+            alert = super().screen(payment, now=now)
+            if alert is not None:
+                risk.alerted(alert, payment)
+            return alert
+
+    return Screener(scorer=risk.assess)
+
+
+def payment_handlers(risk: PaymentRisk) -> dict[str, Handler]:
+    """The treasury's handlers, its verdicts also kept by ``risk``."""
+
+    def on_alert_verdict(delivery: Delivery, ctx: Context) -> None:
+        risk.decided(delivery.payload)
+        treasury.on_alert_verdict(delivery, ctx)
+
+    return {**treasury.SPEC.handlers, tax.ALERT_VERDICT: on_alert_verdict}

@@ -3,7 +3,9 @@
 It issues tax compliance certificates (attestations de régularité fiscale) on request,
 checking the person with the civil registry first; it keeps a ledger of the duties customs
 assesses on imports (from customs events) and an inbox of the suspicious-transaction alerts
-the treasury sends it. Taxpayers come from ``data/tax_taxpayers.json``.
+the treasury sends it, each of which it answers with a ``tax.alert-verdict`` once looked into
+(:func:`judge_alerts`; the findings of its investigators come from
+``data/tax_alert_verdicts.csv``, fictitious). Taxpayers come from ``data/tax_taxpayers.json``.
 
 State lives per process in small lock-guarded classes, since handlers run on worker threads;
 :func:`import_duties`, :func:`received_alerts` and :func:`issued_certificates` return
@@ -23,10 +25,11 @@ from typing import Any
 
 from connectors._handlers import Context, Delivery, Refuse
 from connectors.ministries import civil
-from connectors.ministries._common import Lazy, read_json, timestamp, utc_now
+from connectors.ministries._common import Lazy, read_csv, read_json, timestamp, utc_now
 from connectors.ministries._spec import AgencySpec
 
 __all__ = [
+    "ALERT_VERDICT",
     "CERTIFICATE_REQUEST",
     "CERTIFICATE_RESPONSE",
     "SPEC",
@@ -37,10 +40,12 @@ __all__ = [
     "Taxpayer",
     "TaxpayerIssue",
     "TaxpayerRegistry",
+    "alert_verdict",
     "answer_compliance_certificate",
     "duties_owed",
     "import_duties",
     "issued_certificates",
+    "judge_alerts",
     "on_declaration_cleared",
     "on_declaration_lodged",
     "on_suspicious_transaction_alert",
@@ -55,6 +60,7 @@ CERTIFICATE_RESPONSE = "tax.compliance-certificate.response"
 DECLARATION_LODGED = "customs.declaration-lodged"
 DECLARATION_CLEARED = "customs.declaration-cleared"
 SUSPICIOUS_TRANSACTION_ALERT = "treasury.suspicious-transaction-alert"
+ALERT_VERDICT = "tax.alert-verdict"
 
 CERTIFICATE_VALIDITY_MONTHS = 6
 
@@ -347,11 +353,69 @@ def received_alerts() -> tuple[ReceivedAlert, ...]:
     return _ALERTS.alerts()
 
 
+def alert_verdict(
+    alert_id: str,
+    verdict: str,
+    grounds: str,
+    *,
+    referred: bool | None = None,
+    decided_at: datetime | None = None,
+) -> dict[str, Any]:
+    """A ``tax.alert-verdict`` payload: ``verdict`` is ``confirmed`` or ``dismissed``."""
+    payload: dict[str, Any] = {
+        "alert_id": alert_id,
+        "decided_at": timestamp(decided_at if decided_at is not None else utc_now()),
+        "verdict": verdict,
+        "grounds": grounds,
+    }
+    if referred is not None:
+        payload["referred"] = referred
+    return payload
+
+
+_FINDINGS = Lazy(lambda: {row["payment_id"]: row for row in read_csv("tax_alert_verdicts.csv")})
+_JUDGED: set[str] = set()
+_JUDGED_LOCK = threading.Lock()
+
+
+def judge_alerts(ctx: Context, *, at: datetime | None = None) -> list[dict[str, Any]]:
+    """Send the treasury a verdict on each alert received that the investigators have
+    looked into (a finding about one of its transactions in the sample) and not yet judged;
+    the verdicts sent. An alert whose verdict could not be sent stays to be judged."""
+    sent = []
+    for received in _ALERTS.alerts():
+        with _JUDGED_LOCK:
+            if received.alert_id in _JUDGED:
+                continue
+        found = [
+            _FINDINGS.get()[tx["transaction_id"]]
+            for tx in received.alert["transactions"]
+            if tx["transaction_id"] in _FINDINGS.get()
+        ]
+        if not found:
+            continue  # still under investigation
+        finding = found[-1]
+        verdict = alert_verdict(
+            received.alert_id,
+            finding["verdict"],
+            finding["grounds"],
+            referred=finding["referred"] == "yes",
+            decided_at=at,
+        )
+        ctx.send(ALERT_VERDICT, received.sender, verdict)
+        with _JUDGED_LOCK:
+            _JUDGED.add(received.alert_id)
+        sent.append(verdict)
+    return sent
+
+
 def reset_state() -> None:
-    """Forget every certificate, declaration and alert (for tests and the demo)."""
+    """Forget every certificate, declaration, alert and verdict (for tests and the demo)."""
     _CERTIFICATES.clear()
     _LEDGER.clear()
     _ALERTS.clear()
+    with _JUDGED_LOCK:
+        _JUDGED.clear()
 
 
 # -- handlers -------------------------------------------------------------------------------
@@ -474,6 +538,6 @@ SPEC = AgencySpec(
     provides=MappingProxyType({CERTIFICATE_REQUEST: CERTIFICATE_RESPONSE}),
     publishes=(),
     subscribes=(DECLARATION_LODGED, DECLARATION_CLEARED),
-    calls=((civil.LOOKUP_REQUEST, "civil"),),
+    calls=((civil.LOOKUP_REQUEST, "civil"), (ALERT_VERDICT, "treasury")),
     subjects=MappingProxyType({CERTIFICATE_REQUEST: ("taxpayer_id", "cin", "ice")}),
 )

@@ -14,19 +14,27 @@ payments to the same account, the payee register and the time of the alert). It 
   (``high``; ``critical`` from :data:`CRITICAL_AMOUNT`);
 * **structuring**: at least :data:`STRUCTURING_COUNT` payments to the same account within
   :data:`STRUCTURING_WINDOW`, each at least :data:`STRUCTURING_FLOOR` and under the
-  :data:`REPORTING_THRESHOLD` (``medium``; ``high`` from five payments).
+  :data:`REPORTING_THRESHOLD` (``medium``; ``high`` from five payments);
+* **anomalous behaviour**, when a :class:`PaymentScreener` is given a scorer (the learned
+  anomaly score of ``risk``, composed in ``tabadul``): the score flags the payment
+  (``medium``; ``high`` from :data:`HIGH_ANOMALY`). Every alert then carries the score and
+  its reasons (``anomaly``), whichever rule raised it.
 
-Only MAD amounts are screened: thresholds are set in dirhams.
+Only MAD amounts are screened: thresholds are set in dirhams. Tax answers each alert it has
+looked into with a ``tax.alert-verdict`` (:func:`on_alert_verdict` keeps them), which the
+scorer learns from. :func:`payment_history` makes the fictitious history of the payees the
+scorer is first trained on.
 """
 
 from __future__ import annotations
 
 import copy
+import random
 import threading
 from collections import defaultdict, deque
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from types import MappingProxyType
 from typing import Any
@@ -38,7 +46,9 @@ from connectors.ministries._spec import AgencySpec
 
 __all__ = [
     "ALERT",
+    "ALERT_VERDICT",
     "CRITICAL_AMOUNT",
+    "HIGH_ANOMALY",
     "LARGE_AMOUNT",
     "NEW_ACCOUNT_DAYS",
     "PAYMENT_EXECUTED",
@@ -53,10 +63,13 @@ __all__ = [
     "PayeeRegistry",
     "PaymentScreener",
     "expected_payments",
+    "on_alert_verdict",
     "on_declaration_cleared",
     "on_declaration_lodged",
     "payee_registry",
+    "payment_history",
     "payments",
+    "received_verdicts",
     "reset_state",
     "screen",
     "screen_and_alert",
@@ -66,6 +79,7 @@ __all__ = [
 SUBSYSTEM = "MA/GOV/MEF/TREASURY"
 PAYMENT_EXECUTED = "treasury.payment-executed"
 ALERT = "treasury.suspicious-transaction-alert"
+ALERT_VERDICT = tax.ALERT_VERDICT
 DECLARATION_LODGED = "customs.declaration-lodged"
 DECLARATION_CLEARED = "customs.declaration-cleared"
 
@@ -76,7 +90,14 @@ REPORTING_THRESHOLD = Decimal(100_000)
 STRUCTURING_FLOOR = Decimal(90_000)
 STRUCTURING_COUNT = 3
 STRUCTURING_WINDOW = timedelta(hours=24)
+HIGH_ANOMALY = 0.7
 ANALYST_EMAIL = "cellule.lbc@tgr.gov.ma"
+
+Scorer = Callable[[Mapping[str, Any]], Mapping[str, Any]]
+"""Gives a payment's ``anomaly`` (the alert schema's): score, threshold, flagged, reasons."""
+
+TREASURY_RIB = "310810100000000000000138"
+TREASURY_HOLDER = "Tresorerie Generale du Royaume"
 
 _SEVERITY_ORDER = ("low", "medium", "high", "critical")
 
@@ -118,6 +139,9 @@ class PayeeRegistry:
     def __len__(self) -> int:
         return len(self._by_rib)
 
+    def payees(self) -> tuple[Payee, ...]:
+        return tuple(self._by_rib.values())
+
 
 _PAYEES = Lazy(PayeeRegistry.from_sample)
 
@@ -153,6 +177,45 @@ def _payment(row: Mapping[str, str]) -> dict[str, Any]:
     return payment
 
 
+def payment_history(
+    until: date = date(2026, 11, 1), days: int = 180, seed: int = 2026
+) -> list[dict[str, Any]]:
+    """``treasury.payment-executed`` payloads of the ``days`` before ``until``: the treasury
+    paying each payee of the sample register in its usual rhythm and amounts (fictitious,
+    the same for the same arguments), oldest first. What the anomaly score first learns
+    the payees' ordinary behaviour from."""
+    draw = random.Random(seed)  # noqa: S311 - sample data, not secrets
+    usual: dict[str, list[Decimal]] = defaultdict(list)
+    for row in read_csv("treasury_payments.csv"):
+        usual[row["creditor_rib"]].append(Decimal(row["amount"]))
+    start = until - timedelta(days=days)
+    history = []
+    for payee in sorted(payee_registry().payees(), key=lambda p: p.rib):
+        level = float(min(usual.get(payee.rib) or [Decimal(draw.choice((8_000, 40_000, 150_000)))]))
+        every = draw.choice((3, 7, 14, 30))
+        day = max(start, payee.known_since) + timedelta(days=draw.randrange(every))
+        while day < until:
+            if day.weekday() < 5:
+                amount = Decimal(level * draw.lognormvariate(0, 0.35)).quantize(Decimal("0.01"))
+                at = datetime(day.year, day.month, day.day, draw.randrange(8, 16),
+                              draw.randrange(60), tzinfo=UTC)  # fmt: skip
+                history.append((at, payee, amount))
+            day += timedelta(days=max(1, round(every * draw.uniform(0.7, 1.3))))
+    history.sort(key=lambda entry: entry[0])
+    return [
+        {
+            "payment_id": f"TGR-{at.year}-{serial:012d}",
+            "executed_at": timestamp(at),
+            "value_date": (at + timedelta(days=1)).date().isoformat(),
+            "amount": {"amount": str(amount), "currency": MAD},
+            "debtor": {"rib": TREASURY_RIB, "holder": TREASURY_HOLDER},
+            "creditor": {"rib": payee.rib, "holder": payee.holder},
+            "method": "transfer",
+        }
+        for serial, (at, payee, amount) in enumerate(history, start=1)
+    ]
+
+
 # -- the screening rule ---------------------------------------------------------------------
 
 
@@ -170,20 +233,27 @@ def screen(
     history: Sequence[Mapping[str, Any]] = (),
     payees: PayeeRegistry | None = None,
     now: datetime | None = None,
+    anomaly: Mapping[str, Any] | None = None,
 ) -> dict[str, Any] | None:
     """A ``treasury.suspicious-transaction-alert`` payload for ``payment``, or ``None``.
 
     ``history`` holds earlier payments (any account; only those to the same creditor count);
     ``payees`` defaults to the sample register; ``now`` (the alert's ``raised_at``) to the
-    current time. The alert id is derived from the payment id, so screening the same payment
-    twice yields the same alert. See the module docstring for the rules.
+    current time; ``anomaly`` is the payment's learned score, carried by the alert and a
+    finding of its own when it flags the payment. The alert id is derived from the payment
+    id, so screening the same payment twice yields the same alert. See the module docstring
+    for the rules.
     """
     if payment["amount"]["currency"] != MAD:
         return None
     register = payees if payees is not None else payee_registry()
     findings = [
         finding
-        for finding in (_new_account(payment, register), _structuring(payment, history))
+        for finding in (
+            _new_account(payment, register),
+            _structuring(payment, history),
+            _anomalous(payment, anomaly),
+        )
         if finding is not None
     ]
     if not findings:
@@ -198,7 +268,7 @@ def screen(
     if payee is not None and payee.taxpayer_id is not None:
         subject["taxpayer_id"] = payee.taxpayer_id
     executed = _moment(payment["executed_at"])
-    return {
+    alert: dict[str, Any] = {
         "alert_id": f"STA-{executed.year:04d}-{payment['payment_id'][-8:]}",
         "raised_at": timestamp(now if now is not None else utc_now()),
         "severity": max((f.severity for f in findings), key=_SEVERITY_ORDER.index),
@@ -211,6 +281,29 @@ def screen(
         "narrative": " ".join(f.narrative for f in findings),
         "analyst_email": ANALYST_EMAIL,
     }
+    if anomaly is not None:
+        alert["anomaly"] = copy.deepcopy(dict(anomaly))
+    return alert
+
+
+def _anomalous(payment: Mapping[str, Any], anomaly: Mapping[str, Any] | None) -> _Finding | None:
+    if anomaly is None or not anomaly["flagged"]:
+        return None
+    score = anomaly["score"]
+    why = "; ".join(
+        f"{reason['labels']['en']} {reason['value']:g}" for reason in anomaly["reasons"]
+    )
+    watched = anomaly.get("feedback", {}).get("verdict") == "confirmed"
+    return _Finding(
+        typology="anomalous-behaviour",
+        severity="high" if score >= HIGH_ANOMALY or watched else "medium",
+        narrative=(
+            f"Unusual behaviour of the payee (anomaly score {score:.2f}, threshold "
+            f"{anomaly['threshold']:.2f}{', account under a confirmed alert' if watched else ''})"
+            + (f": {why}." if why else ".")
+        ),
+        transactions=(payment,),
+    )
 
 
 def _new_account(payment: Mapping[str, Any], payees: PayeeRegistry) -> _Finding | None:
@@ -295,14 +388,16 @@ def _hours(span: timedelta) -> int:
 class PaymentScreener:
     """Screens payments as they are executed, remembering recent ones per creditor account.
 
+    ``scorer``, when given, adds the learned anomaly score (see the module docstring).
     Thread-safe. A payment seen before (same id) is not screened again, so a redelivered
     payment cannot raise a second alert; a payment whose alert could not be sent is
     forgotten, so that trying it again screens it again. Only payments within
     :data:`STRUCTURING_WINDOW` of the newest one to an account are kept.
     """
 
-    def __init__(self, payees: PayeeRegistry | None = None) -> None:
+    def __init__(self, payees: PayeeRegistry | None = None, scorer: Scorer | None = None) -> None:
         self._payees = payees
+        self._scorer = scorer
         self._lock = threading.Lock()
         self._recent: dict[str, deque[Mapping[str, Any]]] = defaultdict(deque)
         self._seen: set[str] = set()
@@ -324,7 +419,13 @@ class PaymentScreener:
             newest = max(_moment(p["executed_at"]) for p in recent)
             while recent and _moment(recent[0]["executed_at"]) < newest - STRUCTURING_WINDOW:
                 recent.popleft()
-        return screen(payment, history=history, payees=self._payees, now=now)
+        try:
+            anomaly = self._scorer(payment) if self._scorer is not None else None
+        except Exception:
+            with self._lock:
+                self._seen.discard(payment_id)
+            raise
+        return screen(payment, history=history, payees=self._payees, now=now, anomaly=anomaly)
 
     def screen_and_alert(
         self, payment: Mapping[str, Any], ctx: Context, *, now: datetime | None = None
@@ -375,6 +476,43 @@ def screen_and_alert(
 def sent_alerts() -> tuple[dict[str, Any], ...]:
     """The alerts the process's screener has sent, oldest first."""
     return _SCREENER.sent()
+
+
+# -- verdicts of tax on the alerts ----------------------------------------------------------
+
+
+class _Verdicts:
+    """The verdicts received, by alert id (a verdict sent again replaces the earlier one)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._by_alert: dict[str, dict[str, Any]] = {}
+
+    def keep(self, verdict: Mapping[str, Any]) -> None:
+        with self._lock:
+            self._by_alert[verdict["alert_id"]] = copy.deepcopy(dict(verdict))
+
+    def all(self) -> tuple[dict[str, Any], ...]:
+        with self._lock:
+            return tuple(copy.deepcopy(v) for v in self._by_alert.values())
+
+    def clear(self) -> None:
+        with self._lock:
+            self._by_alert.clear()
+
+
+_VERDICTS = _Verdicts()
+
+
+def on_alert_verdict(delivery: Delivery, ctx: Context) -> None:
+    """Keep a verdict of tax on one of the treasury's alerts (``tax.alert-verdict``)."""
+    del ctx
+    _VERDICTS.keep(delivery.payload)
+
+
+def received_verdicts() -> tuple[dict[str, Any], ...]:
+    """Copies of the verdicts received, in the order their alerts were first judged."""
+    return _VERDICTS.all()
 
 
 # -- expected duty payments (from customs events) -------------------------------------------
@@ -467,16 +605,22 @@ def on_declaration_cleared(delivery: Delivery, ctx: Context) -> None:
 
 
 def reset_state() -> None:
-    """Forget screened payments, sent alerts and expected payments (for tests and the demo)."""
+    """Forget screened payments, sent alerts, verdicts and expected payments (for tests and
+    the demo)."""
     _SCREENER.clear()
     _EXPECTED.clear()
+    _VERDICTS.clear()
 
 
 SPEC = AgencySpec(
     subsystem=SUBSYSTEM,
     title="Treasury (Ministry of Economy and Finance)",
     handlers=MappingProxyType(
-        {DECLARATION_LODGED: on_declaration_lodged, DECLARATION_CLEARED: on_declaration_cleared}
+        {
+            DECLARATION_LODGED: on_declaration_lodged,
+            DECLARATION_CLEARED: on_declaration_cleared,
+            ALERT_VERDICT: on_alert_verdict,
+        }
     ),
     provides=MappingProxyType({}),
     publishes=(PAYMENT_EXECUTED,),

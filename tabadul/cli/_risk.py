@@ -260,3 +260,94 @@ def _print_model(report: dict[str, Any]) -> None:
         f" yellow for the next {lanes['review']:.0%}; {len(report['features'])} features",
         highlight=False,
     )
+
+
+payments_app = typer.Typer(
+    help="The treasury's anomaly score of payments: train on a payment history, retrain from "
+    "the verdicts of tax.",
+    no_args_is_help=True,
+)
+risk_app.add_typer(payments_app, name="payments")
+
+
+@payments_app.command("train")
+def payments_train_command(
+    model_dir: ModelOption,
+    files: Annotated[
+        list[Path] | None,
+        typer.Argument(
+            metavar="[HISTORY.csv...]",
+            help="Payments executed (the columns of the treasury's sample payments); the "
+            "sample's fictitious six months when none is given.",
+        ),
+    ] = None,
+    budget: Annotated[
+        float, typer.Option(help="Share of payments the analysts can review (flagged).")
+    ] = 0.02,
+    as_json: JsonOption = False,
+) -> None:
+    """Keep the payments in DIR's ledger and fit a new anomaly model on the whole ledger
+    (less the payments of confirmed alerts); make it current."""
+    with _risk_errors(as_json=as_json):
+        from connectors.ministries import treasury
+        from risk import Payment, read_payments, train_from
+        from tabadul._risk_service import known_since
+
+        if files:
+            payments = [p for file in files for p in read_payments(file)]
+        else:
+            payments = [Payment.from_payload(p) for p in treasury.payment_history()]
+        with _steps("training", shown=not as_json and err_console.is_terminal) as step:
+            step(f"{len(payments):,} payments")
+            stored = train_from(model_dir, payments, known_since, budget=budget)
+    report = {
+        "model": str(model_dir),
+        "version": stored.version,
+        "digest": stored.digest,
+        "threshold": round(stored.model.threshold, 6),
+        "budget": stored.model.budget,
+        "rows": stored.model.rows,
+        "training": stored.manifest["training"],
+    }
+    if as_json:
+        print_json({"ok": True, **report})
+        return
+    console.print(
+        f"payment model {escape(str(model_dir))} version {stored.version} ({stored.digest}): "
+        f"fitted on {stored.model.rows:,} payments; flags from score "
+        f"{stored.model.threshold:.3f} (the top {stored.model.budget:.0%})",
+        highlight=False,
+    )
+
+
+@payments_app.command("retrain")
+def payments_retrain_command(model_dir: ModelOption, as_json: JsonOption = False) -> None:
+    """Fit a new version on DIR's ledger less the confirmed payments; make it current unless
+    it ranks confirmed above dismissed alerts worse than the current version."""
+    with _risk_errors(as_json=as_json):
+        from risk import retrain_payments
+        from tabadul._risk_service import payment_risk
+
+        risk = payment_risk(model_dir)
+        try:
+            done = retrain_payments(risk)
+        finally:
+            risk.close()
+    if as_json:
+        print_json({"ok": True, **done.as_dict()})
+        return
+    if done.current_auc is not None and done.candidate_auc is not None:
+        console.print(
+            f"  on {done.judged} judged alerts: AUC current {done.current_auc:.3f}, "
+            f"candidate {done.candidate_auc:.3f}",
+            highlight=False,
+        )
+    else:
+        console.print(f"  {done.judged} judged alerts, not of both kinds: nothing to compare")
+    if done.replaced:
+        console.print(
+            f"version {done.version} is current (replaces {done.previous}; fitted on "
+            f"{done.rows:,} payments, {done.left_out} confirmed left out)"
+        )
+    else:
+        console.print(f"the candidate ranks worse: version {done.previous} stays current")
