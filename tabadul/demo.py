@@ -12,8 +12,9 @@ connectors start with their real handlers and sample data; then:
   service scores each declaration and sends customs the lane and the reasons, encrypted;
   customs inspects, sends the results back, and the service retrains from them
   (:mod:`tabadul._demo_risk`);
-- treasury screens its payments and sends suspicious-transaction alerts to tax, encrypted
-  end to end (RESTRICTED);
+- treasury screens its payments, by two rules and a learned anomaly score with its reasons,
+  and sends suspicious-transaction alerts to tax, encrypted end to end (RESTRICTED); tax
+  sends back its verdicts, which the score learns from (:mod:`tabadul._demo_payments`);
 - tax looks up state-property parcels;
 - a tampered message, a replay and an unauthorised request are injected straight into the
   civil registry's queue, and an invalid request is stopped at its source.
@@ -68,9 +69,14 @@ from exchange.sandbox import Party, Sandbox
 from governance import AuditLog, AuditSigner, GovernanceStore
 from schemas import default_registry
 from tabadul import _demo_opendata as open_data
+from tabadul import _demo_payments as payments_demo
 from tabadul import _demo_risk as risk_demo
 from tabadul._risk_service import TERMS as RISK_TERMS
-from tabadul._risk_service import risk_handlers
+from tabadul._risk_service import (
+    VERDICT_TERMS,
+    payment_handlers,
+    risk_handlers,
+)
 from tabadul._witnessing import AuditLogKept, read_cosignatures
 
 CERTIFICATE = "tax.compliance-certificate.request"
@@ -106,6 +112,7 @@ TERMS: dict[str, dict[str, Any]] = {
         "purpose": "tax-assessment",
         "legal_basis": LegalBasis("Assessing property taxes", "Loi n° 47-06, art. 20"),
     },
+    tax.ALERT_VERDICT: VERDICT_TERMS,
 }
 
 
@@ -145,7 +152,11 @@ def _timed(latencies: list[float], call: Callable[[], Any]) -> Any:
 
 
 def _scenario(
-    bus: LocalBus, parties: dict[str, Party], requests: int, latencies: list[float]
+    bus: LocalBus,
+    parties: dict[str, Party],
+    requests: int,
+    latencies: list[float],
+    screener: treasury.PaymentScreener,
 ) -> Iterator[str]:
     """The steps; each yields what it did. Request latencies are appended to ``latencies``."""
     c = bus.connectors
@@ -175,9 +186,12 @@ def _scenario(
     context = c["treasury"].context()
     for payment in treasury.payments():
         c["treasury"].publish(treasury.PAYMENT_EXECUTED, payment)
-        if treasury.screen_and_alert(payment, context) is not None:
+        if screener.screen_and_alert(payment, context) is not None:
             alerts += 1
-    yield f"treasury published its payments and sent {alerts} encrypted alerts to tax"
+    yield (
+        f"treasury published its payments, screened them by its rules and the learned "
+        f"anomaly score, and sent {alerts} encrypted alerts to tax, each with its reasons"
+    )
 
     parcel = registry.latest(PARCEL).examples[0]
     _timed(latencies, partial(c["tax"].request, PARCEL, parties["property"].subsystem, parcel))
@@ -258,16 +272,21 @@ def run(  # noqa: PLR0913 - keyword-only settings
     if folder.exists():
         shutil.rmtree(folder)
     folder.mkdir(parents=True)
-    tax.reset_state()
-    treasury.reset_state()
-    customs.reset_state()
+    for agency in (tax, treasury, customs):
+        agency.reset_state()
     say = progress or (lambda _text: None)
     service, source = risk_demo.prepare(folder / "risk", files, say)
+    payment_risk, screener = payments_demo.prepare(folder / "payment-risk", say)
     sandbox = Sandbox("MA")
     parties = _directory(sandbox)
     bus = _bus(folder, sandbox, parties, broker_urls)
     subject_key = SubjectKey(secrets.token_bytes(32))  # the deployment's secret
-    witnessing = _connectors(bus, parties, subject_key, risk_handlers(service))
+    witnessing = _connectors(
+        bus,
+        parties,
+        subject_key,
+        {"customs-risk": risk_handlers(service), "treasury": payment_handlers(payment_risk)},
+    )
     say(
         "CA, five agencies, customs' risk service and the registry, directory signed; queues "
         "declared on RabbitMQ"
@@ -285,9 +304,10 @@ def run(  # noqa: PLR0913 - keyword-only settings
             say(text)
 
         latencies: list[float] = []
-        for done in _scenario(bus, parties, requests, latencies):
+        for done in _scenario(bus, parties, requests, latencies, screener):
             step(done)
         risk = risk_demo.run(bus.connectors["customs"], service, source, say=step)
+        risk["payments"] = payments_demo.run(bus.connectors, payment_risk, screener, say=step)
         rejects = _wait_for_rejects(bus, 4)
         sent = Counter[str]()
         received = Counter[str]()
@@ -308,6 +328,7 @@ def run(  # noqa: PLR0913 - keyword-only settings
     finally:
         bus.stop()
         service.close()
+        payment_risk.close()
     logs = _verify_logs(folder, parties)
     say("every connector's Merkle log verified, against the others' cosignatures too")
     witnessed["audit"]["verified"] = _verify_audit(folder, parties, sandbox)
@@ -366,16 +387,16 @@ def _connectors(
     bus: LocalBus,
     parties: dict[str, Party],
     subject_key: SubjectKey,
-    risk: dict[str, Handler],
+    composed: dict[str, dict[str, Handler]],
 ) -> dict[str, Witnessing]:
-    """The agencies' connectors with their handlers (and access logs, for those holding
-    personal data), the risk service's with ``risk`` and the registry's, all witnessing
-    each other."""
+    """The agencies' connectors with their handlers (those of ``composed`` for the parties
+    it names, else their spec's), access logs for those holding personal data, the risk
+    service's and the registry's, all witnessing each other."""
     witnessing = {}
     for name, party in parties.items():
         spec = AGENCIES.get(name)
         access_log = AccessLog(subject_key, spec.subjects) if spec and spec.subjects else None
-        handlers = spec.handlers if spec else risk if name == "customs-risk" else {}
+        handlers = composed.get(name) or (spec.handlers if spec else {})
         connector = bus.connector(name, party, handlers, access_log=access_log)
         witnessing[name] = Witnessing(connector).install()
     return witnessing

@@ -35,6 +35,15 @@ def test_demo_runs_the_scenario_and_proves_it(tmp_path, ckan, no_shared_data):
     assert scored["inspected"] >= declarations - scored["lanes"].get("green", 0)
     assert all(bool(a["reasons"]) == (a["lane"] != "green") for a in scored["highest"])
     assert scored["retrained"]["previous"] == "0001" or "code" in scored["retrained"]
+    paid = scored["payments"]
+    assert paid["alerts"] == summary["alerts_received_by_tax"]
+    assert paid["anomalous"] >= 1
+    assert all(a["reasons"] for a in paid["highest"])
+    assert sum(paid["verdicts"].values()) == summary["sent_by_type"]["tax.alert-verdict"] >= 1
+    dismissed, confirmed = paid["later"]
+    assert (dismissed["because"], dismissed["alerted"]) == ("dismissed", False)
+    assert (confirmed["because"], confirmed["flagged"]) == ("confirmed", True)
+    assert paid["refit"]["left_out"] == paid["verdicts"].get("confirmed", 0)
     assert summary["rejects_by_code"] == {
         "bad-signature": 1,
         "duplicate": 1,
