@@ -276,3 +276,12 @@ def test_shipped_minor_version_is_compatible(registry):
     new = registry.get("customs.declaration-lodged", "1.1.0").schema
     assert check_compatibility(old, new).compatible
     assert check_compatibility(new, old).codes == ("property-removed",)
+
+
+def test_the_alert_with_its_anomaly_score_is_a_compatible_minor_version(registry):
+    """treasury.suspicious-transaction-alert 1.1.0 (the anomaly score, a new typology) reads
+    every 1.0.0 alert; a 1.0.0 reader would not read the new typology."""
+    old = registry.get("treasury.suspicious-transaction-alert", "1.0.0").schema
+    new = registry.get("treasury.suspicious-transaction-alert", "1.1.0").schema
+    assert check_compatibility(old, new).compatible
+    assert not check_compatibility(new, old).compatible

@@ -72,8 +72,12 @@ def test_every_call_reaches_an_agency_that_takes_it():
 
 
 def test_declared_flows():
-    """The flows of the design: tax asks civil, treasury alerts tax, both follow customs."""
-    assert AGENCIES["tax"].calls == (("civil.person-lookup.request", "civil"),)
+    """The flows of the design: tax asks civil, treasury alerts tax and tax answers with its
+    verdicts, both follow customs."""
+    assert AGENCIES["tax"].calls == (
+        ("civil.person-lookup.request", "civil"),
+        ("tax.alert-verdict", "treasury"),
+    )
     assert AGENCIES["treasury"].calls == (("treasury.suspicious-transaction-alert", "tax"),)
     customs_events = ("customs.declaration-lodged", "customs.declaration-cleared")
     assert AGENCIES["customs"].publishes == customs_events
