@@ -29,11 +29,11 @@ from connectors._config import (
     check_config,
     load_config,
 )
-from tabadul._risk_service import risk_handlers
+from tabadul._risk_service import payment_handlers, payment_risk, risk_handlers
 from tabadul.cli._output import console, fail, print_json, reporting, usage_error
 
 if TYPE_CHECKING:
-    from risk import RiskService
+    from risk import PaymentRisk, RiskService
 
 connector_app = typer.Typer(help="Run or check an agency's connector.", no_args_is_help=True)
 
@@ -98,8 +98,22 @@ RISK_MODEL = typer.Option(
 )
 
 
+PAYMENT_MODEL = typer.Option(
+    None,
+    "--payment-model",
+    help="Keep each tax.alert-verdict the treasury's connector receives in the ledger of the "
+    "payment model folder DIR (made by `tabadul risk payments train`), where the anomaly "
+    "score learns from it.",
+    metavar="DIR",
+)
+
+
 @connector_app.command("run")
-def run(config: Path = CONFIG, risk_model: Path | None = RISK_MODEL) -> None:
+def run(
+    config: Path = CONFIG,
+    risk_model: Path | None = RISK_MODEL,
+    payment_model: Path | None = PAYMENT_MODEL,
+) -> None:
     """Run the connector and its local API until SIGTERM or SIGINT."""
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -108,16 +122,22 @@ def run(config: Path = CONFIG, risk_model: Path | None = RISK_MODEL) -> None:
     settings = _load(config, as_json=False)
     with _reporting():
         token = settings.api_token()
+    if risk_model is not None and payment_model is not None:
+        usage_error("bad-option", "--risk-model and --payment-model serve different connectors")
     service = _risk_service(risk_model) if risk_model is not None else None
+    payments = _payment_risk(payment_model) if payment_model is not None else None
     listener = _listen(settings)  # before connecting: a taken port fails at once
     try:
         with _reporting():
             handlers = risk_handlers(service) if service is not None else None
+            if payments is not None:
+                handlers = payment_handlers(payments)
             connector = build_connector(settings, handlers)
     except BaseException:
         listener.close()
-        if service is not None:
-            service.close()
+        for held in (service, payments):
+            if held is not None:
+                held.close()
         raise
     app = create_app(
         connector,
@@ -165,8 +185,9 @@ def run(config: Path = CONFIG, risk_model: Path | None = RISK_MODEL) -> None:
         connector.stop()
         app.state.inbox.close()
         listener.close()
-        if service is not None:
-            service.close()
+        for held in (service, payments):
+            if held is not None:
+                held.close()
     console.print(f"connector {settings.subsystem} stopped")
 
 
@@ -177,6 +198,16 @@ def _risk_service(model_dir: Path) -> RiskService:
 
     with reporting(also=(RiskError,)):
         return RiskService(ModelStore(model_dir))
+    raise AssertionError("unreachable: fail() exits")  # pragma: no cover - for mypy
+
+
+def _payment_risk(model_dir: Path) -> PaymentRisk:
+    """The payment scorer over ``model_dir``; exit 2 with its code when the model is missing
+    or tampered with."""
+    from risk import RiskError
+
+    with reporting(also=(RiskError,)):
+        return payment_risk(model_dir)
     raise AssertionError("unreachable: fail() exits")  # pragma: no cover - for mypy
 
 

@@ -106,3 +106,22 @@ def test_run_refuses_to_start_without_a_token(tmp_path):
     assert done.returncode != 0
     assert "TABADUL_API_TOKEN" in done.stderr + done.stdout
     assert "Traceback" not in done.stderr
+
+
+def test_run_refuses_a_missing_payment_model_with_its_code(tmp_path):
+    """`--payment-model DIR` without a model there: exit 2, `model-missing`, nothing made."""
+    instance = "R" + uuid.uuid4().hex[:8].upper()
+    configs = _write_bus(tmp_path, instance)
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "tabadul.cli", "connector", "run", "--config",
+             str(configs["customs"]), "--payment-model", str(tmp_path / "none")],
+            env={**os.environ, "TABADUL_KEY_PASSPHRASE": PASSPHRASE, "TABADUL_API_TOKEN": TOKEN},
+            capture_output=True, text=True, timeout=60, check=False,
+        )  # fmt: skip
+    finally:
+        _cleanup(instance)
+    assert done.returncode == 2, done.stderr
+    assert "model-missing" in done.stderr + done.stdout
+    assert "Traceback" not in done.stderr
+    assert not (tmp_path / "none").exists()
