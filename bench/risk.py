@@ -16,6 +16,9 @@ in this run:
 * **speed**: training on both files (goal <= 60 s), batch scoring with reasons and scores
   alone beside LightGBM's bare prediction on prepared features (goal >= 20,000/s), and
   one declaration at a time (p50 and p99);
+* **payments**: the treasury's anomaly model fitted on the sample's six months of payments,
+  then each sample payment screened by the two rules alone (the baseline) and by the rules
+  with the learned score and its reasons, one at a time (p50);
 * **online**, on the real RabbitMQ: the model for the bus (``risk.bus_layout``: only the
   columns declarations on the bus carry) judged on valid.csv, then declarations published
   one by one to two subscribers of the same run, one whose handler scores each with the
@@ -199,9 +202,11 @@ def run(data: Path, progress: Progress | None = None) -> dict[str, Any]:
         model.score(one)
         single.append((time.perf_counter() - start) * 1000)
     online = _online(data, say)
+    payments = _payments(say)
     return {
         "benchmark": "risk",
         "online": online,
+        "payments": payments,
         "machine": machine(),
         "data": {"train_rows": len(first), "later_rows": len(later), "both_rows": len(both)},
         "quality_on_later_period": quality,
@@ -266,3 +271,41 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+
+
+def _payments(say: Progress) -> dict[str, Any]:
+    """The payment model's fit and what the learned score adds to screening a payment."""
+    import tempfile  # noqa: PLC0415 - this part only
+
+    from connectors.ministries import treasury  # noqa: PLC0415
+    from risk import Payment, train_from  # noqa: PLC0415
+    from tabadul._risk_service import known_since, payment_risk  # noqa: PLC0415
+
+    say("payments: the anomaly model on the sample history")
+    history = [Payment.from_payload(p) for p in treasury.payment_history()]
+    sample = list(treasury.payments())
+    with tempfile.TemporaryDirectory() as folder:
+        start = time.perf_counter()
+        train_from(Path(folder), history, known_since)
+        fit = time.perf_counter() - start
+        risk = payment_risk(Path(folder))
+        rules, scored = [], []
+        try:
+            for _ in range(5):
+                for payment in sample:
+                    start = time.perf_counter()
+                    treasury.screen(payment)
+                    rules.append((time.perf_counter() - start) * 1000)
+                    start = time.perf_counter()
+                    treasury.screen(payment, anomaly=risk.assess(payment))
+                    scored.append((time.perf_counter() - start) * 1000)
+        finally:
+            risk.close()
+    return {
+        "history_payments": len(history),
+        "fit_s": round(fit, 2),
+        "screened": len(rules),
+        "rules_p50_ms": round(float(np.percentile(rules, 50)), 3),
+        "with_score_p50_ms": round(float(np.percentile(scored, 50)), 2),
+        "with_score_p99_ms": round(float(np.percentile(scored, 99)), 2),
+    }

@@ -1,12 +1,16 @@
 """The demo end to end on the real RabbitMQ with the five ministry connectors, then open
 data on the real local CKAN."""
 
+import base64
 import json
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
 from connectors.ministries import customs
+from connectors.ministries.treasury import ALERT
+from exchange.log import SQLiteLogStore
 from tabadul import _demo_risk as risk_demo
 from tabadul.cli import build_app
 from tabadul.demo import run
@@ -44,6 +48,17 @@ def test_demo_runs_the_scenario_and_proves_it(tmp_path, ckan, no_shared_data):
     assert (dismissed["because"], dismissed["alerted"]) == ("dismissed", False)
     assert (confirmed["because"], confirmed["flagged"]) == ("confirmed", True)
     assert paid["refit"]["left_out"] == paid["verdicts"].get("confirmed", 0)
+    (kept,) = Path(summary["folder"]).glob("*TREASURY.log.sqlite")
+    sealed = [
+        json.loads(stored.record.envelope)
+        for chunk in SQLiteLogStore(kept, create=False).scan()
+        for stored in chunk
+        if stored.record.message_type in {"tax.alert-verdict", ALERT}
+    ]
+    assert len(sealed) == paid["alerts"] + sum(paid["verdicts"].values())
+    for envelope in sealed:  # alerts sealed to tax, verdicts to the treasury
+        assert envelope["header"]["encryption"] is not None
+        assert b"alert_id" not in base64.b64decode(envelope["payload"])
     assert summary["rejects_by_code"] == {
         "bad-signature": 1,
         "duplicate": 1,

@@ -200,6 +200,13 @@ def test_a_new_version_is_picked_up_by_a_running_scorer(scorer, folder, history)
 # -- payments that cannot be read ------------------------------------------------------------
 
 
+def test_a_payment_scored_twice_is_kept_once_and_scores_the_same(scorer):
+    payload = _payload(900004, "75000.00", OLD_ACCOUNT)
+    first, again = scorer.assess(payload), scorer.assess(payload)
+    assert first == again
+    assert scorer.ledger.counts()["payments"] == len(treasury.payment_history()) + 1
+
+
 def test_a_foreign_currency_or_malformed_payment_is_refused(scorer):
     foreign = _payload(900003, "1000.00", OLD_ACCOUNT)
     foreign["amount"]["currency"] = "EUR"
