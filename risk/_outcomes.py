@@ -57,6 +57,7 @@ class Outcomes:
         except (OSError, sqlite3.Error) as exc:
             raise OutcomesUnreadable(f"cannot open the outcome database {path}: {exc}") from exc
         self._lock = threading.Lock()
+        self._synchronous = ""
 
     def assessed(self, payload: Mapping[str, Any], cells: Mapping[str, Sequence[str]]) -> None:
         """Keep a ``customs.risk-assessed`` payload and the rows it scored."""
@@ -88,7 +89,9 @@ class Outcomes:
         with SQLite's ``synchronous`` level (FULL: on disk before returning)."""
         marks = ", ".join("?" * len(row))
         with self._lock:
-            self._db.execute(f"PRAGMA synchronous={synchronous}")
+            if synchronous != self._synchronous:  # a PRAGMA costs as much as the insert
+                self._db.execute(f"PRAGMA synchronous={synchronous}")
+                self._synchronous = synchronous
             self._db.execute(f"INSERT OR REPLACE INTO {table} VALUES ({marks})", row)  # noqa: S608 - our table names
 
     def labelled(self, label: str, *, version: str | None = None) -> pd.DataFrame:

@@ -53,6 +53,7 @@ class RiskService:
         self.outcomes = outcomes or Outcomes(store.folder / OUTCOMES)
         self._clock = clock
         self._lock = threading.Lock()
+        self._current = store.folder / "CURRENT"
         self._seen = self._current_file()
         self._stored = self._load()
 
@@ -99,7 +100,7 @@ class RiskService:
         """What tells a replaced CURRENT file from the one last read (written atomically,
         so a new version is a new inode)."""
         try:
-            found = (self.store.folder / "CURRENT").stat()
+            found = self._current.stat()
         except OSError:
             return None
         return (found.st_ino, found.st_mtime_ns, found.st_size)

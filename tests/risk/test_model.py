@@ -11,7 +11,7 @@ import pytest
 import risk._store as store_module
 from risk import BadOption, ModelMissing, ModelStore, ModelTampered, ModelUnwritable, train
 from risk._features import scoring_features
-from risk._model import learner_input
+from risk._model import SingleRow, learner_input
 
 
 def test_the_model_is_judged_on_the_latest_rows_and_beats_chance(model, sample):
@@ -180,3 +180,17 @@ def test_a_save_that_fails_midway_leaves_no_version(model, tmp_path, monkeypatch
         store.save(model, training={"sha256": "b"})
     assert store.versions() == [first.version]
     assert store.current() == first.version
+
+
+def test_single_rows_score_as_the_booster_does(model, sample):
+    """The fast single-row path (a declaration's few items) gives Booster.predict's margins."""
+    frame = sample.drop(columns=[model.layout.label, *model.layout.excluded]).head(40)
+    columns = scoring_features(frame, model.layout, model.history)
+    x = np.column_stack([columns[f] for f in model.features])
+    expected = model.booster.predict(x, raw_score=True)
+    np.testing.assert_allclose(
+        np.concatenate([model.margins(x[i : i + 4]) for i in range(0, 40, 4)]), expected,
+        rtol=0, atol=1e-12,
+    )  # fmt: skip
+    with pytest.raises(ValueError, match="features"):
+        SingleRow(model.booster, len(model.features)).raw(x[0][:-1])
