@@ -26,7 +26,7 @@ scoring time every row sees the state at the end of training (:class:`History`).
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -429,11 +429,17 @@ def cell_features(
     history: History,
     *,
     lines: Sequence[int] | None = None,
+    wanted: Collection[str] | None = None,
 ) -> dict[str, np.ndarray]:
     """:func:`scoring_features` of columns of text cells (each the same length; ``lines``
-    numbers their rows for errors, from 2 by default). Plain lookups, no frame: one row
-    costs microseconds, which is what scoring on the bus needs."""
+    numbers their rows for errors, from 2 by default); only the features a model reads
+    when ``wanted`` names them (the numbers are read and checked all the same). Plain
+    lookups, no frame: one row costs microseconds, which is what scoring on the bus needs."""
     size = len(cells[layout.id])
+
+    def needed(*names: str) -> bool:
+        return wanted is None or any(name in wanted for name in names)
+
     out: dict[str, np.ndarray] = {
         name: _cell_numbers(name, cells[name], lines) for name in layout.numeric
     }
@@ -446,11 +452,15 @@ def cell_features(
         codes[f"{layout.product} (4 digits)"] = [v[:4] for v in product]
         codes[f"{layout.product} (2 digits)"] = [v[:2] for v in product]
     for name, values in codes.items():
+        if not needed(name):
+            continue
         index = history.category_index(name)
         out[name] = np.array([index.get(v, np.nan) for v in values], dtype=np.float64)
     base = history.base_rate
     rows_before = np.full(size, float(history.rows))
     for name in layout.identifiers:
+        if not needed(f"{name}{SHARE}", f"{name}{RATE}"):
+            continue
         table = history.identifiers.get(name, {})
         pairs = np.array([table.get(v, (0, 0)) for v in cells[name]], dtype=np.float64)
         pairs = pairs.reshape(size, 2)
@@ -462,6 +472,8 @@ def cell_features(
                 f"{p}|{o}" for p, o in zip(product, cells[layout.origin], strict=True)
             ]
         for group, keys in groups.items():
+            if not needed(f"{PRICE_DEVIATION}{group}"):
+                continue
             prices = history.prices.get(group, {})
             past = np.array([prices.get(k, (0, 0.0, 0.0)) for k in keys], dtype=np.float64).reshape(
                 size, 3

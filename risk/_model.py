@@ -190,7 +190,7 @@ class Model:
         return cells, [int(i) + 2 for i in frame.index]
 
     def _x(self, cells: Mapping[str, Sequence[str]], lines: Sequence[int] | None) -> np.ndarray:
-        columns = cell_features(cells, self.layout, self.history, lines=lines)
+        columns = cell_features(cells, self.layout, self.history, lines=lines, wanted=self.features)
         return np.column_stack([columns[f] for f in self.features])
 
     def contributions(self, x: pd.DataFrame | np.ndarray) -> np.ndarray:
