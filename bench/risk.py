@@ -261,18 +261,6 @@ def _online(data: Path, say: Progress) -> dict[str, Any]:
     }
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("data", type=Path, help="folder with train.csv and valid.csv")
-    args = parser.parse_args()
-    report = run(args.data, lambda step: print(step, file=sys.stderr))
-    print(json.dumps(report, indent=2))
-
-
-if __name__ == "__main__":
-    main()
-
-
 def _payments(say: Progress) -> dict[str, Any]:
     """The payment model's fit and what the learned score adds to screening a payment."""
     import tempfile  # noqa: PLC0415 - this part only
@@ -309,3 +297,15 @@ def _payments(say: Progress) -> dict[str, Any]:
         "with_score_p50_ms": round(float(np.percentile(scored, 50)), 2),
         "with_score_p99_ms": round(float(np.percentile(scored, 99)), 2),
     }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("data", type=Path, help="folder with train.csv and valid.csv")
+    args = parser.parse_args()
+    report = run(args.data, lambda step: print(step, file=sys.stderr))
+    print(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()

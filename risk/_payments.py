@@ -571,8 +571,9 @@ class PaymentRisk:
         self.ledger.close()
 
     def _feedback(self, payment: Payment, score: float) -> Verdict | None:
-        """The verdict that changes this payment's flag: the account's latest confirmed
-        one, or a dismissed one within :data:`SUPPRESSION` scoring at least as high."""
+        """The verdict that applies to this payment: the account's latest confirmed one
+        (it is flagged), else a dismissed one within :data:`SUPPRESSION` that scored at least
+        as high (it is not)."""
         verdicts = [
             v for v in self.ledger.verdicts(payment.creditor) if v.payment_id != payment.payment_id
         ]

@@ -33,6 +33,7 @@ from tests.connectors.ministries.fakes import FakeContext, assert_valid, deliver
 
 NEW_ACCOUNT = "011640000000007878787849"  # Bureau d'Etudes Atlas Conseil, known since 2026-10-27
 OLD_ACCOUNT = "011810000001200034567832"  # Grands Travaux du Nord, known since 2012
+UNKNOWN_ACCOUNT = "230640000000003131313149"  # not in the register
 
 
 @pytest.fixture(scope="module")
@@ -249,15 +250,29 @@ def _alert(scorer, payload):
 
 
 def test_a_dismissed_alert_keeps_the_same_behaviour_from_alerting_again(scorer):
-    first = _alert(scorer, _payload(900010, "450000.00", NEW_ACCOUNT, at="2026-11-03T02:00:00Z"))
+    night = "2026-11-03T02:00:00Z"
+    first = _alert(scorer, _payload(900010, "6200000.00", UNKNOWN_ACCOUNT, at=night))
     assert "anomalous-behaviour" in first["typologies"]
     assert scorer.decided(_verdict(first["alert_id"], "dismissed"))
-    same = scorer.assess(_payload(900011, "450000.00", NEW_ACCOUNT, at="2026-11-04T02:00:00Z"))
+    later = _payload(900011, "20000000.00", UNKNOWN_ACCOUNT, at="2026-11-03T23:00:00Z")
+    same = scorer.assess(later)
+    assert same["threshold"] <= same["score"] <= first["anomaly"]["score"]  # it would flag
     assert (same["flagged"], same["feedback"]["verdict"]) == (False, "dismissed")
-    assert same["score"] <= first["anomaly"]["score"]
-    much_later = f"{(date(2026, 11, 3) + SUPPRESSION + timedelta(days=2)).isoformat()}T02:00:00Z"
-    again = scorer.assess(_payload(900012, "450000.00", NEW_ACCOUNT, at=much_later))
+    much_later = f"{(date(2026, 11, 3) + SUPPRESSION + timedelta(days=2)).isoformat()}T23:00:00Z"
+    again = scorer.assess(dict(later, payment_id="TGR-2026-000000900012", executed_at=much_later))
     assert "feedback" not in again
+
+
+def test_a_dismissed_alert_does_not_hide_a_higher_score(scorer):
+    night = "2026-11-03T02:00:00Z"
+    first = _alert(scorer, _payload(900013, "900000.00", UNKNOWN_ACCOUNT, at=night))
+    scorer.decided(_verdict(first["alert_id"], "dismissed"))
+    higher = scorer.assess(
+        _payload(900014, "6200000.00", UNKNOWN_ACCOUNT, at="2026-11-03T03:00:00Z")
+    )
+    assert higher["score"] > first["anomaly"]["score"]
+    assert higher["flagged"]
+    assert "feedback" not in higher
 
 
 def test_a_confirmed_alert_watches_the_account(scorer):
