@@ -62,7 +62,7 @@ from risk._errors import (
     OutcomesUnreadable,
     TooFewOutcomes,
 )
-from risk._store import Checked, ModelStore, write_manifest
+from risk._store import Checked, Kept, ModelStore, write_manifest
 
 HISTORY = 100
 """How many earlier payments to an account the features look at."""
@@ -320,14 +320,8 @@ def train_payments(features: np.ndarray, *, budget: float = 0.02, seed: int = 0)
     )
 
 
-@dataclass(frozen=True, slots=True)
-class StoredPayments:
-    """A payment model as the store holds it."""
-
-    model: PaymentModel
-    version: str
-    digest: str
-    manifest: dict[str, Any]
+StoredPayments = Kept[PaymentModel]
+"""A payment model as the store holds it."""
 
 
 class PaymentModelStore(ModelStore):

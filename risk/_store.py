@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 import lightgbm as lgb
 
@@ -40,16 +40,21 @@ from risk._model import Lanes, Metrics, Model
 FORMAT = "tabadul-risk-model/1"
 _LIBRARIES = ("lightgbm", "numpy", "pandas", "scikit-learn", "skops")
 _T = TypeVar("_T")
+_M = TypeVar("_M")
 
 
-@dataclass(frozen=True, slots=True)
-class Stored:
+@dataclass(frozen=True)  # no slots: with Generic, Python 3.11's slotted copy breaks super()
+class Kept(Generic[_M]):
     """A model as the store holds it: its version, digest and manifest."""
 
-    model: Model
+    model: _M
     version: str
     digest: str
     manifest: dict[str, Any]
+
+
+Stored = Kept[Model]
+"""A declaration model as the store holds it."""
 
 
 class ModelStore:
