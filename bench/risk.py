@@ -35,6 +35,7 @@ import json
 import sys
 import time
 from collections.abc import Callable
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -271,8 +272,11 @@ def _payments(say: Progress) -> dict[str, Any]:
     import tempfile  # noqa: PLC0415 - this part only
 
     from connectors.ministries import treasury  # noqa: PLC0415
-    from risk import Payment, train_from  # noqa: PLC0415
-    from tabadul._risk_service import known_since, payment_risk  # noqa: PLC0415
+    from risk import Payment, PaymentRisk, train_from  # noqa: PLC0415
+
+    def known_since(rib: str) -> date | None:
+        payee = treasury.payee_registry().find(rib)
+        return payee.known_since if payee is not None else None
 
     say("payments: the anomaly model on the sample history")
     history = [Payment.from_payload(p) for p in treasury.payment_history()]
@@ -281,7 +285,7 @@ def _payments(say: Progress) -> dict[str, Any]:
         start = time.perf_counter()
         train_from(Path(folder), history, known_since)
         fit = time.perf_counter() - start
-        risk = payment_risk(Path(folder))
+        risk = PaymentRisk(Path(folder), known_since)
         rules, scored = [], []
         try:
             for _ in range(5):
