@@ -4,11 +4,14 @@ parties, and the files by which a child process tells its parent it is ready or 
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import pika  # type: ignore[import-untyped]  # pika ships no type information
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from connectors import Connector, build_connector, load_config
@@ -73,6 +76,22 @@ def wait_for(path: Path, timeout: float) -> str:
             raise TimeoutError(f"{path.name} did not appear within {timeout:g} s")
         time.sleep(0.02)
     return path.read_text()
+
+
+def stop(children: Iterable[subprocess.Popen[bytes]]) -> None:
+    """SIGTERM every child, then wait for each to end."""
+    ended = list(children)
+    for child in ended:
+        child.send_signal(signal.SIGTERM)
+    for child in ended:
+        child.wait(timeout=60)
+
+
+def remove_queues(url: str, instance: str, paths: Iterable[str]) -> None:
+    """:func:`delete_queues` through a connection of its own to the broker at ``url``."""
+    connection = pika.BlockingConnection(pika.URLParameters(url))
+    delete_queues(connection.channel(), instance, paths)
+    connection.close()
 
 
 def delete_queues(channel: Any, instance: str, paths: Iterable[str]) -> None:

@@ -20,9 +20,14 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-import pika  # type: ignore[import-untyped]  # pika ships no type information
-
-from bench._children import connector_from, delete_queues, signal_file, wait_for, write_configs
+from bench._children import (
+    connector_from,
+    remove_queues,
+    signal_file,
+    stop,
+    wait_for,
+    write_configs,
+)
 from connectors import Delivery
 from connectors.ministries import customs
 from exchange.sandbox import Sandbox
@@ -79,13 +84,8 @@ def latencies(model: Model, count: int) -> tuple[list[float], list[float]]:
         finally:
             if publisher is not None:
                 publisher.stop()
-            for child in children:
-                child.send_signal(signal.SIGTERM)
-            for child in children:
-                child.wait(timeout=60)
-            connection = pika.BlockingConnection(pika.URLParameters(URL))
-            delete_queues(connection.channel(), instance, _PATHS.values())
-            connection.close()
+            stop(children)
+            remove_queues(URL, instance, _PATHS.values())
     both = [n for n in sent if all(n in done[name] for name in SUBSCRIBERS)]
     plain, scoring = ([(done[name][n] - sent[n]) * 1000 for n in both] for name in SUBSCRIBERS)
     return plain, scoring

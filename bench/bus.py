@@ -31,9 +31,14 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-import pika  # type: ignore[import-untyped]  # pika ships no type information
-
-from bench._children import connector_from, delete_queues, signal_file, wait_for, write_configs
+from bench._children import (
+    connector_from,
+    remove_queues,
+    signal_file,
+    stop,
+    wait_for,
+    write_configs,
+)
 from bench._raw_pika import raw_pika_throughput
 from bench._timing import machine
 from connectors import Delivery
@@ -99,9 +104,7 @@ def _child(role: str, config: Path, count: int, marker: Path) -> None:
 
 
 def _cleanup(instance: str) -> None:
-    connection = pika.BlockingConnection(pika.URLParameters(URL))
-    delete_queues(connection.channel(), instance, AGENCIES.values())
-    connection.close()
+    remove_queues(URL, instance, AGENCIES.values())
 
 
 def run(
@@ -165,10 +168,7 @@ def run(
             for connector in (customs, desk):
                 if connector is not None:
                     connector.stop()
-            for child in children:
-                child.send_signal(signal.SIGTERM)
-            for child in children:
-                child.wait(timeout=60)
+            stop(children)
             _cleanup(instance)
     latencies.sort()
     bus_rate = messages / elapsed

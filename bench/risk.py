@@ -35,7 +35,6 @@ import json
 import sys
 import time
 from collections.abc import Callable
-from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -274,18 +273,14 @@ def _payments(say: Progress) -> dict[str, Any]:
     from connectors.ministries import treasury  # noqa: PLC0415
     from risk import Payment, PaymentRisk, train_from  # noqa: PLC0415
 
-    def known_since(rib: str) -> date | None:
-        payee = treasury.payee_registry().find(rib)
-        return payee.known_since if payee is not None else None
-
     say("payments: the anomaly model on the sample history")
     history = [Payment.from_payload(p) for p in treasury.payment_history()]
     sample = list(treasury.payments())
     with tempfile.TemporaryDirectory() as folder:
         start = time.perf_counter()
-        train_from(Path(folder), history, known_since)
+        train_from(Path(folder), history, treasury.payee_registry().known_since)
         fit = time.perf_counter() - start
-        risk = PaymentRisk(Path(folder), known_since)
+        risk = PaymentRisk(Path(folder), treasury.payee_registry().known_since)
         rules, scored = [], []
         try:
             for _ in range(5):

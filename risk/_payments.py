@@ -35,7 +35,6 @@ pickle; loading admits only the scikit-learn tree type, and checks every file's 
 
 from __future__ import annotations
 
-import csv
 import json
 import math
 import sqlite3
@@ -55,14 +54,14 @@ from sklearn.metrics import roc_auc_score
 
 from risk._errors import (
     BadOption,
-    BadTable,
     MissingColumn,
     ModelTampered,
     NotAPayment,
     OutcomesUnreadable,
     TooFewOutcomes,
 )
-from risk._store import Checked, Kept, ModelStore, write_manifest
+from risk._store import Checked, Current, Kept, VersionedStore, write_manifest
+from risk._table import Limits, Source, read_tables
 
 HISTORY = 100
 """How many earlier payments to an account the features look at."""
@@ -188,34 +187,41 @@ PAYMENT_COLUMNS = ("payment_id", "executed_at", "value_date", "amount", "credito
 ``currency`` column is optional, MAD when absent)."""
 
 
-def read_payments(path: Path) -> list[Payment]:
-    """The payments of a history CSV. Raises :class:`BadTable` (unreadable or empty),
-    :class:`MissingColumn` or :class:`NotAPayment` (naming the row)."""
-    try:
-        with path.open(encoding="utf-8-sig", newline="") as text:
-            reader = csv.DictReader(text)
-            missing = [c for c in PAYMENT_COLUMNS if c not in (reader.fieldnames or ())]
-            if missing:
-                raise MissingColumn(f"{path.name} lacks the column(s) {', '.join(missing)}")
-            rows = list(reader)
-    except (OSError, UnicodeDecodeError, csv.Error) as exc:
-        raise BadTable(f"cannot read {path.name} as a UTF-8 CSV file: {exc}") from exc
-    if not rows:
-        raise BadTable(f"{path.name} holds no payment")
+def read_payments(
+    paths: Sequence[Path], limits: Limits | None = None
+) -> tuple[list[Payment], Source]:
+    """The payments of history CSV files, and what was read (their SHA-256s, for the model's
+    manifest). Read as every table of ``risk`` is (:func:`~risk._table.read_tables`: the
+    limits, UTF-8, one header); raises its errors, :class:`MissingColumn` or
+    :class:`NotAPayment` (naming the file and the line)."""
+    source = read_tables(paths, limits)
+    frame = source.frame
+    missing = [c for c in PAYMENT_COLUMNS if c not in frame.columns]
+    if missing:
+        raise MissingColumn(
+            f"{paths[0].name} lacks the column(s) {', '.join(missing)}", missing=missing
+        )
+    currencies = frame["currency"] if "currency" in frame.columns else None
+    files = [name for name, _, rows in source.digests for _ in range(rows)]
     payments = []
-    for number, row in enumerate(rows, start=2):
+    for at, row in enumerate(frame[list(PAYMENT_COLUMNS)].itertuples(index=False)):
+        payment_id, executed_at, value_date, amount, creditor = row
+        currency = (currencies.iloc[at] if currencies is not None else "") or "MAD"
         payload = {
-            "payment_id": row["payment_id"],
-            "executed_at": row["executed_at"],
-            "value_date": row["value_date"],
-            "amount": {"amount": row["amount"], "currency": row.get("currency") or "MAD"},
-            "creditor": {"rib": row["creditor_rib"]},
+            "payment_id": payment_id,
+            "executed_at": executed_at,
+            "value_date": value_date,
+            "amount": {"amount": amount, "currency": currency},
+            "creditor": {"rib": creditor},
         }
         try:
             payments.append(Payment.from_payload(payload))
         except NotAPayment as exc:
-            raise NotAPayment(f"{path.name}, line {number}: {exc.message}", line=number) from exc
-    return payments
+            line = int(frame.index[at]) + 2
+            raise NotAPayment(
+                f"{files[at]}, line {line}: {exc.message}", file=files[at], line=line
+            ) from exc
+    return payments, source
 
 
 def payment_features(
@@ -299,12 +305,16 @@ class PaymentModel:
         return float(scores[0]), reasons
 
 
+def _check_budget(budget: float) -> None:
+    if not 0 < budget <= 0.5:
+        raise BadOption(f"the alert budget must be in (0, 0.5], not {budget}")
+
+
 def train_payments(features: np.ndarray, *, budget: float = 0.02, seed: int = 0) -> PaymentModel:
     """Fit the forest on rows of :data:`FEATURES`; flag the top ``budget`` share. Raises
     :class:`BadOption` for a budget outside (0, 0.5] and :class:`TooFewOutcomes` for fewer
     than 50 payments."""
-    if not 0 < budget <= 0.5:
-        raise BadOption(f"the alert budget must be in (0, 0.5], not {budget}")
+    _check_budget(budget)
     if len(features) < 50:
         raise TooFewOutcomes(
             f"an anomaly model needs at least 50 payments to learn from, not {len(features)}"
@@ -324,14 +334,14 @@ StoredPayments = Kept[PaymentModel]
 """A payment model as the store holds it."""
 
 
-class PaymentModelStore(ModelStore):
+class PaymentModelStore(VersionedStore):
     """Versioned payment models (DIR/versions/NNNN/forest.skops, state.json, manifest.json),
     checked on load like the declaration models."""
 
     FORMAT = "tabadul-payment-model/1"
     FILES = ("forest.skops", "state.json")
 
-    def save_payments(self, model: PaymentModel, *, training: dict[str, Any]) -> StoredPayments:
+    def save(self, model: PaymentModel, *, training: dict[str, Any]) -> StoredPayments:
         """Write ``model`` as the next version and make it current."""
         state = {"medians": list(model.medians), "threshold": model.threshold}
         state.update(budget=model.budget, rows=model.rows, features=list(_NAMES))
@@ -353,7 +363,7 @@ class PaymentModelStore(ModelStore):
 
         return self._save(write)
 
-    def load_payments(self, version: str | None = None) -> StoredPayments:
+    def load(self, version: str | None = None) -> StoredPayments:
         """The payment model ``version`` (the current one by default), checked."""
         checked: Checked = self._checked(version)
         where = f"{checked.folder}/forest.skops"
@@ -396,6 +406,7 @@ CREATE TABLE IF NOT EXISTS alerts (
     score REAL NOT NULL,
     model_version TEXT NOT NULL
 );
+CREATE INDEX IF NOT EXISTS alerts_by_creditor ON alerts (creditor);
 CREATE TABLE IF NOT EXISTS verdicts (
     alert_id TEXT PRIMARY KEY,
     verdict TEXT NOT NULL,
@@ -513,17 +524,13 @@ class PaymentRisk:
     def __init__(self, folder: Path, known_since: Callable[[str], date | None]) -> None:
         self.store = PaymentModelStore(folder)
         self.known_since = known_since
-        self._stored = self.store.load_payments()
+        self._current = Current(self.store, self.store.load)
         self.ledger = Ledger(folder / PAYMENTS)
-        self._lock = threading.Lock()
 
     @property
     def stored(self) -> StoredPayments:
-        """The model in use, reloaded when another version was made current."""
-        with self._lock:
-            if self.store.current() != self._stored.version:
-                self._stored = self.store.load_payments()
-            return self._stored
+        """The model in use, loaded again when another version was made current."""
+        return self._current.get()
 
     def assess(self, payload: Mapping[str, Any]) -> dict[str, Any]:
         """The ``anomaly`` of a ``treasury.payment-executed`` payload (see the alert's
@@ -620,9 +627,12 @@ def train_from(
     known_since: Callable[[str], date | None],
     *,
     budget: float = 0.02,
+    files: Source | None = None,
 ) -> StoredPayments:
-    """Keep ``payments`` (the treasury's history) in the ledger of ``folder`` and fit a
-    new version on the whole ledger, less the confirmed payments; make it current."""
+    """Keep ``payments`` (the treasury's history, read from ``files`` when given) in the
+    ledger of ``folder`` and fit a new version on the whole ledger, less the confirmed
+    payments; make it current. A bad budget is refused before the ledger is touched."""
+    _check_budget(budget)
     ledger = Ledger(folder / PAYMENTS)
     try:
         ledger.record(payments)
@@ -632,9 +642,13 @@ def train_from(
         )
     finally:
         ledger.close()
-    return PaymentModelStore(folder).save_payments(
-        model, training={"ledger_payments": len(ordered), "left_out_confirmed": len(confirmed)}
-    )
+    training: dict[str, Any] = {
+        "ledger_payments": len(ordered),
+        "left_out_confirmed": len(confirmed),
+    }
+    if files is not None:
+        training["history"] = files.as_training()
+    return PaymentModelStore(folder).save(model, training=training)
 
 
 def retrain_payments(risk: PaymentRisk) -> RetrainedPayments:
@@ -658,7 +672,7 @@ def retrain_payments(risk: PaymentRisk) -> RetrainedPayments:
     replaced = candidate_auc is None or current_auc is None or candidate_auc >= current_auc
     version = current.version
     if replaced:
-        version = risk.store.save_payments(
+        version = risk.store.save(
             candidate,
             training={"ledger_payments": len(ordered), "left_out_confirmed": len(confirmed)},
         ).version

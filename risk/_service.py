@@ -28,11 +28,11 @@ import numpy as np
 import pandas as pd
 
 from risk._declarations import assessment, check_for_bus, item_cells
-from risk._errors import ModelMissing, TooFewOutcomes
+from risk._errors import TooFewOutcomes
 from risk._features import Layout, infer_layout, labels_of
 from risk._model import Metrics, Model, judge, train
 from risk._outcomes import Outcomes
-from risk._store import ModelStore, Stored
+from risk._store import Current, ModelStore, Stored
 from risk._table import Source
 
 OUTCOMES = "outcomes.sqlite"
@@ -53,28 +53,13 @@ class RiskService:
         self.outcomes = outcomes or Outcomes(store.folder / OUTCOMES)
         self._clock = clock
         self._lock = threading.Lock()
-        self._current = store.folder / "CURRENT"
-        self._seen = self._current_file()
-        self._stored = self._load()
+        self._current = Current(store, self._load)
 
     @property
     def stored(self) -> Stored:
-        """The model in use (the store's current version, reloaded when it changed).
-
-        One ``stat`` of the CURRENT file per call: the folder is read again only when that
-        file was replaced (a new version made current, by this process or another)."""
-        with self._lock:
-            seen = self._current_file()
-            if seen == self._seen:
-                return self._stored
-            try:
-                current = self.store.current()
-            except ModelMissing:
-                return self._stored  # the folder is being rewritten: keep what works
-            if current != self._stored.version:
-                self._stored = self._load()
-            self._seen = seen
-            return self._stored
+        """The model in use: the store's current version, loaded again when another one
+        was made current (one ``stat`` per call, see :class:`~risk._store.Current`)."""
+        return self._current.get()
 
     def assess(self, declaration: Mapping[str, Any]) -> dict[str, Any]:
         """The ``customs.risk-assessed`` payload of a ``customs.declaration-lodged`` one,
@@ -95,15 +80,6 @@ class RiskService:
 
     def close(self) -> None:
         self.outcomes.close()
-
-    def _current_file(self) -> tuple[int, int, int] | None:
-        """What tells a replaced CURRENT file from the one last read (written atomically,
-        so a new version is a new inode)."""
-        try:
-            found = self._current.stat()
-        except OSError:
-            return None
-        return (found.st_ino, found.st_mtime_ns, found.st_size)
 
     def _load(self) -> Stored:
         stored = self.store.load()

@@ -24,6 +24,7 @@ import os
 import platform
 import shutil
 import tempfile
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -41,6 +42,7 @@ FORMAT = "tabadul-risk-model/1"
 _LIBRARIES = ("lightgbm", "numpy", "pandas", "scikit-learn", "skops")
 _T = TypeVar("_T")
 _M = TypeVar("_M")
+_K = TypeVar("_K", bound="Kept[Any]")
 
 
 @dataclass(frozen=True)  # no slots: with Generic, Python 3.11's slotted copy breaks super()
@@ -57,11 +59,13 @@ Stored = Kept[Model]
 """A declaration model as the store holds it."""
 
 
-class ModelStore:
-    """The versioned models of one folder (created on first save)."""
+class VersionedStore:
+    """A folder of versions, each checked against its manifest; the CURRENT file names the
+    one in use. Subclasses name their format and files, and how a model is written and
+    read (:class:`ModelStore`, :class:`~risk._payments.PaymentModelStore`)."""
 
-    FORMAT = FORMAT
-    FILES: tuple[str, ...] = ("model.txt", "state.json")
+    FORMAT: str
+    FILES: tuple[str, ...]
 
     def __init__(self, folder: Path) -> None:
         self.folder = folder
@@ -84,23 +88,14 @@ class ModelStore:
             raise ModelMissing(f"{self.folder}: the current version {version!r} is missing")
         return version
 
-    def save(self, model: Model, *, training: dict[str, Any]) -> Stored:
-        """Write ``model`` as the next version and make it current; ``training`` describes
-        its data (files with their SHA-256 and rows). Raises :class:`ModelUnwritable` when
-        the folder cannot be written (nothing of the version is left then)."""
-        return self._save(lambda folder, version: _write_version(folder, version, model, training))
-
-    def load(self, version: str | None = None) -> Stored:
-        """The model ``version`` (the current one by default), its files checked. Raises
-        :class:`ModelMissing` or :class:`ModelTampered`."""
-        checked = self._checked(version)
+    def stamp(self) -> tuple[int, int, int] | None:
+        """What tells a replaced CURRENT file from the one last read: one ``stat`` (it is
+        written atomically, so a new version is a new inode); ``None`` without one."""
         try:
-            state = json.loads(checked.files["state.json"])
-            booster = lgb.Booster(model_str=checked.files["model.txt"].decode("utf-8"))
-            model = _model(state, booster, checked.manifest)
-        except (ValueError, KeyError, TypeError, AttributeError, lgb.basic.LightGBMError) as exc:
-            raise ModelTampered(f"{checked.folder}: the model does not load: {exc}") from exc
-        return Stored(model, checked.version, checked.digest, checked.manifest)
+            found = (self.folder / "CURRENT").stat()
+        except OSError:
+            return None
+        return (found.st_ino, found.st_mtime_ns, found.st_size)
 
     def _save(self, write: Callable[[Path, str], _T]) -> _T:
         """Run ``write(folder, version)`` for the next version, then make it current."""
@@ -153,6 +148,31 @@ class ModelStore:
         return Checked(folder, version, _digest(manifest_bytes), manifest, contents)
 
 
+class ModelStore(VersionedStore):
+    """The versioned LightGBM models of one folder (created on first save)."""
+
+    FORMAT = FORMAT
+    FILES = ("model.txt", "state.json")
+
+    def save(self, model: Model, *, training: dict[str, Any]) -> Stored:
+        """Write ``model`` as the next version and make it current; ``training`` describes
+        its data (files with their SHA-256 and rows). Raises :class:`ModelUnwritable` when
+        the folder cannot be written (nothing of the version is left then)."""
+        return self._save(lambda folder, version: _write_version(folder, version, model, training))
+
+    def load(self, version: str | None = None) -> Stored:
+        """The model ``version`` (the current one by default), its files checked. Raises
+        :class:`ModelMissing` or :class:`ModelTampered`."""
+        checked = self._checked(version)
+        try:
+            state = json.loads(checked.files["state.json"])
+            booster = lgb.Booster(model_str=checked.files["model.txt"].decode("utf-8"))
+            model = _model(state, booster, checked.manifest)
+        except (ValueError, KeyError, TypeError, AttributeError, lgb.basic.LightGBMError) as exc:
+            raise ModelTampered(f"{checked.folder}: the model does not load: {exc}") from exc
+        return Stored(model, checked.version, checked.digest, checked.manifest)
+
+
 @dataclass(frozen=True, slots=True)
 class Checked:
     """One version's files as read, each matching its manifest."""
@@ -162,6 +182,33 @@ class Checked:
     digest: str
     manifest: dict[str, Any]
     files: dict[str, bytes]
+
+
+class Current(Generic[_K]):
+    """The version in use of ``store``, as ``load()`` reads it, loaded again only when the
+    CURRENT file was replaced (by this process or another): one ``stat`` per call, the
+    folder read only on a change. Thread-safe."""
+
+    def __init__(self, store: VersionedStore, load: Callable[[], _K]) -> None:
+        self._store = store
+        self._load = load
+        self._lock = threading.Lock()
+        self._seen = store.stamp()
+        self._kept = load()
+
+    def get(self) -> _K:
+        with self._lock:
+            seen = self._store.stamp()
+            if seen == self._seen:
+                return self._kept
+            try:
+                version = self._store.current()
+            except ModelMissing:
+                return self._kept  # the folder is being rewritten: keep what works
+            if version != self._kept.version:
+                self._kept = self._load()
+            self._seen = seen
+            return self._kept
 
 
 def write_manifest(
@@ -256,4 +303,4 @@ def _write(path: Path, data: bytes) -> None:
         raise
 
 
-__all__ = ["ModelStore", "Stored"]
+__all__ = ["Checked", "Current", "Kept", "ModelStore", "Stored", "VersionedStore", "write_manifest"]

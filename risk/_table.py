@@ -123,6 +123,10 @@ def _read_one(path: Path, limits: Limits) -> tuple[pd.DataFrame, str]:
         )
     except (pd.errors.ParserError, ValueError) as exc:
         raise BadTable(f"{path.name} is not a CSV table: {exc}", file=str(path)) from exc
+    if not isinstance(frame.index, pd.RangeIndex):  # pandas took the extra cells as an index
+        raise BadTable(
+            f"{path.name}: its rows hold more cells than its header names", file=str(path)
+        )
     frame.columns = names
     if frame.empty:
         raise BadTable(f"{path.name} has a header but no rows", file=str(path))

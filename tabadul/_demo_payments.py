@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from connectors import Connector
 from connectors.ministries import tax, treasury
-from tabadul._risk_service import known_since, payment_risk, payment_screener
+from tabadul._risk_service import payment_risk
 
 if TYPE_CHECKING:
     from risk import PaymentRisk
@@ -42,13 +42,14 @@ def prepare(folder: Path, say: Progress) -> tuple[PaymentRisk, treasury.PaymentS
 
     history = treasury.payment_history()
     started = time.perf_counter()
-    stored = train_from(folder, [Payment.from_payload(p) for p in history], known_since)
+    payments = [Payment.from_payload(p) for p in history]
+    stored = train_from(folder, payments, treasury.payee_registry().known_since)
     say(
         f"treasury's anomaly model fitted on {len(history)} earlier payments in "
         f"{time.perf_counter() - started:.1f} s: flags from score {stored.model.threshold:.3f}"
     )
     risk = payment_risk(folder)
-    return risk, payment_screener(risk)
+    return risk, treasury.PaymentScreener(scorer=risk)
 
 
 def run(

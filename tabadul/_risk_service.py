@@ -7,8 +7,9 @@ customs) back to the publisher, and it keeps each ``customs.inspection-result`` 
 it. A declaration the model cannot read is refused (``not-a-declaration``) rather than
 retried for ever.
 
-**Treasury**: :func:`payment_screener` is the treasury's screener with the learned anomaly
-score of :class:`risk.PaymentRisk` beside its two rules; :func:`payment_handlers` adds to
+**Treasury**: ``treasury.PaymentScreener(scorer=payment_risk(DIR))`` is the treasury's
+screener with the learned anomaly score of :class:`risk.PaymentRisk` beside its two rules
+(it satisfies ``treasury.Scorer``); :func:`payment_handlers` adds to
 the treasury's connector the keeping of each ``tax.alert-verdict`` in the scorer's ledger,
 where it feeds back (``tabadul risk payments retrain``).
 """
@@ -22,7 +23,6 @@ from connectors.ministries import customs, tax, treasury
 from exchange import LegalBasis
 
 if TYPE_CHECKING:
-    from datetime import date
     from pathlib import Path
 
     from risk import PaymentRisk, RiskService
@@ -77,31 +77,11 @@ def risk_handlers(service: RiskService) -> dict[str, Handler]:
     }
 
 
-def known_since(rib: str) -> date | None:
-    """Since when the treasury's register of payees has known the account ``rib``."""
-    payee = treasury.payee_registry().find(rib)
-    return payee.known_since if payee is not None else None
-
-
 def payment_risk(folder: Path) -> PaymentRisk:
     """The payment scorer of the model folder ``folder``, over the treasury's register."""
     from risk import PaymentRisk  # noqa: PLC0415 - the CLI starts without scikit-learn
 
-    return PaymentRisk(folder, known_since)
-
-
-def payment_screener(risk: PaymentRisk) -> treasury.PaymentScreener:
-    """The treasury's screener, its rules and the learned score of ``risk``; each alert it
-    raises is kept in the ledger, so that tax's verdict on it can be matched."""
-
-    class Screener(treasury.PaymentScreener):
-        def screen(self, payment: Any, *, now: Any = None) -> dict[str, Any] | None:
-            alert = super().screen(payment, now=now)
-            if alert is not None:
-                risk.alerted(alert, payment)
-            return alert
-
-    return Screener(scorer=risk.assess)
+    return PaymentRisk(folder, treasury.payee_registry().known_since)
 
 
 def payment_handlers(risk: PaymentRisk) -> dict[str, Handler]:

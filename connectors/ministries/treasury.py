@@ -32,12 +32,12 @@ import copy
 import random
 import threading
 from collections import defaultdict, deque
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from types import MappingProxyType
-from typing import Any
+from typing import Any, Protocol
 
 from connectors._handlers import Context, Delivery
 from connectors.ministries import tax
@@ -93,8 +93,17 @@ STRUCTURING_WINDOW = timedelta(hours=24)
 HIGH_ANOMALY = 0.7
 ANALYST_EMAIL = "cellule.lbc@tgr.gov.ma"
 
-Scorer = Callable[[Mapping[str, Any]], Mapping[str, Any]]
-"""Gives a payment's ``anomaly`` (the alert schema's): score, threshold, flagged, reasons."""
+
+class Scorer(Protocol):
+    """The learned score a :class:`PaymentScreener` may use (``risk.PaymentRisk``)."""
+
+    def assess(self, payment: Mapping[str, Any]) -> Mapping[str, Any]:
+        """A MAD payment's ``anomaly`` (the alert schema's): score, threshold, flagged,
+        reasons."""
+
+    def alerted(self, alert: Mapping[str, Any], payment: Mapping[str, Any]) -> None:
+        """Keep which payment an alert is about (what tax's verdict will name)."""
+
 
 TREASURY_RIB = "310810100000000000000138"
 TREASURY_HOLDER = "Tresorerie Generale du Royaume"
@@ -135,6 +144,11 @@ class PayeeRegistry:
 
     def find(self, rib: str) -> Payee | None:
         return self._by_rib.get(rib)
+
+    def known_since(self, rib: str) -> date | None:
+        """Since when the register has known the account ``rib`` (``None``: unknown)."""
+        payee = self._by_rib.get(rib)
+        return payee.known_since if payee is not None else None
 
     def __len__(self) -> int:
         return len(self._by_rib)
@@ -388,7 +402,8 @@ def _hours(span: timedelta) -> int:
 class PaymentScreener:
     """Screens payments as they are executed, remembering recent ones per creditor account.
 
-    ``scorer``, when given, adds the learned anomaly score (see the module docstring).
+    ``scorer``, when given, adds the learned anomaly score to MAD payments (see the module
+    docstring) and is told of each alert raised.
     Thread-safe. A payment seen before (same id) is not screened again, so a redelivered
     payment cannot raise a second alert; a payment whose alert could not be sent is
     forgotten, so that trying it again screens it again. Only payments within
@@ -419,13 +434,17 @@ class PaymentScreener:
             newest = max(_moment(p["executed_at"]) for p in recent)
             while recent and _moment(recent[0]["executed_at"]) < newest - STRUCTURING_WINDOW:
                 recent.popleft()
+        scorer = self._scorer if payment["amount"]["currency"] == MAD else None
         try:
-            anomaly = self._scorer(payment) if self._scorer is not None else None
+            anomaly = scorer.assess(payment) if scorer is not None else None
+            alert = screen(payment, history=history, payees=self._payees, now=now, anomaly=anomaly)
+            if scorer is not None and alert is not None:
+                scorer.alerted(alert, payment)
         except Exception:
             with self._lock:
                 self._seen.discard(payment_id)
             raise
-        return screen(payment, history=history, payees=self._payees, now=now, anomaly=anomaly)
+        return alert
 
     def screen_and_alert(
         self, payment: Mapping[str, Any], ctx: Context, *, now: datetime | None = None

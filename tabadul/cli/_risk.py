@@ -291,15 +291,16 @@ def payments_train_command(
     with _risk_errors(as_json=as_json):
         from connectors.ministries import treasury
         from risk import Payment, read_payments, train_from
-        from tabadul._risk_service import known_since
 
+        source = None
         if files:
-            payments = [p for file in files for p in read_payments(file)]
+            payments, source = read_payments(files)
         else:
             payments = [Payment.from_payload(p) for p in treasury.payment_history()]
         with _steps("training", shown=not as_json and err_console.is_terminal) as step:
             step(f"{len(payments):,} payments")
-            stored = train_from(model_dir, payments, known_since, budget=budget)
+            known = treasury.payee_registry().known_since
+            stored = train_from(model_dir, payments, known, budget=budget, files=source)
     report = {
         "model": str(model_dir),
         "version": stored.version,

@@ -152,7 +152,8 @@ def test_no_label_column_is_a_coded_error(cli, split):
 
 
 @pytest.mark.parametrize(("content", "code"), [(b"", "bad-table"), (b"a,b\n", "bad-table"),
-                                               (b"\xff\xfe,x\n1,2\n", "bad-table")])  # fmt: skip
+                                               (b"\xff\xfe,x\n1,2\n", "bad-table"),
+                                               (b"a,b\n1,2,3\n4,5,6\n", "bad-table")])  # fmt: skip
 def test_an_empty_or_unreadable_file_is_a_coded_error(cli, tmp_path, content, code):
     path = tmp_path / "empty.csv"
     path.write_bytes(content)

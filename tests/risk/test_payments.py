@@ -16,21 +16,25 @@ from typer.testing import CliRunner
 from connectors.ministries import tax, treasury
 from risk import (
     BadOption,
+    BadTable,
+    Limits,
     MissingColumn,
     ModelTampered,
     NotAPayment,
     Payment,
     PaymentModelStore,
+    TableTooLarge,
     TooFewOutcomes,
     read_payments,
     retrain_payments,
     train_from,
 )
 from risk._payments import FEATURES, HISTORY, SUPPRESSION, history_features, train_payments
-from tabadul._risk_service import known_since, payment_risk, payment_screener
+from tabadul._risk_service import payment_risk
 from tabadul.cli import build_app
 from tests.connectors.ministries.fakes import FakeContext, assert_valid, delivery
 
+known_since = treasury.payee_registry().known_since
 NEW_ACCOUNT = "011640000000007878787849"  # Bureau d'Etudes Atlas Conseil, known since 2026-10-27
 OLD_ACCOUNT = "011810000001200034567832"  # Grands Travaux du Nord, known since 2012
 UNKNOWN_ACCOUNT = "230640000000003131313149"  # not in the register
@@ -134,7 +138,7 @@ def test_an_unusual_payment_scores_above_ordinary_ones_with_reasons(scorer):
 
 def test_reasons_are_the_score_lost_when_the_feature_is_usual(folder, history):
     """Each contribution is the score minus the score with that feature at its median."""
-    model = PaymentModelStore(folder).load_payments().model
+    model = PaymentModelStore(folder).load().model
     _, features = history_features(history, known_since)
     row = features[-1].copy()
     row[0] += 2  # a hundred times the amount
@@ -175,7 +179,7 @@ def test_a_changed_artefact_is_refused(folder, name):
     data[len(data) // 2] ^= 1
     path.write_bytes(bytes(data))
     with pytest.raises(ModelTampered):
-        PaymentModelStore(folder).load_payments()
+        PaymentModelStore(folder).load()
 
 
 def test_a_forest_file_with_untrusted_types_is_refused_even_with_matching_digests(folder):
@@ -188,7 +192,7 @@ def test_a_forest_file_with_untrusted_types_is_refused_even_with_matching_digest
     manifest["files"]["forest.skops"] = hashlib.sha256(forged).hexdigest()
     (version / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(ModelTampered, match="types"):
-        PaymentModelStore(folder).load_payments()
+        PaymentModelStore(folder).load()
 
 
 def test_a_new_version_is_picked_up_by_a_running_scorer(scorer, folder, history):
@@ -224,25 +228,64 @@ def test_a_history_file_is_read_with_coded_errors(tmp_path):
         "payment_id,executed_at,value_date,amount,creditor_rib\n"
         f"TGR-2026-000000000001,2026-01-05T09:00:00Z,2026-01-06,1200.50,{OLD_ACCOUNT}\n"
     )
-    (payment,) = read_payments(good)
+    (payment,), source = read_payments([good])
     assert (payment.amount, payment.creditor) == (1200.5, OLD_ACCOUNT)
     missing = tmp_path / "missing.csv"
     missing.write_text("payment_id,amount\nTGR-2026-000000000001,5\n")
     with pytest.raises(MissingColumn, match="executed_at"):
-        read_payments(missing)
+        read_payments([missing])
     bad = tmp_path / "bad.csv"
     bad.write_text(
         good.read_text() + f"TGR-2026-000000000002,yesterday,2026-01-06,1,{OLD_ACCOUNT}\n"
     )
-    with pytest.raises(NotAPayment, match="line 3"):
-        read_payments(bad)
+    with pytest.raises(NotAPayment, match=r"bad\.csv, line 3"):
+        read_payments([bad])
+    assert source.as_training()["files"][0]["name"] == "history.csv"
+
+
+HEADER = "payment_id,executed_at,value_date,amount,creditor_rib\n"
+ROW = f"TGR-2026-000000000001,2026-01-05T09:00:00Z,2026-01-06,1200.50,{OLD_ACCOUNT}\n"
+
+
+@pytest.mark.parametrize(
+    ("content", "error", "code"),
+    [
+        (b"", BadTable, "bad-table"),  # empty
+        (HEADER.encode(), BadTable, "bad-table"),  # a header, no payment
+        ((HEADER + ROW.replace(".50", ",50")).encode(), BadTable, "bad-table"),  # a cell more
+        ((HEADER + ROW).replace(",", ";").encode(), MissingColumn, "missing-column"),  # dialect
+        ((HEADER + ROW).encode("utf-16"), BadTable, "bad-table"),  # another encoding
+        (("payment_id," * 2000 + "x\n").encode(), TableTooLarge, "table-too-large"),  # wide
+        ((HEADER + ROW + "TGR-2026-000000000002,2026-01-05T09:00:00Z\n").encode(), NotAPayment,
+         "not-a-payment"),  # a short row
+    ],
+)  # fmt: skip
+def test_a_hostile_history_file_is_refused_with_a_code(tmp_path, content, error, code):
+    path = tmp_path / "history.csv"
+    path.write_bytes(content)
+    with pytest.raises(error) as refused:
+        read_payments([path])
+    assert refused.value.code == code
+
+
+def test_a_history_file_over_the_size_limit_is_refused_before_it_is_read(tmp_path):
+    path = tmp_path / "history.csv"
+    path.write_text(HEADER + ROW * 100)
+    with pytest.raises(TableTooLarge):
+        read_payments([path], Limits(max_bytes=1000))
+
+
+def test_a_bad_budget_leaves_the_ledger_untouched(tmp_path, history):
+    with pytest.raises(BadOption):
+        train_from(tmp_path / "m", history, known_since, budget=0.9)
+    assert not (tmp_path / "m").exists()
 
 
 # -- the feedback of tax's verdicts -------------------------------------------------------------
 
 
 def _alert(scorer, payload):
-    screener = payment_screener(scorer)
+    screener = treasury.PaymentScreener(scorer=scorer)
     alert = screener.screen_and_alert(payload, FakeContext("MA/GOV/MEF/TREASURY"))
     assert alert is not None
     assert_valid(treasury.ALERT, alert)
@@ -312,16 +355,30 @@ def test_retraining_leaves_confirmed_payments_out_and_judges_on_verdicts(scorer,
 def test_a_scorer_failure_leaves_the_payment_to_be_screened_again():
     calls = []
 
-    def failing(payment):
-        calls.append(payment["payment_id"])
-        raise RuntimeError("model folder unreadable")
+    class Failing:
+        def assess(self, payment):
+            calls.append(payment["payment_id"])
+            raise RuntimeError("model folder unreadable")
 
-    screener = treasury.PaymentScreener(scorer=failing)
+        def alerted(self, _alert, _payment):
+            raise AssertionError("never alerted")
+
+    screener = treasury.PaymentScreener(scorer=Failing())
     payload = _payload(900040, "1000.00", OLD_ACCOUNT)
     for _ in range(2):
         with pytest.raises(RuntimeError):
             screener.screen(payload)
     assert len(calls) == 2
+
+
+def test_a_foreign_currency_payment_is_screened_by_the_rules_without_the_score(scorer):
+    """The model reads MAD only; a payment in euros goes through the rules (which skip it)
+    rather than failing the screening."""
+    payload = _payload(900041, "7000000.00", UNKNOWN_ACCOUNT)
+    payload["amount"]["currency"] = "EUR"
+    before = scorer.ledger.counts()
+    assert treasury.PaymentScreener(scorer=scorer).screen(payload) is None
+    assert scorer.ledger.counts() == before
 
 
 def test_tax_judges_the_alerts_its_investigators_looked_into():
