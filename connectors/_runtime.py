@@ -336,10 +336,12 @@ class Connector:
         return True
 
     def _take_in_hand(self, entries: Iterable[InboxEntry]) -> None:
-        """Hand inbox entries to the handler workers."""
-        for entry in entries:
-            with self._hand_lock:
-                self._in_hand.add(entry.message_id)
+        """Hand inbox entries to the handler workers, but none this replica already has in
+        hand (a sweep that began before a batch was accepted may claim entries of it)."""
+        with self._hand_lock:
+            fresh = [e for e in entries if e.message_id not in self._in_hand]
+            self._in_hand.update(e.message_id for e in fresh)
+        for entry in fresh:
             self._workers.submit(
                 self._handle_safely, entry.message_id, entry.envelope, entry.attempts
             )
@@ -792,16 +794,7 @@ class Connector:
             self.metrics.log_size.set(self.log.size)
         self._settle(answers)
         if accepted:
-            self.store.accept(
-                [
-                    StoreAccepted(
-                        a.envelope.header.id, self._inspector.keep_until(a.envelope), m.body
-                    )
-                    for m, a in accepted
-                ]
-            )
-            with self._hand_lock:
-                self._in_hand.update(a.envelope.header.id for _, a in accepted)
+            self._accept(accepted)
         if outgoing:
             self.transport.publish(outgoing)
         self.transport.ack([m.delivery_tag for m in batch])
@@ -811,6 +804,25 @@ class Connector:
         workers = self.settings.handler_workers
         for share in range(min(workers, len(accepted))):
             self._workers.submit(self._handle_all, accepted[share::workers])
+
+    def _accept(self, accepted: list[tuple[InboundMessage, Accepted]]) -> None:
+        """Record the accepted messages as seen and pending. They are in hand before the
+        commit, so a lease sweep running meanwhile never takes them over as a stopped
+        replica's (their lease may be stamped seconds before a slow commit)."""
+        ids = [a.envelope.header.id for _, a in accepted]
+        with self._hand_lock:
+            self._in_hand.update(ids)
+        try:
+            self.store.accept(
+                [
+                    StoreAccepted(message_id, self._inspector.keep_until(a.envelope), m.body)
+                    for message_id, (m, a) in zip(ids, accepted, strict=True)
+                ]
+            )
+        except BaseException:
+            with self._hand_lock:
+                self._in_hand.difference_update(ids)
+            raise
 
     def _recheck_seen(
         self, judged: list[tuple[InboundMessage, Accepted | RejectError]]

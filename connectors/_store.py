@@ -189,26 +189,28 @@ class ConnectorStore:
     ) -> None:
         """Record ``batch`` as seen and pending in one transaction (plus ids that are only
         to be remembered, e.g. responses to our own requests)."""
-        now = format_time(utcnow())
         seen_rows = [
             {"message_id": a.message_id, "keep_until": format_time(a.keep_until)} for a in batch
         ] + [{"message_id": i, "keep_until": format_time(k)} for i, k in also_seen]
-        inbox_rows = [
-            {
-                "message_id": a.message_id,
-                "envelope": a.envelope,
-                "state": "pending",
-                "attempts": 0,
-                "received_at": now,
-            }
-            for a in batch
-        ]
         try:
             with self._tx("accept messages") as conn:
                 if seen_rows:
                     conn.execute(seen.insert(), seen_rows)
-                if inbox_rows:
-                    conn.execute(inbox.insert(), inbox_rows)
+                if batch:
+                    now = format_time(utcnow())  # the lease starts once the lock is held
+                    conn.execute(
+                        inbox.insert(),
+                        [
+                            {
+                                "message_id": a.message_id,
+                                "envelope": a.envelope,
+                                "state": "pending",
+                                "attempts": 0,
+                                "received_at": now,
+                            }
+                            for a in batch
+                        ],
+                    )
         except StoreError as exc:
             if isinstance(exc.__cause__, IntegrityError):
                 raise StoreError(f"a message of the batch was already accepted: {exc}") from exc

@@ -26,7 +26,8 @@ from connectors import (
     direct_key,
 )
 from connectors._store import Accepted as StoreAccepted
-from exchange import build_envelope, parse_envelope, utcnow
+from connectors._store import inbox as inbox_table
+from exchange import build_envelope, format_time, parse_envelope, utcnow
 from exchange.log import SQLiteLogStore
 from tests.support.federation import (
     ALERT,
@@ -169,6 +170,35 @@ def test_an_event_whose_done_mark_fails_is_neither_rerun_nor_lost(tmp_path, brok
             time.sleep(0.1)  # many sweeps of 0.2 s against leases of 0.4 s meanwhile
         assert tax.store.pending() == []
         assert len(fed.recorders["tax"].seen) == 3
+    finally:
+        fed.bus.stop()
+
+
+def test_a_slow_accept_is_not_taken_over_by_a_sweep_meanwhile(tmp_path, broker):
+    """While the database is slow to accept a batch (locked by another process), lease
+    sweeps go on; entries whose commit landed with an old lease are this replica's own and
+    are handled once, not taken over as a stopped replica's and handled again."""
+    settings = RuntimeSettings(
+        retry_base=0.05, directory_poll=0.1, takeover_after=timedelta(seconds=0.2)
+    )
+    fed = build_federation(tmp_path, broker.transport, settings=settings)
+    try:
+        tax = fed["tax"]
+        real = tax.store.accept
+
+        def slow(batch, **kwargs):
+            real(batch, **kwargs)
+            old = format_time(utcnow() - timedelta(seconds=5))  # as if stamped before a wait
+            with tax.store._engine.begin() as conn:
+                conn.execute(inbox_table.update().values(received_at=old))
+            time.sleep(0.6)  # several sweeps while the batch is still being accepted
+
+        tax.store.accept = slow
+        fed["customs"].publish_many(LODGED, [example(LODGED) for _ in range(3)])
+        assert len(fed.recorders["tax"].wait_for(3)) == 3
+        time.sleep(1.0)
+        assert len(fed.recorders["tax"].seen) == 3
+        assert tax.store.pending() == []
     finally:
         fed.bus.stop()
 
