@@ -141,7 +141,7 @@ def run(
             customs, desk = connector_from(configs["customs"]), connector_from(configs["desk"])
             customs.start()
             desk.start()
-            size = len(customs._build(LODGED, "event", None, declaration).data)  # noqa: SLF001
+            size = len(customs.outbox.build(LODGED, "event", None, declaration).data)
             say(f"raw pika, {messages} messages of {size} bytes")
             raw = raw_pika_throughput(messages, size)
             say(f"Tabadul, {messages} events customs -> tax (separate processes)")

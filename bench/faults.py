@@ -9,10 +9,16 @@ this process; civil, tax and treasury each run in their own process, built from 
 configuration file as deployed, so that a fault can kill one. Four messages in five are
 events, one in five a request.
 
-Every handler writes its call into an effects database (SQLite, shared by the processes):
-one row per receiver, business key (the declaration number, the case reference) and message
-id, with a call count and the time of the first call. After the traffic the run waits until every
-message confirmed by the broker is either handled or dead-lettered, then reports per fault:
+Every handler writes its call into an effects database: one row per receiver, business key
+(the declaration number, the case reference) and message id, with a call count and the time
+of the first call. Civil and treasury write into a SQLite file shared by the processes, after
+their handler ran and before the connector records the message done: they are at least once.
+Tax's handler is :class:`~connectors.Transactional`: it writes its row into tax's own
+connector database, in the transaction that records the message done, so a kill of tax
+leaves no handler call behind that its done mark does not cover (exactly once).
+
+After the traffic the run waits until every message confirmed by the broker is either
+handled or dead-lettered, then reports per fault:
 
 - ``sent``: messages the broker confirmed (events, and requests);
 - ``delivered``: business keys handled, per receiver, of those expected;
@@ -22,9 +28,10 @@ message confirmed by the broker is either handled or dead-lettered, then reports
   a redelivery): the receivers' replay check at work, not a loss;
 - ``duplicated``: business keys handled as two different messages, which a handler keying
   its effect on the message id would apply twice (goal 0);
-- ``handler_reruns``: keys whose handler ran again for the same message (a connector killed
-  after the handler's effect and before it recorded the message done: handlers are at least
-  once, and the message id they are given is what keeps their effect single);
+- ``handler_reruns``: keys whose handler's effect was made twice for the same message (a
+  plain handler whose connector was killed after the effect and before the done mark: such
+  handlers are at least once, and the message id they are given is what keeps their effect
+  single; a transactional handler's effect commits with its done mark, so it has none);
 - ``recovery_s``: from the end of the fault (or the moment it took effect, for a node lost)
   to the first handler call after it at the receivers it touched; ``longest_pause_s``: the
   longest gap between handler calls there.
@@ -58,6 +65,7 @@ from typing import Any
 
 import orjson
 import pika  # type: ignore[import-untyped]  # pika ships no type information
+import sqlalchemy as sa
 
 from bench._children import connector_from, delete_queues, signal_file, wait_for, write_configs
 from bench._timing import machine
@@ -70,6 +78,7 @@ from connectors import (
     RemoteError,
     RequestTimeout,
     SendRefused,
+    Transactional,
     TransportError,
     dead_letter_queue,
     queue_name,
@@ -120,41 +129,81 @@ class Calls:
         return self.n - self.messages
 
 
+_CALLS_COLUMNS = (
+    "(receiver TEXT, key TEXT, message_id TEXT, n INTEGER, first REAL,"
+    " PRIMARY KEY (receiver, key, message_id))"
+)
+_RECORD_CALL = (
+    "INSERT INTO calls VALUES ({}) ON CONFLICT (receiver, key, message_id) DO UPDATE SET n = n + 1"
+)
+_CALLS_QUERY = (
+    "SELECT receiver, key, sum(n), count(*), min(first) FROM calls GROUP BY receiver, key"
+)
+# tax's handler calls, in tax's connector database (written by its transactional handler)
+TRANSACTIONAL_CALLS = sa.MetaData()
+sa.Table(
+    "calls",
+    TRANSACTIONAL_CALLS,
+    sa.Column("receiver", sa.Text, primary_key=True),
+    sa.Column("key", sa.Text, primary_key=True),
+    sa.Column("message_id", sa.Text, primary_key=True),
+    sa.Column("n", sa.Integer, nullable=False),
+    sa.Column("first", sa.Float, nullable=False),
+)
+
+
 class Effects:
     """The handlers' calls, shared by every process of a run (SQLite in WAL mode: a call
-    is on disk before the handler returns, so it survives the process being killed)."""
+    is on disk before the handler returns, so it survives the process being killed), and
+    those transactional handlers wrote into the connector databases ``transactional``."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, transactional: Iterable[Path] = ()) -> None:
         self._db = sqlite3.connect(path, timeout=60, isolation_level=None, check_same_thread=False)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.execute(
-            "CREATE TABLE IF NOT EXISTS calls (receiver TEXT, key TEXT, message_id TEXT,"
-            " n INTEGER, first REAL, PRIMARY KEY (receiver, key, message_id))"
-        )
+        self._db.execute(f"CREATE TABLE IF NOT EXISTS calls {_CALLS_COLUMNS}")
+        self._transactional = list(transactional)
         self._lock = threading.Lock()
 
     def record(self, receiver: str, key: str, message_id: str) -> None:
         with self._lock:
             self._db.execute(
-                "INSERT INTO calls VALUES (?, ?, ?, 1, ?)"
-                " ON CONFLICT (receiver, key, message_id) DO UPDATE SET n = n + 1",
-                (receiver, key, message_id, time.time()),
+                _RECORD_CALL.format("?, ?, ?, 1, ?"), (receiver, key, message_id, time.time())
             )
 
     def calls(self) -> dict[str, dict[str, Calls]]:
         """receiver -> business key -> its handler calls."""
         found: dict[str, dict[str, Calls]] = {r: {} for r in RECEIVERS}
-        query = (
-            "SELECT receiver, key, sum(n), count(*), min(first) FROM calls GROUP BY receiver, key"
-        )
         with self._lock:
-            for receiver, key, n, messages, first in self._db.execute(query):
-                found[receiver][key] = Calls(n, messages, first)
+            rows = list(self._db.execute(_CALLS_QUERY))
+        for database in self._transactional:
+            rows += _transactional_calls(database)
+        for receiver, key, n, messages, first in rows:
+            found[receiver][key] = Calls(n, messages, first)
         return found
 
     def close(self) -> None:
         self._db.close()
+
+
+def _transactional_calls(database: Path) -> list[tuple[Any, ...]]:
+    """The calls a transactional handler recorded in a connector's database (none before
+    the connector created its table)."""
+    try:
+        with contextlib.closing(sqlite3.connect(database, timeout=60)) as db:
+            return list(db.execute(_CALLS_QUERY))
+    except sqlite3.OperationalError as exc:
+        if "no such table" in str(exc):
+            return []
+        raise
+
+
+def record_in(tx: sa.Connection, receiver: str, key: str, message_id: str) -> None:
+    """A transactional handler's record of its call, in its connector's transaction."""
+    tx.execute(
+        sa.text(_RECORD_CALL.format(":receiver, :key, :message_id, 1, :first")),
+        {"receiver": receiver, "key": key, "message_id": message_id, "first": time.time()},
+    )
 
 
 def _child(role: str, config: Path, effects_path: Path) -> None:
@@ -171,6 +220,13 @@ def _child(role: str, config: Path, effects_path: Path) -> None:
             return answer
 
         connector.handlers[LOOKUP] = lookup
+    elif role == "tax":  # exactly once: its call commits with the message's done mark
+        connector.handlers[LODGED] = Transactional(
+            lambda delivery, _ctx, tx: record_in(
+                tx, role, delivery.payload["declaration_number"], delivery.message_id
+            ),
+            TRANSACTIONAL_CALLS,
+        )
     else:
         connector.handlers[LODGED] = lambda delivery, _ctx: effects.record(
             role, delivery.payload["declaration_number"], delivery.message_id
@@ -208,7 +264,7 @@ def _follow_clock(connector: Connector, skew_file: Path, finished: threading.Eve
             wanted = 0.0
         if wanted != skew:
             skew = wanted
-            inspector = connector._inspector  # noqa: SLF001 - the clock is what the fault changes
+            inspector = connector.core.inspector  # the clock is what the fault changes
             inspector.clock = _clock(timedelta(seconds=skew))
 
 
@@ -263,6 +319,10 @@ class Bus:
     @property
     def effects_path(self) -> Path:
         return self.folder / "effects.sqlite"
+
+    def effects(self) -> Effects:
+        """The handler calls of the run: the shared file, and tax's connector database."""
+        return Effects(self.effects_path, [self.folder / "tax.db"])
 
     def write_directory(self, expires_in: timedelta = timedelta(hours=1)) -> None:
         """Sign the sandbox's directory (the next serial) where every connector reads it."""
@@ -787,7 +847,7 @@ def run_fault(
     ):
         say(f"{fault}: {events} events and {requests} requests")
         tally, started, window = Tally(), threading.Event(), Window(description=act.__doc__ or "")
-        effects = Effects(bus.effects_path)
+        effects = bus.effects()
         keys = [f"RQ/{i:06d}" for i in range(requests)]
         began = time.monotonic()
         senders = [

@@ -32,7 +32,6 @@ from typing import Any
 from bench._timing import machine
 from bench.faults import (
     Bus,
-    Effects,
     Tally,
     account,
     queue_depths,
@@ -102,7 +101,7 @@ def run(
     """Steady traffic for ``minutes``; the samples and the final accounting."""
     say = progress or (lambda _step: None)
     with tempfile.TemporaryDirectory() as tmp, running_bus(Path(tmp)) as bus:
-        effects, tally, stop = Effects(bus.effects_path), Tally(), threading.Event()
+        effects, tally, stop = bus.effects(), Tally(), threading.Event()
         threads = [
             threading.Thread(target=send_events, args=(bus, tally, rate), kwargs={"stop": stop}),
             threading.Thread(

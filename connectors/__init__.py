@@ -24,12 +24,11 @@ from connectors._errors import (
     StoreError,
     TransportError,
 )
-from connectors._handlers import Context, Delivery, Handler, Hold, Refuse
+from connectors._handlers import Context, Delivery, Handler, Hold, Refuse, Transactional
 from connectors._localbus import LocalBus
 from connectors._memory import MemoryBroker, MemoryTransport
 from connectors._metrics import Metrics
 from connectors._pika import PikaTransport
-from connectors._runtime import Connector, DirectorySource, RuntimeSettings
 from connectors._store import ConnectorStore
 from connectors._transport import (
     ATTEMPT_HEADER,
@@ -54,6 +53,7 @@ from connectors._witness import (
     head_payload,
     witness_each_other,
 )
+from connectors.runtime import Connector, DirectorySource, RuntimeSettings
 
 __all__ = [
     "ATTEMPT_HEADER",
@@ -92,6 +92,7 @@ __all__ = [
     "SendRefused",
     "StoreError",
     "SubjectKey",
+    "Transactional",
     "Transport",
     "TransportError",
     "WebhookError",

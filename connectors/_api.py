@@ -57,7 +57,7 @@ from connectors._errors import (
     TransportError,
 )
 from connectors._handlers import Context, Delivery, Hold, Refuse
-from connectors._runtime import Connector
+from connectors.runtime import Connector
 from exchange import DEFAULT_MAX_SIZE, ExchangeError, utcnow
 
 logger = logging.getLogger("connectors.api")
@@ -142,7 +142,11 @@ class Inbox:
             answer = client.post(
                 self.webhook_url,
                 json=delivery_document(delivery),
-                headers={"X-Tabadul-Message-Id": delivery.message_id},
+                # the same key on every attempt: the IS applies each message once
+                headers={
+                    "X-Tabadul-Message-Id": delivery.message_id,
+                    "Idempotency-Key": delivery.message_id,
+                },
             )
         except httpx.HTTPError as exc:
             raise WebhookError(f"webhook {self.webhook_url} unreachable: {exc}") from exc

@@ -44,9 +44,9 @@ from connectors._access_log import SUBJECT_KEY_ENV, Access, AccessLog, SubjectKe
 from connectors._errors import ConfigError
 from connectors._handlers import Handler
 from connectors._pika import DEFAULT_URL, PikaTransport
-from connectors._runtime import Connector, DirectorySource, RuntimeSettings
 from connectors._store import ConnectorStore
 from connectors._witness import Witnessing
+from connectors.runtime import Connector, DirectorySource, RuntimeSettings
 from exchange import (
     Directory,
     DirectoryError,

@@ -11,6 +11,7 @@ Every error raised by ``connectors`` derives from :class:`ConnectorError`; each 
     ├── RequestTimeout             request-timeout (no response in time)
     ├── RemoteError                remote-error (the provider answered with an error response)
     └── StoreError                 store (the connector's database failed)
+        └── AlreadyFinished        already-finished (an inbox entry was finished meanwhile)
 
 Errors of the exchange core and the schema registry keep their own types; transport and
 database exceptions are caught where they happen and re-raised as these with ``from exc``.
@@ -80,3 +81,10 @@ class RemoteError(ConnectorError):
 
 class StoreError(ConnectorError):
     code = "store"
+
+
+class AlreadyFinished(StoreError):
+    """An inbox entry to finish was finished meanwhile (by another replica, or an earlier
+    run): what the transaction wrote is rolled back."""
+
+    code = "already-finished"

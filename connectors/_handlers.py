@@ -15,6 +15,20 @@ response at once; any other exception is treated as transient: the delivery is t
 with backoff, and after the last attempt it is dead-lettered with the code ``handler-failed``.
 A handler raises :class:`Hold` to keep an event or one-way message in the connector's
 durable inbox until the information system pulls and acknowledges it.
+
+A plain handler is *at least once*: killed after its effect and before its message is
+recorded done, it runs again after restart. A handler whose effect is a write to the
+connector's own database can be *exactly once*: wrapped in :class:`Transactional`, it is
+given the transaction in which the runtime also records its message done (and stores a
+request's response), so its writes and the done mark commit together or not at all::
+
+    def record_declaration(delivery: Delivery, ctx: Context, tx: sa.Connection) -> None:
+        tx.execute(declarations.insert(), {"number": delivery.payload["declaration_number"]})
+
+    handlers = {"customs.declaration-lodged": Transactional(record_declaration, metadata)}
+
+``metadata`` (optional) holds the handler's own tables; the connector creates them in its
+database when it starts.
 """
 
 from __future__ import annotations
@@ -22,6 +36,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
+
+import sqlalchemy as sa
 
 from exchange import SubsystemId
 
@@ -83,4 +99,19 @@ class Hold(Exception):
     information system pulls it (``GET /inbox``) and acknowledges it (``POST /inbox/ack``)."""
 
 
-Handler = Callable[[Delivery, Context], Any]
+TransactionalHandler = Callable[[Delivery, Context, sa.Connection], Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Transactional:
+    """A handler run inside the transaction that records its message done: its writes on
+    ``tx`` commit with the done mark (and a request's stored response), or are rolled back
+    with it. Refuse, Hold and failures roll its writes back; a retry starts afresh. Keep the
+    transaction short: on SQLite its first write holds the database's write lock until it
+    commits."""
+
+    handler: TransactionalHandler
+    tables: sa.MetaData | None = None
+
+
+Handler = Callable[[Delivery, Context], Any] | Transactional

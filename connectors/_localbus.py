@@ -14,9 +14,9 @@ from pathlib import Path
 
 from connectors._access_log import AccessLog
 from connectors._handlers import Handler
-from connectors._runtime import Connector, RuntimeSettings
 from connectors._store import ConnectorStore
 from connectors._transport import Transport
+from connectors.runtime import Connector, RuntimeSettings
 from exchange.log import MessageLog, SQLiteLogStore
 from exchange.sandbox import Party, Sandbox
 from schemas import SchemaRegistry, default_registry

@@ -21,7 +21,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from connectors._access_log import Access
-from connectors._errors import StoreError
+from connectors._errors import AlreadyFinished, StoreError
 from exchange import format_time, utcnow
 from exchange.log import Cosignature
 
@@ -288,22 +288,26 @@ class ConnectorStore:
         log records of the subjects it was about, in the same transaction) or failed with a
         reason."""
         with self._tx("record a handled message") as conn:
-            if accesses:
-                conn.execute(subject_accesses.insert(), [_access_row(a) for a in accesses])
-            conn.execute(
-                inbox.update()
-                .where(inbox.c.message_id == message_id)
-                .values(state="failed" if failed else "done", error=failed or None)
-            )
-            if response is not None:
-                conn.execute(
-                    responses.insert(),
-                    {
-                        "request_id": response[0],
-                        "envelope": response[1],
-                        "created": format_time(utcnow()),
-                    },
-                )
+            finish_on(conn, message_id, response=response, failed=failed, accesses=accesses)
+
+    @contextmanager
+    def transaction(self) -> Iterator[sa.Connection]:
+        """A transaction of its own for a transactional handler and its done mark
+        (:func:`finish_on`). It does not take the lock the runtime's other writes share, so
+        the receive path goes on meanwhile (on SQLite it waits for the write lock, within
+        the busy timeout, once the handler wrote)."""
+        try:
+            with self._engine.begin() as conn:
+                yield conn
+        except SQLAlchemyError as exc:
+            raise StoreError(
+                f"connector database failed in a handler's transaction: {exc}"
+            ) from exc
+
+    def create_tables(self, metadata: sa.MetaData) -> None:
+        """Create a transactional handler's own tables (those missing)."""
+        with self._tx("create a handler's tables") as conn:
+            metadata.create_all(conn)
 
     def finish_many(self, message_ids: Sequence[str]) -> None:
         """Mark handled messages (not requests) done, in one transaction."""
@@ -476,6 +480,54 @@ class ConnectorStore:
 
     def close(self) -> None:
         self._engine.dispose()
+
+
+def finish_on(
+    conn: sa.Connection,
+    message_id: str,
+    *,
+    response: tuple[str, bytes] | None = None,
+    failed: str = "",
+    accesses: Sequence[Access] = (),
+) -> None:
+    """:meth:`ConnectorStore.finish` within the transaction ``conn``."""
+    conn.execute(
+        inbox.update()
+        .where(inbox.c.message_id == message_id)
+        .values(state="failed" if failed else "done", error=failed or None)
+    )
+    _record_answer(conn, response, accesses)
+
+
+def finish_pending_on(
+    conn: sa.Connection,
+    message_id: str,
+    *,
+    response: tuple[str, bytes] | None = None,
+    accesses: Sequence[Access] = (),
+) -> None:
+    """Mark a pending entry done within the transaction ``conn`` (with a request's response
+    and access records); raises :class:`AlreadyFinished` when it was no longer pending."""
+    marked = conn.execute(
+        inbox.update()
+        .where(inbox.c.message_id == message_id, inbox.c.state == "pending")
+        .values(state="done", error=None)
+    )
+    if marked.rowcount != 1:
+        raise AlreadyFinished(f"message {message_id} was already finished")
+    _record_answer(conn, response, accesses)
+
+
+def _record_answer(
+    conn: sa.Connection, response: tuple[str, bytes] | None, accesses: Sequence[Access]
+) -> None:
+    if accesses:
+        conn.execute(subject_accesses.insert(), [_access_row(a) for a in accesses])
+    if response is not None:
+        conn.execute(
+            responses.insert(),
+            {"request_id": response[0], "envelope": response[1], "created": format_time(utcnow())},
+        )
 
 
 def _access_row(access: Access) -> dict[str, str]:

@@ -29,7 +29,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from connectors._errors import ConnectorError, SendRefused
 from connectors._handlers import Context, Delivery, Refuse
-from connectors._runtime import Connector
+from connectors.runtime import Connector
 from exchange import CertEntry, ExchangeError, LogError, SubsystemId, cert_to_pem
 from exchange.log import (
     CONSISTENCY_REPLY_TYPE,

@@ -31,6 +31,7 @@ from exchange._errors import (
     Duplicate,
     Expired,
     PayloadIssue,
+    RejectError,
     SchemaInvalid,
     Stale,
     UnknownSender,
@@ -189,12 +190,25 @@ class Accepted:
     certificate: CertEntry
 
 
+@dataclass(frozen=True, slots=True)
+class Rejected:
+    """A message refused at the first failing step: its reject error and, when the bytes
+    parsed, the envelope (so whoever answers, logs or dead-letters it parses nothing again)."""
+
+    error: RejectError
+    envelope: Envelope | None
+
+
+Verdict = Accepted | Rejected
+
+
 @dataclass(slots=True)
 class Inspector:
     """The receive pipeline's decisions (steps 1-8) for ``receiver``.
 
-    :meth:`inspect` returns :class:`Accepted` or raises the reject error of the first failing
-    step. Replace ``directory`` to pick up a newer one; the policy follows it.
+    :meth:`judge` returns the :data:`Verdict` on a message; :meth:`inspect` returns
+    :class:`Accepted` or raises the reject error of the first failing step. Replace
+    ``directory`` to pick up a newer one; the policy follows it.
     """
 
     receiver: SubsystemId
@@ -222,24 +236,46 @@ class Inspector:
         Raises :class:`DirectoryExpiredError` (not a reject: the message is not at fault)
         when the directory has expired; the connector then stops taking messages until it
         holds a current one, so revocations are never missed."""
+        now = self._now()
+        envelope = parse_envelope(data, max_size=self.max_size)
+        return envelope, self._authentic(envelope, now)
+
+    def _now(self) -> datetime:
         now = self.clock()
         if self.directory.is_stale(now):
             raise DirectoryExpiredError(
                 f"directory {self.directory.serial} expired at "
                 f"{format_time(self.directory.expires)}; refusing to judge messages with it"
             )
-        envelope = parse_envelope(data, max_size=self.max_size)
+        return now
+
+    def _authentic(self, envelope: Envelope, now: datetime) -> CertEntry:
         entry = authenticate(envelope, self.directory, now)
         check_freshness(envelope, now, skew=self.skew, max_age=self.max_age)
-        return envelope, entry
+        return entry
+
+    def judge(self, data: bytes) -> Verdict:
+        """Steps 1-8 on ``data``; raises only :class:`DirectoryExpiredError`."""
+        now = self._now()
+        try:
+            envelope = parse_envelope(data, max_size=self.max_size)
+        except RejectError as exc:
+            return Rejected(exc, None)
+        try:
+            entry = self._authentic(envelope, now)
+            check_replay(envelope, self.seen)
+            self.policy().check(access_request(envelope, self.receiver, now))
+            plaintext = open_payload(envelope, self.decryption_keys)
+            payload = check_payload(envelope, plaintext, self.validator)
+        except RejectError as exc:
+            return Rejected(exc, envelope)
+        return Accepted(envelope, payload, entry)
 
     def inspect(self, data: bytes) -> Accepted:
-        envelope, entry = self.verify(data)
-        check_replay(envelope, self.seen)
-        self.policy().check(access_request(envelope, self.receiver, self.clock()))
-        plaintext = open_payload(envelope, self.decryption_keys)
-        payload = check_payload(envelope, plaintext, self.validator)
-        return Accepted(envelope, payload, entry)
+        verdict = self.judge(data)
+        if isinstance(verdict, Rejected):
+            raise verdict.error
+        return verdict
 
     def keep_until(self, envelope: Envelope) -> datetime:
         """How long the seen-store must remember this message's id."""

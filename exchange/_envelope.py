@@ -294,7 +294,42 @@ def build_envelope(  # noqa: PLR0913 - every argument is a header field
     now: datetime | None = None,
     purpose: str | None = None,
 ) -> bytes:
-    """Build, (encrypt,) and sign a message; returns the wire bytes.
+    """Build, (encrypt,) and sign a message; returns the wire bytes (see :func:`build_message`)."""
+    return build_message(
+        signer,
+        message_type=message_type,
+        schema_version=schema_version,
+        kind=kind,
+        payload=payload,
+        classification=classification,
+        recipient=recipient,
+        ttl=ttl,
+        correlation_id=correlation_id,
+        in_reply_to=in_reply_to,
+        message_id=message_id,
+        now=now,
+        purpose=purpose,
+    )[0]
+
+
+def build_message(  # noqa: PLR0913 - every argument is a header field
+    signer: Signer,
+    *,
+    message_type: str,
+    schema_version: str,
+    kind: Kind,
+    payload: bytes,
+    classification: str,
+    recipient: Recipient | None = None,
+    ttl: timedelta = timedelta(minutes=5),
+    correlation_id: str | None = None,
+    in_reply_to: str | None = None,
+    message_id: str | None = None,
+    now: datetime | None = None,
+    purpose: str | None = None,
+) -> tuple[bytes, Envelope]:
+    """Build, (encrypt,) and sign a message; returns the wire bytes and their envelope (what
+    :func:`parse_envelope` would make of them, without parsing them again).
 
     RESTRICTED and SECRET payloads are encrypted to ``recipient.encryption_key``; raises
     :class:`SealError` when such a payload has no recipient key. An event is published to
@@ -334,10 +369,11 @@ def build_envelope(  # noqa: PLR0913 - every argument is a header field
         body = seal(payload, ephemeral, recipient.encryption_key, associated_data(raw))
     raw["payload_digest"] = "sha256:" + hashlib.sha256(body).hexdigest()
     header = parse_header(raw)  # the sender gets the receiver's shape errors first
-    signature = signer.key.sign(SIGNING_CONTEXT + canonical_flat(header.raw))
+    signed = canonical_flat(header.raw)
+    signature = signer.key.sign(SIGNING_CONTEXT + signed)
     document = {
         "header": raw,
         "payload": base64.b64encode(body).decode("ascii"),
         "signature": base64.b64encode(signature).decode("ascii"),
     }
-    return orjson.dumps(document)
+    return orjson.dumps(document), Envelope(header, body, signature, signed)

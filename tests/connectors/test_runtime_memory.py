@@ -111,7 +111,7 @@ def _lookup_from_tax(fed: Federation) -> bytes:
         kind="request",
         payload=orjson.dumps(example(LOOKUP)),
         classification="INTERNAL",
-        recipient=fed["tax"]._recipient(fed.parties["civil"].subsystem),
+        recipient=fed["tax"].outbox.recipient(fed.parties["civil"].subsystem),
     )
 
 

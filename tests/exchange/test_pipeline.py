@@ -17,12 +17,15 @@ from exchange import (
     Expired,
     Forbidden,
     Malformed,
+    MemorySeenStore,
+    Rejected,
     RejectError,
     SchemaInvalid,
     SealError,
     Stale,
     Undecryptable,
     UnknownSender,
+    build_message,
     canonical,
     parse_envelope,
     utcnow,
@@ -370,3 +373,41 @@ def test_changed_sender_or_signer_is_unknown_sender(bus):
         doc["header"][field] = value
         with pytest.raises(UnknownSender):
             bus.inspector(bus.civil).inspect(json.dumps(doc).encode())
+
+
+@pytest.mark.parametrize("classification", ["INTERNAL", "RESTRICTED"])
+def test_build_message_gives_the_envelope_its_bytes_parse_to(bus, classification):
+    """The sender keeps the envelope it built instead of parsing its own bytes again: it is
+    exactly what a receiver parses (header, payload as carried, signature, signed bytes)."""
+    data, built = build_message(
+        bus.treasury.signer,
+        message_type=ALERT,
+        schema_version="1.0.0",
+        kind="message",
+        payload=b'{"account": "MA64011519000001205000534921", "score": 97}',
+        classification=classification,
+        recipient=bus.sandbox.recipient(bus.tax),
+    )
+    parsed = parse_envelope(data)
+    assert built == parsed
+    assert built.digest == parsed.digest
+
+
+def test_judge_carries_the_envelope_of_a_refused_message(bus):
+    """A refused message's verdict names its reject error and, once the bytes parsed, the
+    envelope; bytes that do not parse have none. inspect() raises the same error."""
+    seen = MemorySeenStore()
+    inspector = bus.inspector(bus.civil, seen=seen)
+    data = bus.lookup()
+    accepted = inspector.judge(data)
+    assert isinstance(accepted, Accepted)
+    seen.add(accepted.envelope.header.id, utcnow() + timedelta(minutes=10))
+    again = inspector.judge(data)
+    assert isinstance(again, Rejected)
+    assert again.error.code == "duplicate"
+    assert again.envelope == parse_envelope(data)
+    garbled = inspector.judge(b"{not json")
+    assert isinstance(garbled, Rejected)
+    assert (garbled.error.code, garbled.envelope) == ("malformed", None)
+    with pytest.raises(Malformed):
+        inspector.inspect(b"{not json")

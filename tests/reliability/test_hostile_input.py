@@ -1128,7 +1128,7 @@ class Net:
             kind="request",
             payload=payload or orjson.dumps(type_example(LOOKUP)),
             classification="INTERNAL",
-            recipient=tax._recipient(self.fed.parties["civil"].subsystem),
+            recipient=tax.outbox.recipient(self.fed.parties["civil"].subsystem),
         )
 
 
@@ -1309,7 +1309,7 @@ def _processed_by_tax(net: Net, body: bytes) -> None:
     tax = net.fed["tax"]
 
     def logged() -> bool:
-        with tax._log_lock:  # the receive loop writes through the same connection
+        with tax.core.log_lock:  # the receive loop writes through the same connection
             return bool(tax.log.records(message_id))
 
     assert wait_for(logged)

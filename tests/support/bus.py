@@ -43,9 +43,7 @@ class Bus:
             receiver=party.subsystem,
             directory=self.sandbox.directory(),
             decryption_keys=party.keys.decryption_keys(),
-            validator=simple_validator,
-            seen=MemorySeenStore(),
-            **kwargs,
+            **({"validator": simple_validator, "seen": MemorySeenStore()} | kwargs),
         )
 
     def build(
