@@ -82,12 +82,14 @@ class Webhook:
 
     def __init__(self, reply: Callable[[dict[str, Any]], tuple[int, Any]]) -> None:
         self.received: list[dict[str, Any]] = []
+        self.keys: list[str | None] = []
         hook = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 hook.received.append(body)
+                hook.keys.append(self.headers.get("Idempotency-Key"))
                 status, answer = reply(body)
                 data = json.dumps(answer).encode()
                 self.send_response(status)
@@ -357,6 +359,7 @@ def test_failing_webhook_is_retried(unstarted: Federation, webhook_factory):
     got = wait_until(lambda: len(hook.received) >= 2 and hook.received)
     assert [b["attempt"] for b in got] == [1, 2]
     assert got[0]["id"] == got[1]["id"]
+    assert hook.keys[:2] == [got[0]["id"]] * 2  # the same key on every attempt
 
 
 def test_pull_inbox_serves_events_until_acknowledged(unstarted: Federation):
