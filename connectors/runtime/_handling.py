@@ -241,8 +241,8 @@ class Handling:
         event, a one-way message) or answered (a request: its response stored with the
         access records), so the handler's writes and the done mark commit together. Refuse,
         Hold and failures leave the ``with`` by an exception: all of it is rolled back. The
-        response is sent once the commit holds (a crash before sending is answered from the
-        stored response, never by running the handler again)."""
+        response is sent once the commit holds; a repeated delivery of the request is
+        answered from the stored response, never by running the handler again."""
         header = envelope.header
         answer, response, accesses = None, None, []
         try:
