@@ -12,6 +12,7 @@ from connectors._config import (
     build_connector,
     check_config,
     load_config,
+    sent_message_status,
     subject_accesses,
 )
 from connectors._errors import (
@@ -53,7 +54,7 @@ from connectors._witness import (
     head_payload,
     witness_each_other,
 )
-from connectors.runtime import Connector, DirectorySource, RuntimeSettings
+from connectors.runtime import Connector, DirectorySource, MessageStatus, RuntimeSettings
 
 __all__ = [
     "ATTEMPT_HEADER",
@@ -81,6 +82,7 @@ __all__ = [
     "MemoryBroker",
     "MemoryTransport",
     "MessageLogKept",
+    "MessageStatus",
     "Metrics",
     "NotConfirmed",
     "OutboundMessage",
@@ -110,6 +112,7 @@ __all__ = [
     "normalise",
     "queue_name",
     "retry_queue",
+    "sent_message_status",
     "subject_accesses",
     "witness_each_other",
 ]

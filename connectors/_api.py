@@ -40,7 +40,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Annotated, Any
 
 import httpx
-from fastapi import Depends, FastAPI, Query, Request
+from fastapi import Depends, FastAPI, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -290,6 +290,24 @@ class Answer(BaseModel):
     payload: JsonValue
 
 
+class DeliveryOut(BaseModel):
+    party: str
+    state: str
+    code: str | None
+    at: str
+
+
+class StatusOut(BaseModel):
+    """What became of a message this subsystem sent (protocol.md §12)."""
+
+    id: str
+    type: str
+    kind: str
+    to: str
+    sent_at: str | None
+    deliveries: list[DeliveryOut]
+
+
 class AckIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -460,6 +478,17 @@ def create_app(  # noqa: PLR0913 - the API's settings, keyword-only
                 body.type, body.to, body.payload, timeout=body.timeout, purpose=body.purpose
             )
         )
+
+    @app.get("/messages/{message_id}", dependencies=guard, responses=_PROBLEMS)
+    def message_status(message_id: Annotated[str, Path(pattern="^[0-9a-f]{32}$")]) -> StatusOut:
+        """What became of a message sent from here: confirmed by the broker, then per
+        recipient (per subscriber for an event) received or refused with the code, then
+        handled or failed, from the receivers' signed receipts."""
+        status = connector.status(message_id)
+        if status is None:
+            detail = f"{connector.me} sent no message {message_id}"
+            raise _Problem(404, "unknown-message", "No such message", detail)
+        return StatusOut.model_validate(status.as_dict())
 
     @app.get("/inbox", dependencies=guard, responses=_PROBLEMS)
     def pull(limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> Pulled:

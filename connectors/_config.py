@@ -41,18 +41,25 @@ from pydantic import (
 )
 
 from connectors._access_log import SUBJECT_KEY_ENV, Access, AccessLog, SubjectKey
-from connectors._errors import ConfigError
+from connectors._errors import ConfigError, StoreError
 from connectors._handlers import Handler
 from connectors._pika import DEFAULT_URL, PikaTransport
 from connectors._store import ConnectorStore
 from connectors._witness import Witnessing
-from connectors.runtime import Connector, DirectorySource, RuntimeSettings
+from connectors.runtime import (
+    Connector,
+    DirectorySource,
+    MessageStatus,
+    RuntimeSettings,
+    message_status,
+)
 from exchange import (
     Directory,
     DirectoryError,
     IdentityError,
     KeyRing,
     KeyStore,
+    LogError,
     SubsystemId,
     cert_from_pem,
     load_directory,
@@ -469,6 +476,31 @@ def subject_accesses(config: ConnectorConfig, subject_id: str) -> list[Access]:
     try:
         return store.accesses(log.key.hash(subject_id))
     finally:
+        store.close()
+
+
+def sent_message_status(config: ConnectorConfig, message_id: str) -> MessageStatus | None:
+    """What became of ``message_id``, sent by the connector of ``config``: read from its
+    database and message log (neither is created here; the connector may be running).
+    Raises :class:`ConfigError` when they do not exist yet, :class:`StoreError` when they
+    cannot be read."""
+    assert config.database is not None  # filled in by resolved()
+    assert config.log is not None
+    for what, location in (("database", config.database), ("message log", config.log)):
+        if not location.startswith(_DATABASE_URLS) and not Path(location).is_file():
+            raise ConfigError(f"{config.subsystem} has no {what} at {location} yet")
+    store = ConnectorStore(config.database)
+    try:
+        log = MessageLog(open_store(config.log, create=False), log_id=str(config.subsystem_id))
+    except LogError as exc:
+        store.close()
+        raise StoreError(f"cannot read the message log of {config.subsystem}: {exc}") from exc
+    try:
+        return message_status(store, log, message_id)
+    except LogError as exc:
+        raise StoreError(f"cannot read the message log of {config.subsystem}: {exc}") from exc
+    finally:
+        log.close()
         store.close()
 
 

@@ -30,6 +30,12 @@ class Metrics:
             ["code"],
             registry=self.registry,
         )
+        self.refused_by_receiver = Counter(
+            "tabadul_messages_refused_by_receiver",
+            "Messages of ours a receiver refused, by reject code (from its receipts)",
+            ["code"],
+            registry=self.registry,
+        )
         self.handler_seconds = Histogram(
             "tabadul_handler_seconds",
             "Handler latency, by type",

@@ -88,6 +88,38 @@ cosignatures = sa.Table(
     sa.Column("witness", sa.String(260), primary_key=True),
     sa.Column("document", sa.Text, nullable=False),  # Cosignature.as_dict() as JSON
 )
+# What became of each event and one-way message this subsystem sent, per recipient (per
+# subscriber for an event): confirmed by the broker, then received or refused (with the code)
+# by the receiver's receipt, then handled or failed. A state never goes back.
+deliveries = sa.Table(
+    "deliveries",
+    _meta,
+    sa.Column("message_id", sa.String(32), primary_key=True),
+    sa.Column("party", sa.String(260), primary_key=True),
+    sa.Column("message_type", sa.String(200), nullable=False),
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("code", sa.String(64), nullable=True),
+    sa.Column("at", sa.String(24), nullable=False),
+)
+DELIVERY_STATES = ("confirmed", "received", "refused", "handled", "failed")
+_RANK = {"confirmed": 0, "received": 1, "refused": 2, "handled": 2, "failed": 2}
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryState:
+    """One step of a message towards one party (``code``: the reject code, or why it failed)."""
+
+    message_id: str
+    party: str
+    message_type: str
+    state: str
+    code: str | None = None
+    at: str = ""
+
+    def as_dict(self) -> dict[str, str | None]:
+        return {"party": self.party, "state": self.state, "code": self.code, "at": self.at}
+
+
 # An answer nobody took within this long (its requester gave up or died) is pruned.
 ANSWER_KEPT = timedelta(days=1)
 
@@ -317,6 +349,58 @@ class ConnectorStore:
             conn.execute(
                 inbox.update().where(inbox.c.message_id.in_(message_ids)).values(state="done")
             )
+
+    def note_deliveries(self, steps: Sequence[DeliveryState]) -> None:
+        """Record these steps, each only if it is further than what is known of its message
+        and party (a receipt may overtake the broker's confirm)."""
+        if not steps:
+            return
+        with self._tx("record delivery states") as conn:
+            ids = sorted({step.message_id for step in steps})
+            known = {
+                (r.message_id, r.party): r.state
+                for r in conn.execute(
+                    sa.select(
+                        deliveries.c.message_id, deliveries.c.party, deliveries.c.state
+                    ).where(deliveries.c.message_id.in_(ids))
+                )
+            }
+            for step in steps:
+                key = (step.message_id, step.party)
+                row = {
+                    "state": step.state,
+                    "code": step.code,
+                    "at": step.at or format_time(utcnow()),
+                }
+                if step.message_type:  # a handled notice does not repeat the type
+                    row["message_type"] = step.message_type
+                if key not in known:
+                    conn.execute(
+                        deliveries.insert(),
+                        {"message_id": key[0], "party": key[1], "message_type": "", **row},
+                    )
+                elif _RANK[step.state] > _RANK[known[key]]:
+                    conn.execute(
+                        deliveries.update()
+                        .where(deliveries.c.message_id == key[0], deliveries.c.party == key[1])
+                        .values(**row)
+                    )
+                else:
+                    continue
+                known[key] = step.state
+
+    def delivery_states(self, message_id: str) -> list[DeliveryState]:
+        """What is known of ``message_id``'s delivery, per party."""
+        with self._tx("read delivery states") as conn:
+            rows = conn.execute(
+                sa.select(deliveries)
+                .where(deliveries.c.message_id == message_id)
+                .order_by(deliveries.c.party)
+            ).all()
+        return [
+            DeliveryState(r.message_id, r.party, r.message_type, r.state, r.code, r.at)
+            for r in rows
+        ]
 
     def hold(self, message_id: str) -> None:
         """Keep a handled message for the information system to pull."""

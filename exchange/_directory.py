@@ -167,6 +167,11 @@ class Directory:
         ]
         return usable[-1] if usable else None
 
+    def signing_certificates(self, subsystem: SubsystemId) -> list[CertEntry]:
+        """The signing certificates of ``subsystem`` the directory lists (revoked ones too:
+        what was signed before a revocation still names its signer), oldest first."""
+        return list(self._by_subsystem.get((subsystem, "signing"), []))
+
     def classification_of(self, message_type: str) -> str | None:
         return self._classification.get(message_type)
 

@@ -37,9 +37,10 @@ from exchange._time import format_time, parse_time, utcnow
 PROTOCOL_VERSION: Final = 1
 SIGNING_CONTEXT: Final = b"tabadul/1 envelope\n"
 DEFAULT_MAX_SIZE: Final = 1024 * 1024
-Kind = Literal["request", "response", "event", "message", "error"]
-KINDS: Final = ("request", "response", "event", "message", "error")
+Kind = Literal["request", "response", "event", "message", "error", "receipt"]
+KINDS: Final = ("request", "response", "event", "message", "error", "receipt")
 ERROR_TYPE: Final = "tabadul.error"
+RECEIPT_TYPE: Final = "tabadul.receipt"  # the type of every receipt (protocol.md 1.2, §12)
 
 _TYPE = re.compile(r"[a-z][a-z0-9-]*(?:\.[a-z][a-z0-9-]*)+\Z")
 _SEMVER = re.compile(r"(0|[1-9][0-9]{0,5})\.(0|[1-9][0-9]{0,5})\.(0|[1-9][0-9]{0,5})\Z")
@@ -137,6 +138,20 @@ def _subsystem(value: Any, name: str) -> SubsystemId:
         raise Malformed(f"header field {name!r}: {exc}") from exc
 
 
+def _check_kind(raw: dict[str, Any], kind: str) -> None:
+    """The members whose presence depends on the kind."""
+    if kind == "event":
+        # recipient null: one copy for every subscriber; set: an encrypted copy for one
+        if raw["topic"] != raw["type"]:
+            raise Malformed("an event's topic is its type")
+    elif raw["topic"] is not None or raw["recipient"] is None:
+        raise Malformed(f"a {kind} has a recipient and no topic")
+    if (kind == "receipt") != (raw["type"] == RECEIPT_TYPE):
+        raise Malformed(f"a receipt, and only a receipt, is of type {RECEIPT_TYPE}")
+    if (kind in ("response", "error")) != (raw["in_reply_to"] is not None):
+        raise Malformed("'in_reply_to' is required for responses and errors, and only there")
+
+
 def parse_header(raw: Any) -> Header:
     """Check the shape of a header object; raises :class:`Malformed` naming the bad field."""
     if not isinstance(raw, dict):
@@ -167,18 +182,9 @@ def parse_header(raw: Any) -> Header:
             f"header field 'encryption' must be null or {{alg: {ALGORITHM}, kid: a certificate "
             "fingerprint, epk: 32 bytes in base64}"
         )
-    recipient = raw["recipient"]
-    topic = raw["topic"]
-    if kind == "event":
-        # recipient null: one copy for every subscriber; set: an encrypted copy for one
-        if topic != raw["type"]:
-            raise Malformed("an event's topic is its type")
-    elif topic is not None or recipient is None:
-        raise Malformed(f"a {kind} has a recipient and no topic")
+    _check_kind(raw, kind)
     _check_strings(raw)
-    in_reply_to = raw["in_reply_to"]
-    if (kind in ("response", "error")) != (in_reply_to is not None):
-        raise Malformed("'in_reply_to' is required for responses and errors, and only there")
+    recipient, topic, in_reply_to = raw["recipient"], raw["topic"], raw["in_reply_to"]
     purpose = raw.get("purpose")
     if purpose is not None and (
         kind not in _PURPOSE_KINDS or purpose.__class__ is not str or not PURPOSE.match(purpose)

@@ -184,6 +184,20 @@ class ReplyGranted:
 
 
 @dataclass(frozen=True, slots=True)
+class ReceiptAllowed:
+    """A receipt goes back from a receiver to a subsystem that may send it something: a
+    grant to send it a type (in force or not, for any purpose), or an event type it
+    subscribes to and the sender publishes."""
+
+    # (receiver, sender): who may send receipts to whom
+    pairs: frozenset[tuple[SubsystemId, SubsystemId]]
+
+    def check(self, request: AccessRequest) -> None:
+        if (request.sender, request.recipient) not in self.pairs:
+            raise Forbidden(f"{request.sender} received nothing {request.recipient} may send it")
+
+
+@dataclass(frozen=True, slots=True)
 class ClassificationHonoured:
     """A message is at least as classified as its type, and encrypted when that is
     RESTRICTED or above."""
@@ -223,6 +237,14 @@ def directory_policy(directory: Directory, error_type: str = "tabadul.error") ->
     # an answer goes back to whoever holds a grant, in force or not, for any purpose: the
     # request was judged when it arrived
     reply = ReplyGranted({k: frozenset(v) for k, v in answers.items()}, grants, error_type)
+    senders_of = {(recipient, sender) for sender, _, recipient in grants}
+    publishers_of = {t: {s for s, pt in publishers if pt == t} for _, t in publishers}
+    senders_of |= {
+        (subscriber, publisher)
+        for subscriber, topic in subscriptions
+        for publisher in publishers_of.get(topic, ())
+    }
+    receipts = ReceiptAllowed(frozenset(senders_of))
     return AllOf(
         (
             AddressedToReceiver(),
@@ -234,6 +256,7 @@ def directory_policy(directory: Directory, error_type: str = "tabadul.error") ->
                     "event": SubscriptionGranted(publishers, subscriptions),
                     "response": reply,
                     "error": reply,
+                    "receipt": receipts,
                 }
             ),
         )

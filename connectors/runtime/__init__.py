@@ -21,6 +21,14 @@ last attempt, dead-lettered as ``handler-failed``.
 
 from connectors.runtime._connector import Connector
 from connectors.runtime._outbox import Sealed
+from connectors.runtime._receipts import MessageStatus, message_status
 from connectors.runtime._settings import DirectorySource, RuntimeSettings
 
-__all__ = ["Connector", "DirectorySource", "RuntimeSettings", "Sealed"]
+__all__ = [
+    "Connector",
+    "DirectorySource",
+    "MessageStatus",
+    "RuntimeSettings",
+    "Sealed",
+    "message_status",
+]

@@ -25,6 +25,7 @@ from connectors.runtime._handling import Handling
 from connectors.runtime._inbound import Receiver, payload_validator
 from connectors.runtime._outbox import Outbox
 from connectors.runtime._pending import PendingRequests
+from connectors.runtime._receipts import MessageStatus, message_status
 from connectors.runtime._settings import DirectorySource, RuntimeSettings
 from exchange import (
     Directory,
@@ -344,6 +345,11 @@ class Connector:
         """What a handler gets: this connector's request, send and publish (also for
         application code that acts on the bus outside a handler)."""
         return _HandlerContext(self)
+
+    def status(self, message_id: str) -> MessageStatus | None:
+        """What became of a message this subsystem sent (see :class:`MessageStatus`)."""
+        with self.core.log_lock:
+            return message_status(self.store, self.log, message_id)
 
     # ---- pull inbox
 

@@ -11,6 +11,7 @@ import threading
 import time
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -28,6 +29,7 @@ from connectors._transport import (
 )
 from connectors.runtime._core import Core, log_entry
 from connectors.runtime._outbox import Outbox, Sealed
+from connectors.runtime._receipts import handled_receipts
 from exchange import (
     UNSPECIFIED_PURPOSE,
     Accepted,
@@ -35,11 +37,13 @@ from exchange import (
     ExchangeError,
     Header,
     LegalBasis,
+    SubsystemId,
     format_time,
     open_payload,
     parse_envelope,
     utcnow,
 )
+from exchange.log import Handled
 
 logger = logging.getLogger("connectors.runtime")
 
@@ -57,7 +61,7 @@ class Handling:
         self._workers = ThreadPoolExecutor(
             core.settings.handler_workers, thread_name_prefix=f"handler-{core.me.slug}"
         )
-        self._done: queue.Queue[str | None] = queue.Queue()
+        self._done: queue.Queue[_Finished | None] = queue.Queue()
         self._in_hand: set[str] = set()  # inbox entries this replica is handling
         self._lock = threading.Lock()
 
@@ -221,9 +225,12 @@ class Handling:
         header = envelope.header
         if header.kind != "request":
             if refusal is None:
-                self._done.put(header.id)  # marked done in groups by the finisher
+                self._done.put(_Finished(header.id, header.sender))  # marked in groups
                 return False  # in hand until then
             self._core.store.finish(header.id, failed=refusal.message)
+            self._done.put(
+                _Finished(header.id, header.sender, "failed", refusal.message, marked=True)
+            )
             return True
         answer, outcome = self._answer(envelope, result, refusal)
         self._core.store.finish(
@@ -258,6 +265,8 @@ class Handling:
             return True
         if answer is not None:
             self._outbox.emit([answer])
+        else:
+            self._done.put(_Finished(header.id, header.sender, marked=True))
         return True
 
     def _answer(self, request: Envelope, result: Any, refusal: Refuse | None) -> tuple[Sealed, str]:
@@ -378,15 +387,19 @@ class Handling:
             self._finish(envelope, payload, None, Refuse(reason, "handler-failed"))
         else:
             core.store.finish(message_id, failed=reason)
+            self._done.put(
+                _Finished(message_id, envelope.header.sender, "failed", reason, marked=True)
+            )
         return True
 
     def _finish_loop(self) -> None:
-        """Mark handled events and one-way messages done in groups (one commit for many).
-        The entries stay in hand (their leases renewed, so no replica takes them over) until
-        the commit holds; a failed commit is tried again with backoff. A crash before the
-        commit makes their handlers run again after restart, as for any handler interrupted
-        mid-way: handlers must tolerate a repeat (at least once)."""
-        batch: list[str] = []
+        """Mark handled events and one-way messages done in groups (one commit for many),
+        then tell their senders in receipts (protocol.md §12). The entries stay in hand
+        (their leases renewed, so no replica takes them over) until the commit holds; a
+        failed commit is tried again with backoff. A crash before the commit makes their
+        handlers run again after restart, as for any plain handler interrupted mid-way:
+        those must tolerate a repeat (at least once)."""
+        batch: list[_Finished] = []
         failures = 0
         ending = False
         while True:
@@ -403,8 +416,9 @@ class Handling:
                         ending = True
                     else:
                         batch.append(item)
+            unmarked = [f.message_id for f in batch if not f.marked]
             try:
-                self._core.store.finish_many(batch)
+                self._core.store.finish_many(unmarked)
             except StoreError as exc:
                 failures += 1
                 logger.warning("could not mark %d handled messages done yet: %s", len(batch), exc)
@@ -413,11 +427,21 @@ class Handling:
                     continue  # kept in hand, their leases renewed; tried again
             else:
                 failures = 0
-                for message_id in batch:
+                for message_id in unmarked:
                     self._put_down(message_id)
+                self._notify(batch)
                 batch = []
             if ending:
                 return
+
+    def _notify(self, finished: Sequence[_Finished]) -> None:
+        """Receipts of what the handlers made of these messages. Best effort: a sender that
+        misses one still holds the receipt of the message's arrival."""
+        notices = [(f.sender, Handled(f.message_id, f.outcome, f.reason[:500])) for f in finished]
+        try:
+            self._outbox.emit(handled_receipts(self._outbox, notices))
+        except ConnectorError as exc:
+            logger.warning("handled receipts for %d messages not sent: %s", len(notices), exc)
 
     # ---- pull inbox
 
@@ -427,6 +451,18 @@ class Handling:
             _delivery(*self._reopen(entry.envelope, None), entry.attempts)
             for entry in self._core.store.held(limit)
         ]
+
+
+@dataclass(frozen=True, slots=True)
+class _Finished:
+    """An event or one-way message its handler finished, for the finisher: to mark done in
+    a group (unless ``marked`` already) and to tell its sender of."""
+
+    message_id: str
+    sender: SubsystemId
+    outcome: str = "handled"  # or "failed"
+    reason: str = ""
+    marked: bool = False
 
 
 def _delivery(envelope: Envelope, payload: Any, attempts: int) -> Delivery:

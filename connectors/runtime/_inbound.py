@@ -18,6 +18,7 @@ import logging
 import queue
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 from connectors._errors import ConnectorError, StoreError
 from connectors._store import Accepted as StoreAccepted
@@ -34,8 +35,10 @@ from connectors.runtime._core import Core, log_entry
 from connectors.runtime._handling import Handling
 from connectors.runtime._outbox import Outbox
 from connectors.runtime._pending import PendingRequests
+from connectors.runtime._receipts import note_receipts, receipts_for
 from exchange import (
     ERROR_TYPE,
+    RECEIPT_TYPE,
     UNAUTHENTICATED_CODES,
     Accepted,
     DirectoryExpiredError,
@@ -45,9 +48,11 @@ from exchange import (
     PayloadIssue,
     PayloadValidator,
     Rejected,
+    SubsystemId,
     Verdict,
     parse_envelope,
 )
+from exchange.log import ReceiptError, parse_receipt
 from schemas import SchemaError, SchemaRegistry
 
 logger = logging.getLogger("connectors.runtime")
@@ -70,6 +75,12 @@ def payload_validator(registry: SchemaRegistry) -> PayloadValidator:
     def validate(message_type: str, version: str, payload: object) -> list[PayloadIssue]:
         if message_type == ERROR_TYPE:
             return _error_shape(payload)
+        if message_type == RECEIPT_TYPE:
+            try:
+                parse_receipt(payload)
+            except ReceiptError as exc:
+                return [PayloadIssue("$", exc.message, "receipt")]
+            return []
         try:
             report = registry.validate(message_type, version, payload)
         except SchemaError as exc:
@@ -89,6 +100,25 @@ def _error_shape(payload: object) -> list[PayloadIssue]:
     if not isinstance(payload.get("errors", []), list):
         return [PayloadIssue("$.errors", "an error's errors are a list", "type")]
     return []
+
+
+@dataclass
+class _Logged:
+    """A logged batch, sorted by what happens next."""
+
+    accepted: list[tuple[bytes, Accepted]] = field(default_factory=list)  # for the handlers
+    answers: list[tuple[bytes, Accepted]] = field(default_factory=list)  # for our requests
+    receipts: list[Accepted] = field(default_factory=list)  # for our messages' status
+    outgoing: list[OutboundMessage] = field(default_factory=list)  # dead letters, replies
+
+    def take(self, body: bytes, accepted: Accepted) -> None:
+        kind = accepted.envelope.header.kind
+        if kind in ("response", "error"):
+            self.answers.append((body, accepted))
+        elif kind == "receipt":
+            self.receipts.append(accepted)
+        else:
+            self.accepted.append((body, accepted))
 
 
 class Receiver:
@@ -149,35 +179,47 @@ class Receiver:
             core.transport.requeue([m.delivery_tag for m in batch])
             time.sleep(core.settings.directory_poll)
             return
-        accepted: list[tuple[bytes, Accepted]] = []
-        answers: list[tuple[bytes, Accepted]] = []
-        outgoing: list[OutboundMessage] = []
-        with core.log_lock:
-            for message, verdict in judged:
-                if isinstance(verdict, Accepted):
-                    core.log.append(log_entry("received", verdict.envelope, message.body))
-                    kind = verdict.envelope.header.kind
-                    (answers if kind in ("response", "error") else accepted).append(
-                        (message.body, verdict)
-                    )
-                else:
-                    entry = log_entry(
-                        "rejected", verdict.envelope, message.body, verdict.error.code
-                    )
-                    core.log.append(entry)
-                    outgoing += self._after_reject(message, verdict)
-            core.flush()
+        logged = self._log(judged)
+        accepted, answers = logged.accepted, logged.answers
         for _, answer in answers:
             core.metrics.count("received", answer.envelope.header.type)
         self._pending.settle(answers)
+        if logged.receipts:
+            note_receipts(core, logged.receipts)
         if accepted:
             self._accept(accepted)
-        if outgoing:
-            core.transport.publish(outgoing)
+        if logged.outgoing:
+            core.transport.publish(logged.outgoing)
         core.transport.ack([m.delivery_tag for m in batch])
         for _, outcome in accepted:
             core.metrics.count("received", outcome.envelope.header.type)
         self._handling.dispatch(accepted)
+
+    def _log(self, judged: Judged) -> _Logged:
+        """Append every verdict to the message log, one durable flush; then the receipts
+        owed for the batch, bound to the head that flush signed, logged as sent too."""
+        core = self._core
+        logged = _Logged()
+        owed: dict[SubsystemId, list[int]] = {}  # log records each sender gets a receipt for
+        with core.log_lock:
+            for message, verdict in judged:
+                if isinstance(verdict, Accepted):
+                    record = core.log.append(log_entry("received", verdict.envelope, message.body))
+                    logged.take(message.body, verdict)
+                else:
+                    code = verdict.error.code
+                    record = core.log.append(
+                        log_entry("rejected", verdict.envelope, message.body, code)
+                    )
+                    logged.outgoing += self._after_reject(message, verdict)
+                if verdict.envelope is not None and _owes_receipt(verdict):
+                    owed.setdefault(verdict.envelope.header.sender, []).append(record.seq)
+            core.flush()
+            if owed:
+                sealed = receipts_for(core, self._outbox, owed)
+                core.record(r.log_entry() for r in sealed)
+                logged.outgoing += [r.outbound() for r in sealed]
+        return logged
 
     def _judge(self, batch: list[InboundMessage]) -> Judged:
         """The inspector's verdicts; a second copy of an id within the batch is a duplicate."""
@@ -286,6 +328,16 @@ class Receiver:
             return None
         self._core.record([reply.log_entry()], flush=False)
         return reply.outbound()
+
+
+def _owes_receipt(verdict: Verdict) -> bool:
+    """Events and one-way messages get a receipt, accepted or refused; not a refusal that
+    gets no signed answer (an unauthenticated sender, a duplicate, a sender without a
+    grant). Requests have their response or error; answers and receipts get none."""
+    assert verdict.envelope is not None
+    if verdict.envelope.header.kind not in ("event", "message"):
+        return False
+    return isinstance(verdict, Accepted) or verdict.error.code not in _NO_ERROR_REPLY
 
 
 def _duplicate(envelope: Envelope) -> Rejected:

@@ -5,6 +5,7 @@ so nothing on the way (log, broker, a waiting request) parses them again."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -12,12 +13,14 @@ from typing import Any
 import orjson
 from cryptography.hazmat.primitives.asymmetric import x25519
 
-from connectors._errors import SendRefused
+from connectors._errors import SendRefused, StoreError
+from connectors._store import DeliveryState
 from connectors._transport import OutboundMessage, direct_key, event_key
 from connectors.runtime._core import Core, log_entry
 from exchange import (
     ENCRYPTED_CLASSIFICATIONS,
     ERROR_TYPE,
+    RECEIPT_TYPE,
     UNSPECIFIED_PURPOSE,
     AccessRequest,
     Directory,
@@ -32,8 +35,10 @@ from exchange import (
     new_message_id,
     utcnow,
 )
-from exchange.log import LogEntry
+from exchange.log import RECEIPT_SCHEMA_VERSION, LogEntry, Receipt
 from schemas import SchemaError
+
+logger = logging.getLogger("connectors.runtime")
 
 ERROR_SCHEMA_VERSION = "1.0.0"
 
@@ -261,12 +266,46 @@ class Outbox:
             in_reply_to=request.digest,
         )
 
+    def receipt(self, to: SubsystemId, receipt: Receipt) -> Sealed:
+        """The signed receipt to ``to`` (protocol.md §12)."""
+        return self.sign(
+            RECEIPT_TYPE,
+            RECEIPT_SCHEMA_VERSION,
+            "receipt",
+            receipt.as_dict(),
+            classification="INTERNAL",
+            recipient=Recipient(to),
+        )
+
     def emit(self, messages: Sequence[Sealed]) -> None:
-        """Log as sent (durably), then publish and wait for the broker's confirms."""
+        """Log as sent (durably), then publish and wait for the broker's confirms; then
+        record the events and one-way messages as confirmed, for their status."""
         self._core.record(m.log_entry() for m in messages)
         self._core.transport.publish([m.outbound() for m in messages])
         for message in messages:
             self._core.metrics.count("sent", message.envelope.header.type)
+        confirmed = [step for m in messages for step in self._confirmed(m)]
+        if confirmed:
+            try:
+                self._core.store.note_deliveries(confirmed)
+            except StoreError as exc:  # sent and confirmed all the same: only the status lags
+                logger.warning(
+                    "delivery states of %d messages not recorded: %s", len(confirmed), exc
+                )
+
+    def _confirmed(self, message: Sealed) -> list[DeliveryState]:
+        """The parties a confirmed event or one-way message is now on its way to."""
+        header = message.envelope.header
+        if header.kind not in ("event", "message"):
+            return []
+        if header.recipient is not None:
+            parties = [header.recipient]
+        else:
+            parties = self._core.directory.subscribers(header.type)
+        at = format_time(utcnow())
+        return [
+            DeliveryState(header.id, str(p), header.type, "confirmed", None, at) for p in parties
+        ]
 
     # ---- what applications send
 

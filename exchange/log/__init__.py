@@ -35,6 +35,14 @@ from exchange.log._merkle import (
 )
 from exchange.log._open import open_store
 from exchange.log._postgres import PostgresLogStore
+from exchange.log._receipt import (
+    RECEIPT_SCHEMA_VERSION,
+    Handled,
+    Receipt,
+    ReceiptError,
+    parse_receipt,
+    receipt_of,
+)
 from exchange.log._records import (
     DIRECTIONS,
     Direction,
@@ -66,6 +74,7 @@ __all__ = [
     "DIRECTIONS",
     "EMPTY_ROOT",
     "LOG_HEAD_TYPE",
+    "RECEIPT_SCHEMA_VERSION",
     "WITNESS_BASIS",
     "WITNESS_PURPOSE",
     "CompactRange",
@@ -73,12 +82,15 @@ __all__ = [
     "Cosignature",
     "Direction",
     "EvidenceReport",
+    "Handled",
     "InclusionProof",
     "LogEntry",
     "LogRecord",
     "LogStore",
     "MessageLog",
     "PostgresLogStore",
+    "Receipt",
+    "ReceiptError",
     "SQLiteLogStore",
     "SignedTreeHead",
     "StoredRecord",
@@ -94,6 +106,8 @@ __all__ = [
     "log_keeper",
     "node_hash",
     "open_store",
+    "parse_receipt",
+    "receipt_of",
     "root",
     "utc_timestamp",
     "verify_consistency",

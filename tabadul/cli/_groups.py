@@ -18,6 +18,7 @@ def mount(app: typer.Typer) -> None:
     from tabadul.cli._derive import derive
     from tabadul.cli._directory import directory_app
     from tabadul.cli._log import evidence_app, log_app
+    from tabadul.cli._message import message_app
     from tabadul.cli._opendata import opendata_app, publish, withdraw
     from tabadul.cli._pii import pii_app
     from tabadul.cli._registry import registry_app
@@ -35,6 +36,7 @@ def mount(app: typer.Typer) -> None:
     app.add_typer(bench_app, name="bench")
     app.command("demo")(demo)
     app.add_typer(connector_app, name="connector")
+    app.add_typer(message_app, name="message")
     app.add_typer(pii_app, name="pii")
     app.add_typer(audit_app, name="audit")
     app.add_typer(directory_app, name="directory")

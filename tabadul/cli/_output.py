@@ -95,6 +95,11 @@ def usage_error(code: str, message: str, *, as_json: bool = False) -> NoReturn:
     fail(_Simple(code, message), as_json=as_json)
 
 
+def not_found(code: str, message: str, *, as_json: bool = False) -> NoReturn:
+    """What was asked for does not exist: reported like an error, exit 1."""
+    fail(_Simple(code, message), as_json=as_json, exit_code=1)
+
+
 class CodedUsageGroup(TyperGroup):
     """The root command group. An option or argument whose value is missing or cannot be
     read as its type (``--days abc``, ``--overlap-hours x``) is reported like every other

@@ -154,6 +154,26 @@ def test_post_event_publishes_to_subscribers(fed: Federation):
     assert len(fed.recorders["treasury"].wait_for(1)) == 1
 
 
+def test_get_message_shows_its_status_per_recipient(fed: Federation):
+    """GET /messages/{id} follows a one-way message to 'handled' at tax (from tax's
+    receipts); an id nobody sent is 404 unknown-message, and a malformed one 422."""
+    api = client(fed, "treasury")
+    sent = api.post("/messages", json={"type": ALERT, "to": TAX, "payload": example(ALERT)})
+    message_id = sent.json()["id"]
+
+    def handled() -> dict | None:
+        doc = api.get(f"/messages/{message_id}").json()
+        return doc if [d["state"] for d in doc["deliveries"]] == ["handled"] else None
+
+    status = wait_until(handled)
+    assert (status["type"], status["kind"], status["to"]) == (ALERT, "message", TAX)
+    assert status["sent_at"]
+    assert [(d["party"], d["code"]) for d in status["deliveries"]] == [(TAX, None)]
+    missing = api.get(f"/messages/{'0' * 32}")
+    assert (missing.status_code, missing.json()["code"]) == (404, "unknown-message")
+    assert api.get("/messages/not-an-id").status_code == 422
+
+
 def test_post_request_returns_the_response_payload(fed: Federation):
     """POST /requests waits for civil's answer and returns it as {payload}."""
     asked = example(LOOKUP)

@@ -11,11 +11,13 @@ from datetime import timedelta
 
 import orjson
 import pytest
+from typer.testing import CliRunner
 
 from connectors import REJECT_HEADER, PikaTransport, dead_letter_queue, queue_name
 from exchange import Recipient, build_envelope, utcnow
 from exchange.log import SQLiteLogStore
 from exchange.sandbox import Sandbox
+from tabadul.cli import build_app
 from tests.support import rabbit
 from tests.support.federation import (
     ALERT,
@@ -304,3 +306,42 @@ def test_replicas_of_a_requester_each_get_their_responses(fed: Federation):
                for c in (fed["tax"], second)]  # fmt: skip
     assert sum(crossed) == 9
     assert crossed[1] >= 2  # the second replica took some of the first one's responses
+
+
+def test_receipts_tell_the_publisher_per_subscriber_and_the_cli_shows_it(fed: Federation):
+    """On RabbitMQ: each subscriber's receipts reach customs, whose status of the event shows
+    it handled at tax and treasury; `tabadul message status` reads the same from customs'
+    database and log while it runs. A message nobody sent is exit 1, unknown-message."""
+    message_id = fed["customs"].publish(LODGED, example(LODGED))
+    tax, treasury = (str(fed.parties[n].subsystem) for n in ("tax", "treasury"))
+    deadline = time.monotonic() + 20
+    states: dict[str, str] = {}
+    while states != {tax: "handled", treasury: "handled"} and time.monotonic() < deadline:
+        time.sleep(0.1)
+        states = {s.party: s.state for s in fed["customs"].store.delivery_states(message_id)}
+    assert states == {tax: "handled", treasury: "handled"}
+    slug = _slug(fed, "customs")
+    config = fed.bus.folder / "customs.toml"
+    config.write_text(
+        f'subsystem = "{fed.parties["customs"].subsystem}"\nkeys = "keys"\n'
+        'ca_certificate = "ca.pem"\ndirectory = "directory.json"\n'
+        f'database = "{fed.bus.folder / (slug + ".db")}"\n'
+        f'log = "{fed.bus.folder / (slug + ".log.sqlite")}"\n',
+        "utf-8",
+    )
+    runner = CliRunner()
+    shown = runner.invoke(
+        build_app(), ["message", "status", message_id, "-c", str(config), "--json"]
+    )
+    assert shown.exit_code == 0, shown.output
+    doc = json.loads(shown.output)
+    assert (doc["type"], doc["kind"], doc["to"]) == (LODGED, "event", LODGED)
+    assert {d["party"]: d["state"] for d in doc["deliveries"]} == states
+    table = runner.invoke(build_app(), ["message", "status", message_id, "-c", str(config)])
+    assert table.exit_code == 0
+    assert "handled" in table.output
+    unknown = runner.invoke(
+        build_app(), ["message", "status", "0" * 32, "-c", str(config), "--json"]
+    )
+    assert unknown.exit_code == 1
+    assert json.loads(unknown.output)["error"]["code"] == "unknown-message"

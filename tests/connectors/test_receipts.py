@@ -1,0 +1,104 @@
+"""Delivery receipts and message status (protocol.md §12), on the in-memory transport; the
+same flow on RabbitMQ is in test_runtime_rabbitmq.py."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+
+import orjson
+import pytest
+
+from connectors import MemoryBroker, OutboundMessage, direct_key
+from exchange import RECEIPT_TYPE, build_envelope, parse_envelope
+from exchange.log import ReceiptError, parse_receipt
+from tests.support.federation import ALERT, LODGED, build_federation, example
+
+
+@pytest.fixture
+def broker():
+    return MemoryBroker()
+
+
+@pytest.fixture
+def fed(tmp_path, broker):
+    federation = build_federation(tmp_path, broker.transport)
+    yield federation
+    federation.bus.stop()
+
+
+def _states(connector, message_id: str, want: dict[str, str], timeout: float = 10.0) -> dict:
+    """The delivery states of ``message_id`` once they are ``want`` (party -> state)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        found = {s.party: s.state for s in connector.store.delivery_states(message_id)}
+        if found == want or time.monotonic() > deadline:
+            return found
+        time.sleep(0.05)
+
+
+def test_an_event_is_received_then_handled_at_each_subscriber(fed):
+    """The publisher learns, per subscriber, that its event arrived and was handled."""
+    message_id = fed["customs"].publish(LODGED, example(LODGED))
+    tax, treasury = (str(fed.parties[n].subsystem) for n in ("tax", "treasury"))
+    want = {tax: "handled", treasury: "handled"}
+    assert _states(fed["customs"], message_id, want) == want
+
+
+def test_a_refusal_at_the_receiver_shows_at_the_sender_with_its_code(fed, broker):
+    """A one-way message the receiver refuses (here: a payload its schema refuses, sent past
+    the sender's own checks) is 'refused' with the code in the sender's status and metrics."""
+    treasury = fed["treasury"]
+    body = build_envelope(
+        treasury.signer(),
+        message_type=ALERT,
+        schema_version="1.0.0",
+        kind="message",
+        payload=orjson.dumps({"account": 12}),
+        classification="RESTRICTED",
+        recipient=treasury.outbox.recipient(fed.parties["tax"].subsystem),
+    )
+    message_id = parse_envelope(body).header.id
+    broker.route(OutboundMessage(direct_key(fed.parties["tax"].subsystem.slug), body, message_id))
+    tax = str(fed.parties["tax"].subsystem)
+    assert _states(treasury, message_id, {tax: "refused"}) == {tax: "refused"}
+    (state,) = treasury.store.delivery_states(message_id)
+    assert state.code == "schema-invalid"
+    assert treasury.metrics.totals("refused_by_receiver") == {"schema-invalid": 1}
+
+
+def test_a_receipt_proves_the_received_bytes_offline(fed, broker):
+    """A receipt's records lead to the receiver's signed head: verified with the receiver's
+    key alone; a record changed in any byte (here the digest of what arrived) fails."""
+    carried: list[bytes] = []
+    route = broker.route
+    broker.route = lambda m: (carried.append(m.body), route(m))[1]
+    message_id = fed["customs"].publish(LODGED, example(LODGED))
+    tax = fed["tax"]
+    deadline = time.monotonic() + 10
+    receipt = None
+    while receipt is None and time.monotonic() < deadline:
+        for body in carried:
+            envelope = parse_envelope(body)
+            if envelope.header.type == RECEIPT_TYPE and envelope.header.sender == tax.me:
+                parsed = parse_receipt(orjson.loads(envelope.payload))
+                if parsed.received:
+                    receipt = parsed
+        time.sleep(0.05)
+    assert receipt is not None
+    (record, _path), *_ = receipt.received
+    assert record.message_id == message_id
+    assert record.envelope_sha256 == _sha256_of(carried, message_id)
+    key = tax.signer().key.public_key()
+    receipt.verify(str(tax.me), key)
+    forged = receipt.as_dict()
+    forged["received"][0]["record"]["envelope_sha256"] = "0" * 64
+    with pytest.raises(ReceiptError, match="not in"):
+        parse_receipt(forged).verify(str(tax.me), key)
+    with pytest.raises(ReceiptError, match="head is of log"):
+        receipt.verify(str(fed["treasury"].me), key)
+
+
+def _sha256_of(carried: list[bytes], message_id: str) -> str:
+    (body,) = [b for b in carried if parse_envelope(b).header.id == message_id]
+    return hashlib.sha256(body).hexdigest()
