@@ -35,6 +35,7 @@ import statistics
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from datetime import timedelta
 from functools import partial
 from pathlib import Path
@@ -44,6 +45,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 
 from connectors import (
     AccessLog,
+    Connector,
     Handler,
     LocalBus,
     OutboundMessage,
@@ -151,14 +153,24 @@ def _timed(latencies: list[float], call: Callable[[], Any]) -> Any:
         latencies.append((time.perf_counter() - started) * 1000)
 
 
+@dataclass
+class _Kept:
+    """What the scenario keeps for the summary."""
+
+    latencies: list[float] = field(default_factory=list)  # of requests, in ms
+    published: list[str] = field(default_factory=list)  # ids of customs' declarations
+
+
 def _scenario(
     bus: LocalBus,
     parties: dict[str, Party],
     requests: int,
-    latencies: list[float],
+    kept: _Kept,
     screener: treasury.PaymentScreener,
 ) -> Iterator[str]:
-    """The steps; each yields what it did. Request latencies are appended to ``latencies``."""
+    """The steps; each yields what it did, and keeps request latencies and the ids of
+    customs' declarations in ``kept``."""
+    latencies, published = kept.latencies, kept.published
     c = bus.connectors
     registry = default_registry()
     answers: Counter[str] = Counter()
@@ -178,8 +190,8 @@ def _scenario(
 
     declarations = list(customs.declarations())
     for lodged, cleared in declarations:
-        c["customs"].publish(customs.DECLARATION_LODGED, lodged)
-        c["customs"].publish(customs.DECLARATION_CLEARED, cleared)
+        published.append(c["customs"].publish(customs.DECLARATION_LODGED, lodged))
+        published.append(c["customs"].publish(customs.DECLARATION_CLEARED, cleared))
     yield f"{2 * len(declarations)} customs declarations published to tax and treasury"
 
     alerts = 0
@@ -254,6 +266,34 @@ def _wait_for_rejects(bus: LocalBus, expected: int, timeout: float = 20.0) -> di
         time.sleep(0.1)
 
 
+def _totals(bus: LocalBus, family: str) -> Counter[str]:
+    """A metric family's counts, summed over the connectors."""
+    found = Counter[str]()
+    for connector in bus.connectors.values():
+        found.update(connector.metrics.totals(family))
+    return found
+
+
+def _delivery_states(
+    connector: Connector, message_ids: list[str], say: Progress, timeout: float = 20.0
+) -> dict[str, dict[str, int]]:
+    """Per subscriber, how many of ``message_ids`` are in each delivery state, once every
+    one is handled or refused (or ``timeout`` seconds have passed)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        counts: dict[str, Counter[str]] = {}
+        for message_id in message_ids:
+            for state in connector.store.delivery_states(message_id):
+                counts.setdefault(state.party, Counter())[state.state] += 1
+        pending = sum(c["confirmed"] + c["received"] for c in counts.values())
+        if (counts and not pending) or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    found = {party: dict(sorted(c.items())) for party, c in sorted(counts.items())}
+    say(f"customs' {len(message_ids)} declarations, as the subscribers' receipts tell: {found}")
+    return found
+
+
 def run(  # noqa: PLR0913 - keyword-only settings
     folder: Path,
     *,
@@ -303,19 +343,16 @@ def run(  # noqa: PLR0913 - keyword-only settings
             steps.append(text)
             say(text)
 
-        latencies: list[float] = []
-        for done in _scenario(bus, parties, requests, latencies, screener):
+        kept = _Kept()
+        for done in _scenario(bus, parties, requests, kept, screener):
             step(done)
         risk = risk_demo.run(bus.connectors["customs"], service, source, say=step)
         risk["payments"] = payments_demo.run(bus.connectors, payment_risk, screener, say=step)
         rejects = _wait_for_rejects(bus, 4)
-        sent = Counter[str]()
-        received = Counter[str]()
-        for connector in bus.connectors.values():
-            sent.update(connector.metrics.totals("sent"))
-            received.update(connector.metrics.totals("received"))
+        receipts = _delivery_states(bus.connectors["customs"], kept.published, step)
+        sent, received = _totals(bus, "sent"), _totals(bus, "received")
         alerts_received = len(tax.received_alerts())
-        latencies.sort()
+        latencies = sorted(kept.latencies)
         opened = open_data.run(
             folder, ckan_url=ckan_url, ckan_token=ckan_token, progress=say, audit_signer=signer
         )
@@ -341,6 +378,7 @@ def run(  # noqa: PLR0913 - keyword-only settings
         "sent_by_type": dict(sorted(sent.items())),
         "accepted": sum(received.values()),
         "rejects_by_code": rejects,
+        "receipts": receipts,
         "alerts_received_by_tax": alerts_received,
         "risk": risk,
         "rpc_ms_p50": round(statistics.median(latencies), 2),

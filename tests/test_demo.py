@@ -66,6 +66,10 @@ def test_demo_runs_the_scenario_and_proves_it(tmp_path, ckan, no_shared_data):
         "purpose-mismatch": 1,
     }
     assert summary["alerts_received_by_tax"] >= 1
+    # every subscriber's receipts told customs its declarations were handled
+    receipts = summary["receipts"]
+    assert {"MA/GOV/MEF/TAX", "MA/GOV/MEF/TREASURY"} <= set(receipts)
+    assert all(set(states) == {"handled"} for states in receipts.values()), receipts
     assert summary["sent_by_type"]["tax.compliance-certificate.response"] == 3
     assert summary["sent_by_type"]["civil.person-lookup.response"] >= 1
     assert all(log["intact"] and log["records"] > 0 for log in summary["logs"].values())
