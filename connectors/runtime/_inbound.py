@@ -52,7 +52,7 @@ from exchange import (
     Verdict,
     parse_envelope,
 )
-from exchange.log import ReceiptError, parse_receipt
+from exchange.log import LogRecord, ReceiptError, parse_receipt
 from schemas import SchemaError, SchemaRegistry
 
 logger = logging.getLogger("connectors.runtime")
@@ -200,7 +200,7 @@ class Receiver:
         owed for the batch, bound to the head that flush signed, logged as sent too."""
         core = self._core
         logged = _Logged()
-        owed: dict[SubsystemId, list[int]] = {}  # log records each sender gets a receipt for
+        owed: dict[SubsystemId, list[LogRecord]] = {}  # what each sender gets a receipt of
         with core.log_lock:
             for message, verdict in judged:
                 if isinstance(verdict, Accepted):
@@ -213,7 +213,7 @@ class Receiver:
                     )
                     logged.outgoing += self._after_reject(message, verdict)
                 if verdict.envelope is not None and _owes_receipt(verdict):
-                    owed.setdefault(verdict.envelope.header.sender, []).append(record.seq)
+                    owed.setdefault(verdict.envelope.header.sender, []).append(record)
             core.flush()
             if owed:
                 sealed = receipts_for(core, self._outbox, owed)

@@ -17,7 +17,15 @@ from connectors._store import ConnectorStore, DeliveryState
 from connectors.runtime._core import Core
 from connectors.runtime._outbox import Outbox, Sealed
 from exchange import Accepted, RejectError, SubsystemId, parse_envelope
-from exchange.log import Handled, MessageLog, Receipt, ReceiptError, parse_receipt, receipt_of
+from exchange.log import (
+    Handled,
+    LogRecord,
+    MessageLog,
+    Receipt,
+    ReceiptError,
+    parse_receipt,
+    receipt_of,
+)
 
 logger = logging.getLogger("connectors.runtime")
 
@@ -30,7 +38,9 @@ def _chunks(items: Sequence[_T], size: int) -> list[Sequence[_T]]:
     return [items[i : i + size] for i in range(0, len(items), size)]
 
 
-def receipts_for(core: Core, outbox: Outbox, owed: Mapping[SubsystemId, list[int]]) -> list[Sealed]:
+def receipts_for(
+    core: Core, outbox: Outbox, owed: Mapping[SubsystemId, Sequence[LogRecord]]
+) -> list[Sealed]:
     """The receipts for the log records ``owed`` to each sender, against the head of the
     batch just flushed (call with the log lock held). A receipt that cannot be built (the
     sender left the directory) is skipped with a warning: the records stay in the log."""
@@ -38,11 +48,11 @@ def receipts_for(core: Core, outbox: Outbox, owed: Mapping[SubsystemId, list[int
     if head is None:
         return []
     out = []
-    for sender, seqs in owed.items():
-        for chunk in _chunks(seqs, RECEIPT_MAX):
-            proofs = [core.log.inclusion_proof_at(seq, head=head) for seq in chunk]
+    for sender, records in owed.items():
+        proofs = core.log.inclusion_proofs(records, head)
+        for chunk in _chunks(proofs, RECEIPT_MAX):
             try:
-                out.append(outbox.receipt(sender, receipt_of(proofs)))
+                out.append(outbox.receipt(sender, receipt_of(chunk)))
             except ConnectorError as exc:
                 logger.warning("no receipt for %d messages of %s: %s", len(chunk), sender, exc)
     return out

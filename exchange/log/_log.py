@@ -516,6 +516,47 @@ class MessageLog:
             raise LogIntegrityError(f"record {index} does not verify against the log", index)
         return proof
 
+    def inclusion_proofs(
+        self, records: Sequence[LogRecord], head: SignedTreeHead
+    ) -> list[InclusionProof]:
+        """The inclusion proofs of stored ``records`` (as :meth:`append` returned them)
+        against ``head``, reading every tree node they need once (a batch's records share
+        most of their audit paths). The first and last proofs are checked against the head,
+        which exercises the nodes the others are made of. Raises ``LogError`` for a record
+        ``head`` does not cover, and ``LogIntegrityError`` if the stored tree does not give a
+        valid proof."""
+        if not 0 < head.size <= self.size:
+            raise LogError(f"the head of size {head.size} is not of this log of {self.size}")
+        split: dict[tuple[int, int], list[tuple[int, int]]] = {}
+        paths = []
+        for record in records:
+            if not 0 <= record.seq < head.size:
+                raise LogError(f"record {record.seq} is not covered by the head of {head.size}")
+            ranges = _merkle.inclusion_ranges(record.seq, head.size)
+            for lo_hi in ranges:
+                if lo_hi not in split:
+                    split[lo_hi] = _merkle.perfect_subtrees(*lo_hi)
+            paths.append(ranges)
+        nodes = self._store.read_nodes({key for part in split.values() for key in part})
+        try:
+            roots = {
+                lo_hi: _merkle.fold([nodes[key] for key in part]) for lo_hi, part in split.items()
+            }
+        except KeyError as exc:
+            raise LogError("tree nodes are missing from the store; run verify") from exc
+        proofs = [
+            InclusionProof(
+                record, record.seq, head.size, head.root_hash, tuple(roots[r] for r in path), head
+            )
+            for record, path in zip(records, paths, strict=True)
+        ]
+        for proof in {id(p): p for p in (proofs[:1] + proofs[-1:])}.values():
+            if not proof.verify():
+                raise LogIntegrityError(
+                    f"record {proof.index} does not verify against the log", proof.index
+                )
+        return proofs
+
     def consistency_proof(self, old_size: int, new_size: int | None = None) -> ConsistencyProof:
         """Proof that the log at ``old_size`` is a prefix of the log at ``new_size``
         (default: the current size). Raises ``LogError`` for sizes outside the log and

@@ -12,6 +12,7 @@ from exchange._errors import LogError, LogIntegrityError
 from exchange.log import (
     LogEntry,
     MessageLog,
+    SignedTreeHead,
     SQLiteLogStore,
     leaf_hash,
     root,
@@ -126,6 +127,28 @@ def test_inclusion_proof(backend, key):
     assert not proof.verify(Ed25519PrivateKey.generate().public_key())
     with pytest.raises(LogError):
         log.inclusion_proof("nope")
+    log.close()
+
+
+@pytest.mark.parametrize(("n", "batch"), [(1, 1), (7, 3), (33, 16), (64, 64), (100, 37)])
+def test_batched_inclusion_proofs_are_the_single_ones(backend, key, n, batch):
+    """The proofs of a batch's records, computed together, are exactly the proofs computed
+    one by one, and verify with the log's key; a head the log has not reached is refused."""
+    log = MessageLog(backend.open(), log_id="douane", signing_key=key, clock=clock)
+    for start in range(0, n, batch):
+        records = [log.append(entry(i)) for i in range(start, min(n, start + batch))]
+        log.flush()
+        head = log.latest_head()
+        assert head is not None
+        together = log.inclusion_proofs(records, head)
+        alone = [log.inclusion_proof_at(r.seq, head=head) for r in records]
+        assert [(p.index, p.size, p.proof) for p in together] == [
+            (p.index, p.size, p.proof) for p in alone
+        ]
+        assert all(p.verify(key.public_key()) for p in together)
+    beyond = SignedTreeHead(log.size + 1, b"\0" * 32, "2026-11-22T14:00:00.123Z", "douane", b"")
+    with pytest.raises(LogError):
+        log.inclusion_proofs(records, beyond)
     log.close()
 
 
