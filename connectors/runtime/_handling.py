@@ -394,28 +394,19 @@ class Handling:
 
     def _finish_loop(self) -> None:
         """Mark handled events and one-way messages done in groups (one commit for many),
-        then tell their senders in receipts (protocol.md §12). The entries stay in hand
-        (their leases renewed, so no replica takes them over) until the commit holds; a
-        failed commit is tried again with backoff. A crash before the commit makes their
-        handlers run again after restart, as for any plain handler interrupted mid-way:
-        those must tolerate a repeat (at least once)."""
+        then tell their senders in receipts (protocol.md §12), gathered over at most
+        ``_NOTIFY_EVERY`` seconds. The entries stay in hand (their leases renewed, so no
+        replica takes them over) until the commit holds; a failed commit is tried again
+        with backoff. A crash before the commit makes their handlers run again after
+        restart, as for any plain handler interrupted mid-way: those must tolerate a repeat
+        (at least once)."""
         batch: list[_Finished] = []
+        told: list[_Finished] = []  # finished, their senders not yet told
+        last_told = time.monotonic()
         failures = 0
-        ending = False
         while True:
-            if not batch:
-                first = self._done.get()
-                if first is None:
-                    ending = True
-                else:
-                    batch.append(first)
-            with contextlib.suppress(queue.Empty):
-                while len(batch) < 1000:
-                    item = self._done.get_nowait()
-                    if item is None:
-                        ending = True
-                    else:
-                        batch.append(item)
+            wait = max(0.0, _NOTIFY_EVERY - (time.monotonic() - last_told)) if told else None
+            ending = self._gather(batch, wait)
             unmarked = [f.message_id for f in batch if not f.marked]
             try:
                 self._core.store.finish_many(unmarked)
@@ -429,10 +420,35 @@ class Handling:
                 failures = 0
                 for message_id in unmarked:
                     self._put_down(message_id)
-                self._notify(batch)
-                batch = []
+                told, batch = told + batch, []
+            if told and (ending or time.monotonic() - last_told >= _NOTIFY_EVERY):
+                self._notify(told)
+                told, last_told = [], time.monotonic()
             if ending:
                 return
+
+    def _gather(self, batch: list[_Finished], wait: float | None) -> bool:
+        """Add what the finisher's queue holds to ``batch``, waiting for a first item (up to
+        ``wait`` seconds; ``None``: as long as it takes) when ``batch`` is empty. True once
+        the end of the queue came."""
+        ending = False
+        if not batch:
+            try:
+                first = self._done.get(timeout=wait)
+            except queue.Empty:
+                return False
+            if first is None:
+                ending = True
+            else:
+                batch.append(first)
+        with contextlib.suppress(queue.Empty):
+            while len(batch) < 1000:
+                item = self._done.get_nowait()
+                if item is None:
+                    ending = True
+                else:
+                    batch.append(item)
+        return ending
 
     def _notify(self, finished: Sequence[_Finished]) -> None:
         """Receipts of what the handlers made of these messages. Best effort: a sender that
@@ -451,6 +467,9 @@ class Handling:
             _delivery(*self._reopen(entry.envelope, None), entry.attempts)
             for entry in self._core.store.held(limit)
         ]
+
+
+_NOTIFY_EVERY = 0.25  # seconds: handled receipts gather what finished meanwhile
 
 
 @dataclass(frozen=True, slots=True)

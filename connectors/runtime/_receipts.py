@@ -124,7 +124,9 @@ def _verify(core: Core, receiver: SubsystemId, receipt: Receipt) -> None:
     failure = ReceiptError(f"{receiver} has no signing certificate in the directory")
     for key in reversed(keys):
         try:
-            receipt.verify(str(receiver), key)
+            # the receipt's envelope signature already vouches for all of it; the paths
+            # are evidence for third parties, spot-checked here at both ends
+            receipt.verify(str(receiver), key, every=False)
         except ReceiptError as exc:
             failure = exc
         else:

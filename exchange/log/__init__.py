@@ -42,6 +42,7 @@ from exchange.log._receipt import (
     ReceiptError,
     parse_receipt,
     receipt_of,
+    receipt_shape,
 )
 from exchange.log._records import (
     DIRECTIONS,
@@ -108,6 +109,7 @@ __all__ = [
     "open_store",
     "parse_receipt",
     "receipt_of",
+    "receipt_shape",
     "root",
     "utc_timestamp",
     "verify_consistency",

@@ -8,7 +8,7 @@ import psycopg
 import pytest
 
 from connectors import ConnectorStore, StoreError
-from connectors._store import Accepted
+from connectors._store import Accepted, DeliveryState
 from exchange import utcnow
 
 PG_URL = "postgresql://postgres@127.0.0.1:5432/test"
@@ -96,3 +96,30 @@ def test_a_stopped_replicas_entries_are_taken_over_once(location):
         assert later == ids[1:]
     finally:
         store.close()
+
+
+def test_delivery_states_only_move_on(location):
+    """A message's state per party goes confirmed -> received or refused -> handled or
+    failed and never back, whatever order the steps arrive in; several steps of one call
+    keep the furthest; a handled notice keeps the type the receipt gave."""
+    url, schema = location
+    store = ConnectorStore(url, schema=schema)
+    m, tax, treasury = "a" * 32, "MA/GOV/MEF/TAX", "MA/GOV/MEF/TREASURY"
+    step = DeliveryState
+    store.note_deliveries([step(m, tax, "t.x", "received", None, "2026-12-03T10:00:01.000Z")])
+    store.note_deliveries(  # the broker's confirm, overtaken by the receipt
+        [
+            step(m, tax, "t.x", "confirmed", None, "2026-12-03T10:00:00.000Z"),
+            step(m, treasury, "t.x", "confirmed", None, "2026-12-03T10:00:00.000Z"),
+            step(m, treasury, "t.x", "refused", "stale", "2026-12-03T10:00:02.000Z"),
+        ]
+    )
+    store.note_deliveries([step(m, tax, "", "handled", None, "2026-12-03T10:00:03.000Z")])
+    store.note_deliveries([step(m, tax, "t.x", "received", None, "2026-12-03T10:00:04.000Z")])
+    found = {s.party: (s.message_type, s.state, s.code, s.at) for s in store.delivery_states(m)}
+    assert found == {
+        tax: ("t.x", "handled", None, "2026-12-03T10:00:03.000Z"),
+        treasury: ("t.x", "refused", "stale", "2026-12-03T10:00:02.000Z"),
+    }
+    assert store.delivery_states("b" * 32) == []
+    store.close()
