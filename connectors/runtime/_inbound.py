@@ -3,10 +3,11 @@
 Per batch (group commit)::
 
     judge each (exchange.Inspector: steps 1-8; the verdict carries the parsed envelope)
-    -> append every outcome to the message log, one durable flush
-    -> settle our waiting requests with the responses
+    -> append every outcome to the message log, one durable flush (which signs a head)
+    -> the receipts owed per sender, bound to that head; logged as sent, one more flush
+    -> settle our waiting requests with the responses; note what receipts tell of ours
     -> record accepted ids as seen and their messages in the inbox, one transaction
-    -> publish dead letters, error responses, repeated responses (confirmed)
+    -> publish dead letters, error responses, repeated responses, receipts (confirmed)
     -> acknowledge the deliveries to the broker
     -> hand the accepted messages to the handler workers
 """

@@ -13,7 +13,6 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from connectors import MemoryBroker
 from connectors._api import create_app, install_delivery
 from tests.support.federation import (
     ALERT,
@@ -29,18 +28,6 @@ from tests.support.served import Served, wait_until
 CIVIL = "MA/GOV/MOI/CIVIL-REGISTRY"
 TAX = "MA/GOV/MEF/TAX"
 PROBLEM = "application/problem+json"
-
-
-@pytest.fixture
-def broker():
-    return MemoryBroker()
-
-
-@pytest.fixture
-def fed(tmp_path, broker) -> Iterator[Federation]:
-    federation = build_federation(tmp_path, broker.transport)
-    yield federation
-    federation.bus.stop()
 
 
 @pytest.fixture

@@ -9,22 +9,10 @@ import time
 import orjson
 import pytest
 
-from connectors import MemoryBroker, OutboundMessage, direct_key
-from exchange import RECEIPT_TYPE, build_envelope, parse_envelope
+from connectors import REJECT_HEADER, OutboundMessage, dead_letter_queue, direct_key
+from exchange import RECEIPT_TYPE, Recipient, build_envelope, parse_envelope
 from exchange.log import ReceiptError, parse_receipt
-from tests.support.federation import ALERT, LODGED, build_federation, example
-
-
-@pytest.fixture
-def broker():
-    return MemoryBroker()
-
-
-@pytest.fixture
-def fed(tmp_path, broker):
-    federation = build_federation(tmp_path, broker.transport)
-    yield federation
-    federation.bus.stop()
+from tests.support.federation import ALERT, LODGED, example
 
 
 def _states(connector, message_id: str, want: dict[str, str], timeout: float = 10.0) -> dict:
@@ -102,3 +90,36 @@ def test_a_receipt_proves_the_received_bytes_offline(fed, broker):
 def _sha256_of(carried: list[bytes], message_id: str) -> str:
     (body,) = [b for b in carried if parse_envelope(b).header.id == message_id]
     return hashlib.sha256(body).hexdigest()
+
+
+def test_a_receipt_from_a_stranger_is_refused_as_forbidden(fed, broker):
+    """Only a subsystem the recipient may send something to may send it receipts: the civil
+    registry, to which customs sends nothing, is refused (dead-lettered as forbidden) and
+    customs' status of its declaration is untouched."""
+    customs, civil = fed["customs"], fed["civil"]
+    message_id = customs.publish(LODGED, example(LODGED))
+    body = build_envelope(
+        civil.signer(),
+        message_type=RECEIPT_TYPE,
+        schema_version="1.0.0",
+        kind="receipt",
+        payload=orjson.dumps(
+            {
+                "head": None,
+                "received": [],
+                "handled": [{"message_id": message_id, "outcome": "failed", "reason": "forged"}],
+            }
+        ),
+        classification="INTERNAL",
+        recipient=Recipient(customs.me),
+    )
+    broker.route(OutboundMessage(direct_key(customs.me.slug), body, "stranger"))
+    dead = []
+    deadline = time.monotonic() + 10
+    while not dead and time.monotonic() < deadline:
+        dead += broker.drain(dead_letter_queue(customs.me.slug))
+        time.sleep(0.05)
+    assert [m.headers[REJECT_HEADER] for m in dead] == ["forbidden"]
+    tax, treasury = (str(fed.parties[n].subsystem) for n in ("tax", "treasury"))
+    want = {tax: "handled", treasury: "handled"}
+    assert _states(customs, message_id, want) == want

@@ -40,18 +40,6 @@ from tests.support.federation import (
 )
 
 
-@pytest.fixture
-def broker():
-    return MemoryBroker()
-
-
-@pytest.fixture
-def fed(tmp_path, broker):
-    federation = build_federation(tmp_path, broker.transport)
-    yield federation
-    federation.bus.stop()
-
-
 def test_request_response_round_trip(fed: Federation):
     """tax asks the civil registry; the handler's answer comes back as the response."""
     asked = example(LOOKUP)
