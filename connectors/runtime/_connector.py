@@ -191,6 +191,7 @@ class Connector:
         if self._finisher is not None:
             self._finisher.join(timeout=10)
         self.core.flush()
+        self.outbox.record_confirmed()
         self.transport.close()
         self.log.close()
         self.store.close()
@@ -254,6 +255,7 @@ class Connector:
                 self.refresh_directory()
             except (ExchangeError, TransportError) as exc:
                 logger.warning("directory not refreshed: %s", exc)
+            self.outbox.record_confirmed()
             for task in self._periodic:
                 task.run_if_due()
             if time.monotonic() - pruned > settings.max_age.total_seconds():
@@ -348,6 +350,7 @@ class Connector:
 
     def status(self, message_id: str) -> MessageStatus | None:
         """What became of a message this subsystem sent (see :class:`MessageStatus`)."""
+        self.outbox.record_confirmed()
         with self.core.log_lock:
             return message_status(self.store, self.log, message_id)
 

@@ -183,7 +183,7 @@ class Receiver:
             core.metrics.count("received", answer.envelope.header.type)
         self._pending.settle(answers)
         if logged.receipts:
-            note_receipts(core, logged.receipts)
+            note_receipts(core, logged.receipts, self._outbox.take_confirmed())
         if accepted:
             self._accept(accepted)
         if logged.outgoing:

@@ -6,6 +6,7 @@ so nothing on the way (log, broker, a waiting request) parses them again."""
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -70,6 +71,8 @@ class Outbox:
         self._core = core
         self._signer: Signer | None = None
         self._published_cache: tuple[Directory, frozenset[str]] | None = None
+        self._unrecorded: list[DeliveryState] = []  # confirmed, not yet in the store
+        self._confirmed_lock = threading.Lock()
 
     # ---- checks
 
@@ -278,20 +281,34 @@ class Outbox:
         )
 
     def emit(self, messages: Sequence[Sealed]) -> None:
-        """Log as sent (durably), then publish and wait for the broker's confirms; then
-        record the events and one-way messages as confirmed, for their status."""
+        """Log as sent (durably), then publish and wait for the broker's confirms; the
+        events and one-way messages are then confirmed, for their status."""
         self._core.record(m.log_entry() for m in messages)
         self._core.transport.publish([m.outbound() for m in messages])
         for message in messages:
             self._core.metrics.count("sent", message.envelope.header.type)
         confirmed = [step for m in messages for step in self._confirmed(m)]
         if confirmed:
-            try:
-                self._core.store.note_deliveries(confirmed)
-            except StoreError as exc:  # sent and confirmed all the same: only the status lags
-                logger.warning(
-                    "delivery states of %d messages not recorded: %s", len(confirmed), exc
-                )
+            with self._confirmed_lock:
+                self._unrecorded += confirmed
+
+    def take_confirmed(self) -> list[DeliveryState]:
+        """The confirmed states not yet recorded (they are written with the next receipts,
+        or by :meth:`record_confirmed`: a commit per publish would cost as much as the
+        publish's own log flush)."""
+        with self._confirmed_lock:
+            taken, self._unrecorded = self._unrecorded, []
+        return taken
+
+    def record_confirmed(self) -> None:
+        """Write the confirmed states still held in memory."""
+        taken = self.take_confirmed()
+        try:
+            self._core.store.note_deliveries(taken)
+        except StoreError as exc:  # sent and confirmed all the same: only the status lags
+            logger.warning("delivery states of %d not recorded: %s", len(taken), exc)
+            with self._confirmed_lock:
+                self._unrecorded = taken + self._unrecorded
 
     def _confirmed(self, message: Sealed) -> list[DeliveryState]:
         """The parties a confirmed event or one-way message is now on its way to."""

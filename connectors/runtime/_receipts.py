@@ -75,10 +75,13 @@ def handled_receipts(
     return out
 
 
-def note_receipts(core: Core, receipts: Sequence[Accepted]) -> None:
+def note_receipts(
+    core: Core, receipts: Sequence[Accepted], confirmed: Sequence[DeliveryState] = ()
+) -> None:
     """Record what the receipts say of our messages (each checked against the receiver's
-    signed log head first); count the refusals."""
-    steps: list[DeliveryState] = []
+    signed log head first), with the ``confirmed`` states held until now; count the
+    refusals."""
+    steps = list(confirmed)
     me = str(core.me)
     for accepted in receipts:
         receiver = accepted.envelope.header.sender

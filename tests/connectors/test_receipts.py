@@ -12,7 +12,7 @@ import pytest
 from connectors import REJECT_HEADER, OutboundMessage, dead_letter_queue, direct_key
 from exchange import RECEIPT_TYPE, Recipient, build_envelope, parse_envelope
 from exchange.log import ReceiptError, parse_receipt
-from tests.support.federation import ALERT, LODGED, example
+from tests.support.federation import ALERT, LODGED, build_federation, example
 
 
 def _states(connector, message_id: str, want: dict[str, str], timeout: float = 10.0) -> dict:
@@ -123,3 +123,23 @@ def test_a_receipt_from_a_stranger_is_refused_as_forbidden(fed, broker):
     tax, treasury = (str(fed.parties[n].subsystem) for n in ("tax", "treasury"))
     want = {tax: "handled", treasury: "handled"}
     assert _states(customs, message_id, want) == want
+
+
+def test_before_any_receipt_an_event_is_confirmed_at_each_subscriber(tmp_path, broker):
+    """While no subscriber runs, the status of a published event names each subscriber of
+    the directory as 'confirmed' by the broker (kept in memory, written when asked)."""
+    federation = build_federation(tmp_path, broker.transport, start=False)
+    try:
+        customs = federation["customs"]
+        customs.start()
+        message_id = customs.publish(LODGED, example(LODGED))
+        status = customs.status(message_id)
+        assert status is not None
+        assert (status.kind, status.to, status.sent_at is not None) == ("event", LODGED, True)
+        parties = {str(federation.parties[n].subsystem) for n in ("tax", "treasury")}
+        assert {(d.party, d.state) for d in status.deliveries} == {
+            (p, "confirmed") for p in parties
+        }
+        assert customs.status("f" * 32) is None
+    finally:
+        federation.bus.stop()
