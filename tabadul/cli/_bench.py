@@ -112,7 +112,15 @@ def bus(
         return
     table = Table("figure", "value", "goal")
     goals = report["goals"]
-    for key in ("raw_msgs_per_s", "bus_msgs_per_s", "ratio", "rpc_p50_ms", "rpc_p99_ms"):
+    for key in (
+        "raw_msgs_per_s",
+        "bus_msgs_per_s",
+        "ratio",
+        "rpc_p50_ms",
+        "raw_rpc_p50_ms",
+        "rpc_p99_ms",
+        "raw_rpc_p99_ms",
+    ):
         table.add_row(key, str(report[key]), goals.get(key, ""))
     console.print(table)
 
