@@ -456,8 +456,10 @@ class Handling:
         notices = [(f.sender, Handled(f.message_id, f.outcome, f.reason[:500])) for f in finished]
         try:
             self._outbox.emit(handled_receipts(self._outbox, notices))
-        except ConnectorError as exc:
+        except (ConnectorError, ExchangeError) as exc:  # the broker or the log is away
             logger.warning("handled receipts for %d messages not sent: %s", len(notices), exc)
+        except Exception:  # never let a notice stop the done marks
+            logger.exception("handled receipts for %d messages failed", len(notices))
 
     # ---- pull inbox
 

@@ -45,6 +45,7 @@ from exchange import (
     DirectoryExpiredError,
     Duplicate,
     Envelope,
+    ExchangeError,
     LogError,
     PayloadIssue,
     PayloadValidator,
@@ -214,10 +215,19 @@ class Receiver:
                     owed.setdefault(verdict.envelope.header.sender, []).append(record)
             core.flush()
             if owed:
-                sealed = receipts_for(core, self._outbox, owed)
-                core.record(r.log_entry() for r in sealed)
-                logged.outgoing += [r.outbound() for r in sealed]
+                logged.outgoing += self._receipts(owed)
         return logged
+
+    def _receipts(self, owed: Mapping[SubsystemId, list[LogRecord]]) -> list[OutboundMessage]:
+        """The batch's receipts, logged as sent. Their failure (the log cannot prove what it
+        just wrote) costs the receipts, never the batch, which is logged already."""
+        try:
+            sealed = receipts_for(self._core, self._outbox, owed)
+            self._core.record(r.log_entry() for r in sealed)
+        except ExchangeError as exc:
+            logger.error("no receipts for this batch: %s", exc)  # noqa: TRY400 - the reason is in it
+            return []
+        return [r.outbound() for r in sealed]
 
     def _judge(self, batch: list[InboundMessage]) -> Judged:
         """The inspector's verdicts; a second copy of an id within the batch is a duplicate."""
@@ -343,8 +353,10 @@ def _duplicate(envelope: Envelope) -> Rejected:
 
 
 def _repeated_answer(verdict: Rejected) -> bool:
+    """A second copy of an answer or a receipt: expected (a provider answers a repeated
+    request again; a redelivery), only logged."""
     return (
         isinstance(verdict.error, Duplicate)
         and verdict.envelope is not None
-        and verdict.envelope.header.kind in ("response", "error")
+        and verdict.envelope.header.kind in ("response", "error", "receipt")
     )

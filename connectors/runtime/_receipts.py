@@ -85,6 +85,7 @@ def note_receipts(
     me = str(core.me)
     for accepted in receipts:
         receiver = accepted.envelope.header.sender
+        core.store.remember(accepted.envelope.header.id)  # a redelivered copy is a duplicate
         try:
             receipt = parse_receipt(accepted.payload)
             _verify(core, receiver, receipt)

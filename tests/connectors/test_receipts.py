@@ -143,3 +143,26 @@ def test_before_any_receipt_an_event_is_confirmed_at_each_subscriber(tmp_path, b
         assert customs.status("f" * 32) is None
     finally:
         federation.bus.stop()
+
+
+def test_a_receipt_delivered_twice_is_only_logged(fed, broker):
+    """A second copy of a receipt (a redelivery) is no refusal: not counted, not
+    dead-lettered, and the status stays as the first copy made it."""
+    carried: list[bytes] = []
+    route = broker.route
+    broker.route = lambda m: (carried.append(m.body), route(m))[1]
+    customs = fed["customs"]
+    message_id = customs.publish(LODGED, example(LODGED))
+    tax, treasury = (str(fed.parties[n].subsystem) for n in ("tax", "treasury"))
+    want = {tax: "handled", treasury: "handled"}
+    assert _states(customs, message_id, want) == want
+    receipt = next(b for b in carried if parse_envelope(b).header.type == RECEIPT_TYPE)
+    size = customs.log.size
+    broker.route(OutboundMessage(direct_key(customs.me.slug), receipt, "again"))
+    deadline = time.monotonic() + 10
+    while customs.log.size == size and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert customs.log.size == size + 1  # logged as rejected (duplicate), nothing more
+    assert customs.metrics.totals("rejected") == {}
+    assert broker.drain(dead_letter_queue(customs.me.slug)) == []
+    assert _states(customs, message_id, want) == want
