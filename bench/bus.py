@@ -11,6 +11,8 @@ from a configuration file by ``connectors.build_connector``): customs publishes 
 validate, log durably, record in its inbox, ack, handler). The rate is the number of events
 over the time from the first publish to the last handler call. The RPC figures are a tax
 desk asking the civil registry's connector (another process), one request at a time.
+CPU per message: the sending process (customs, from its first publish until the last
+receipts are in) and the receiving one (tax, ready to stop), over the number of events.
 
 The raw RPC baseline (``bench._raw_rpc``) is plain pika request/response on two quorum
 queues with the same durability (three fsyncs: requester, provider in one transaction,
@@ -104,8 +106,12 @@ def _child(role: str, config: Path, count: int, marker: Path) -> None:
         connector.handlers[LOOKUP] = lambda _d, _c: answer
     signal.signal(signal.SIGTERM, lambda *_: finished.set())
     connector.start()
+    began = time.process_time()
     signal_file(marker.with_suffix(".ready"), "ready")
     finished.wait()
+    # what this process spent between ready and stop: for tax, receiving the events (the
+    # pipeline, its handler, done marks, receipts); it is idle during the RPC
+    signal_file(marker.with_suffix(".cpu"), repr(time.process_time() - began))
     connector.stop()
 
 
@@ -161,7 +167,7 @@ def run(
             say(f"raw pika, {messages} messages of {size} bytes")
             raw = raw_pika_throughput(messages, size)
             say(f"Tabadul, {messages} events customs -> tax (separate processes)")
-            start = time.time()
+            start, cpu = time.time(), time.process_time()
             # two sending threads, as an information system calling the local API would:
             # one builds and logs while the other waits for the broker's confirms
             with ThreadPoolExecutor(2) as senders:
@@ -173,6 +179,7 @@ def run(
             last = float(wait_for(configs["tax"].with_suffix(".done"), 600))
             elapsed = last - start
             _quiet(customs)  # the events' last receipts are in: the RPC runs on a quiet bus
+            sender_cpu = time.process_time() - cpu  # customs, building to taking receipts
             say(f"{requests} requests tax desk -> civil registry")
             asked = registry.latest(LOOKUP).examples[0]
             civil = SubsystemId.parse(f"{instance}/{AGENCIES['civil']}")
@@ -189,6 +196,7 @@ def run(
                     connector.stop()
             stop(children)
             _cleanup(instance)
+        receiver_cpu = float(wait_for(configs["tax"].with_suffix(".cpu"), 60))
     latencies.sort()
     bus_rate = messages / elapsed
     return {
@@ -201,6 +209,8 @@ def run(
         "ratio": round(bus_rate / raw, 3),
         "publish_seconds": round(published - start, 3),
         "delivery_seconds": round(elapsed, 3),
+        "sender_cpu_us_per_msg": round(sender_cpu / messages * 1e6),
+        "receiver_cpu_us_per_msg": round(receiver_cpu / messages * 1e6),
         "rpc_requests": requests,
         "rpc_p50_ms": round(latencies[len(latencies) // 2], 2),
         "rpc_p99_ms": round(latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))], 2),

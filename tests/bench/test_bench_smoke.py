@@ -47,6 +47,8 @@ def test_tabadul_bench_bus_json_on_rabbitmq():
         "rpc_p99_ms",
         "raw_rpc_p50_ms",
         "raw_rpc_p99_ms",
+        "sender_cpu_us_per_msg",
+        "receiver_cpu_us_per_msg",
     ):
         assert report[key] > 0
     assert report["messages"] == 40
