@@ -287,7 +287,8 @@ class Outbox:
         self._core.transport.publish([m.outbound() for m in messages])
         for message in messages:
             self._core.metrics.count("sent", message.envelope.header.type)
-        confirmed = [step for m in messages for step in self._confirmed(m)]
+        subscribers: dict[str, list[SubsystemId]] = {}  # per type, looked up once a call
+        confirmed = [step for m in messages for step in self._confirmed(m, subscribers)]
         if confirmed:
             with self._confirmed_lock:
                 self._unrecorded += confirmed
@@ -310,7 +311,9 @@ class Outbox:
             with self._confirmed_lock:
                 self._unrecorded = taken + self._unrecorded
 
-    def _confirmed(self, message: Sealed) -> list[DeliveryState]:
+    def _confirmed(
+        self, message: Sealed, subscribers: dict[str, list[SubsystemId]]
+    ) -> list[DeliveryState]:
         """The parties a confirmed event or one-way message is now on its way to."""
         header = message.envelope.header
         if header.kind not in ("event", "message"):
@@ -318,7 +321,9 @@ class Outbox:
         if header.recipient is not None:
             parties = [header.recipient]
         else:
-            parties = self._core.directory.subscribers(header.type)
+            if header.type not in subscribers:
+                subscribers[header.type] = self._core.directory.subscribers(header.type)
+            parties = subscribers[header.type]
         at = format_time(utcnow())
         return [
             DeliveryState(header.id, str(p), header.type, "confirmed", None, at) for p in parties

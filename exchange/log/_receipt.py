@@ -141,7 +141,7 @@ def _list(value: object, what: str) -> list[Any]:
 
 
 def _head(raw: Mapping[str, Any]) -> SignedTreeHead:
-    if raw.get("v") != 1:
+    if not isinstance(raw, Mapping) or raw.get("v") != 1:
         raise ReceiptError("the head is a version 1 signed tree head")
     return SignedTreeHead(
         size=_size(raw["size"]),

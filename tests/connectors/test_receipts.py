@@ -166,3 +166,27 @@ def test_a_receipt_delivered_twice_is_only_logged(fed, broker):
     assert customs.metrics.totals("rejected") == {}
     assert broker.drain(dead_letter_queue(customs.me.slug)) == []
     assert _states(customs, message_id, want) == want
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        None,
+        [],
+        "receipt",
+        {"head": None, "received": []},
+        {"head": None, "received": [], "handled": [], "extra": 1},
+        {"head": "x", "received": [], "handled": []},
+        {"head": None, "received": ["not a record"], "handled": []},
+        {"head": None, "received": [{"record": {}, "proof": []}], "handled": []},
+        {"head": None, "received": [], "handled": [{"message_id": "a", "outcome": "maybe"}]},
+        {"head": None, "received": [], "handled": [{"message_id": 7, "outcome": "handled"}]},
+        {"head": {"v": 2}, "received": [], "handled": []},
+    ],
+)
+def test_a_malformed_receipt_is_refused_by_code(payload):
+    """Whatever shape a receipt payload takes, reading it gives receipt-invalid, never an
+    uncaught error."""
+    with pytest.raises(ReceiptError) as refused:
+        parse_receipt(payload)
+    assert refused.value.code == "receipt-invalid"
