@@ -48,6 +48,8 @@ from pydantic import BaseModel, ConfigDict, Field, JsonValue
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from connectors._api_dead_letters import dead_letter_router
+from connectors._dead_letters import BadDeadLetterInput, DeadLetterError, UnknownDeadLetter
 from connectors._errors import (
     ConnectorError,
     RemoteError,
@@ -340,6 +342,14 @@ _PROBLEMS: dict[int | str, dict[str, Any]] = {
     for status in (401, 422, 502, 503, 504)
 }
 
+_CHANGE: dict[int | str, dict[str, Any]] = {
+    status: {"model": Problem, "content": {PROBLEM_JSON: {}}} for status in (404, 409)
+}
+_DEAD_LETTER_STATUS: dict[type[DeadLetterError], int] = {
+    UnknownDeadLetter: 404,
+    BadDeadLetterInput: 422,
+}
+
 
 class _Problem(Exception):
     """Raised inside the API to answer with a problem (mapped by the handler below)."""
@@ -393,6 +403,9 @@ def _as_problem(exc: Exception) -> _Problem:  # noqa: PLR0911 - one branch per e
         return _Problem(
             502, exc.remote_code, "The provider answered with an error", exc.message, errors=errors
         )
+    if isinstance(exc, DeadLetterError):
+        status = _DEAD_LETTER_STATUS.get(type(exc), 409)
+        return _Problem(status, exc.code, "The dead letter cannot be so", exc.message)
     if isinstance(exc, RequestTimeout):
         return _Problem(504, exc.code, "No response in time", exc.message)
     if isinstance(exc, TransportError | StoreError):
@@ -502,6 +515,10 @@ def create_app(  # noqa: PLR0913 - the API's settings, keyword-only
         _pull_mode(inbox)
         done = inbox.ack(body.ids)
         return Acknowledged(acknowledged=done, waiting=inbox.counts()["waiting"])
+
+    app.include_router(
+        dead_letter_router(connector.me, connector.dead_letters, guard, {**_PROBLEMS, **_CHANGE})
+    )
 
     @app.get("/health", responses={503: {"description": "degraded"}})
     def health() -> JSONResponse:

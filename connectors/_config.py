@@ -23,7 +23,7 @@ import os
 import tomllib
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -41,9 +41,10 @@ from pydantic import (
 )
 
 from connectors._access_log import SUBJECT_KEY_ENV, Access, AccessLog, SubjectKey
+from connectors._dead_letters import DeadLetterDesk
 from connectors._errors import ConfigError, StoreError
 from connectors._handlers import Handler
-from connectors._pika import DEFAULT_URL, PikaTransport
+from connectors._pika import DEFAULT_URL, PikaTransport, pika_parameters, take_dead_letters
 from connectors._store import ConnectorStore
 from connectors._witness import Witnessing
 from connectors.runtime import (
@@ -475,6 +476,23 @@ def subject_accesses(config: ConnectorConfig, subject_id: str) -> list[Access]:
     store = ConnectorStore(config.database)
     try:
         return store.accesses(log.key.hash(subject_id))
+    finally:
+        store.close()
+
+
+@contextlib.contextmanager
+def dead_letter_desk(config: ConnectorConfig) -> Iterator[DeadLetterDesk]:
+    """The dead letters of the connector of ``config``: its database (never created here;
+    the connector may be running) and its dead-letter queue on the first broker that
+    answers. Raises :class:`ConfigError` when the database does not exist yet."""
+    assert config.database is not None  # filled in by resolved()
+    if not config.database.startswith(_DATABASE_URLS) and not Path(config.database).is_file():
+        raise ConfigError(f"{config.subsystem} has no database at {config.database} yet")
+    parameters = [pika_parameters(url) for url in config.broker_urls]
+    slug = config.slug
+    store = ConnectorStore(config.database)
+    try:
+        yield DeadLetterDesk(store, lambda keep: take_dead_letters(parameters, slug, keep))
     finally:
         store.close()
 

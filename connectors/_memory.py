@@ -18,6 +18,7 @@ from connectors._transport import (
     DEAD_LETTER_EXCHANGE,
     Deliver,
     InboundMessage,
+    Keep,
     OutboundMessage,
     dead_letter_queue,
     direct_key,
@@ -110,17 +111,7 @@ class MemoryTransport:
                 tag = next(self._tags)
                 with self._lock:
                     self._unacked[tag] = (queue_name(slug), item)
-                deliver(
-                    InboundMessage(
-                        body=item.body,
-                        delivery_tag=tag,
-                        routing_key=item.routing_key,
-                        redelivered=False,
-                        message_id=item.message_id,
-                        correlation_id=item.correlation_id,
-                        headers=dict(item.headers),
-                    )
-                )
+                deliver(_inbound(item, tag))
 
         thread = threading.Thread(target=loop, name=f"memory-consumer-{slug}", daemon=True)
         thread.start()
@@ -154,6 +145,24 @@ class MemoryTransport:
         timer.start()
         self.ack([message.delivery_tag])
 
+    def take_dead_letters(self, slug: str, keep: Keep, *, limit: int = 500) -> int:
+        source = self._broker.queue(dead_letter_queue(slug))
+        taken: list[OutboundMessage] = []
+        while len(taken) < limit:
+            try:
+                item = source.get_nowait()
+            except queue.Empty:
+                break
+            if item is not None:
+                taken.append(item)
+        try:
+            keep([_inbound(item, next(self._tags)) for item in taken])
+        except BaseException:
+            for item in taken:
+                source.put(item)
+            raise
+        return len(taken)
+
     def ping(self) -> bool:
         return not self._stopping.is_set()
 
@@ -162,3 +171,15 @@ class MemoryTransport:
         for thread in self._threads:
             thread.join(timeout=2)
         self.requeue(list(self._unacked))
+
+
+def _inbound(item: OutboundMessage, tag: int) -> InboundMessage:
+    return InboundMessage(
+        body=item.body,
+        delivery_tag=tag,
+        routing_key=item.routing_key,
+        redelivered=False,
+        message_id=item.message_id,
+        correlation_id=item.correlation_id,
+        headers=dict(item.headers),
+    )

@@ -55,6 +55,7 @@ from connectors._transport import (
     DEAD_LETTER_EXCHANGE,
     Deliver,
     InboundMessage,
+    Keep,
     OutboundMessage,
     dead_letter_queue,
     direct_key,
@@ -188,10 +189,7 @@ class PikaTransport:
             raise ConfigError("confirm_window must be at least 1")
         self._parameters = []
         for url in urls:
-            try:
-                parameters = pika.URLParameters(url)
-            except Exception as exc:
-                raise ConfigError(f"invalid AMQP URL {_safe_url(url)!r}: {exc}") from exc
+            parameters = pika_parameters(url)
             parameters.client_properties = {"connection_name": name}
             self._parameters.append((parameters, _safe_url(url)))
         self._name = name
@@ -339,6 +337,11 @@ class PikaTransport:
         expiration = str(max(0, int(delay * 1000)))
         self._wait_batch(batch, [_Pending(parked, batch, expiration=expiration)], 30.0)
         self.ack([message.delivery_tag])
+
+    def take_dead_letters(self, slug: str, keep: Keep, *, limit: int = 500) -> int:
+        """See :class:`~connectors.Transport`: over a connection of its own (a rare,
+        operator-driven call that must not hold up the IO loop)."""
+        return take_dead_letters([p for p, _ in self._parameters], slug, keep, limit=limit)
 
     def ping(self) -> bool:
         """Whether the connection to the broker is open right now (for health checks)."""
@@ -966,3 +969,53 @@ class PikaTransport:
         for consumer in self._consumers:
             if not consumer.started.done():
                 consumer.started.set_exception(TransportError(message))
+
+
+def pika_parameters(url: str) -> pika.URLParameters:
+    """The connection parameters of an AMQP URL; raises :class:`~connectors.ConfigError`."""
+    try:
+        return pika.URLParameters(url)
+    except Exception as exc:
+        raise ConfigError(f"invalid AMQP URL {_safe_url(url)!r}: {exc}") from exc
+
+
+def take_dead_letters(
+    parameters: Sequence[pika.ConnectionParameters], slug: str, keep: Keep, *, limit: int = 500
+) -> int:
+    """Take up to ``limit`` messages off ``tabadul.dlq.<slug>`` with ``basic.get``: ``keep``
+    stores them, then one multiple acknowledgement removes them; if ``keep`` raises, closing
+    the channel gives them back to the queue. Raises :class:`~connectors.TransportError`
+    when no broker of ``parameters`` answers or the queue does not exist."""
+    try:
+        connection = pika.BlockingConnection(list(parameters))
+    except pika.exceptions.AMQPError as exc:
+        raise TransportError(f"cannot reach the broker: {_describe(exc)}") from exc
+    try:
+        channel = connection.channel()
+        taken: list[InboundMessage] = []
+        last_tag = 0
+        while len(taken) < limit:
+            method, properties, body = channel.basic_get(dead_letter_queue(slug), auto_ack=False)
+            if method is None:
+                break
+            last_tag = method.delivery_tag
+            taken.append(
+                InboundMessage(
+                    body=body,
+                    delivery_tag=method.delivery_tag,
+                    routing_key=method.routing_key,
+                    redelivered=bool(method.redelivered),
+                    message_id=properties.message_id,
+                    correlation_id=properties.correlation_id,
+                    headers=_plain_headers(properties.headers),
+                )
+            )
+        if taken:
+            keep(taken)
+            channel.basic_ack(last_tag, multiple=True)
+        return len(taken)
+    except pika.exceptions.AMQPError as exc:
+        raise TransportError(f"cannot take the dead letters of {slug}: {_describe(exc)}") from exc
+    finally:
+        with contextlib.suppress(pika.exceptions.AMQPError):
+            connection.close()

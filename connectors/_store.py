@@ -9,11 +9,12 @@ because of a redelivery.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import threading
 from collections.abc import Collection, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -101,6 +102,32 @@ deliveries = sa.Table(
     sa.Column("code", sa.String(64), nullable=True),
     sa.Column("at", sa.String(24), nullable=False),
 )
+# What reached this subsystem's dead-letter queue, kept once taken off the queue (the queue is
+# the intake, this table the record): ``key`` (the code and the bytes' digest) makes taking in
+# idempotent; ``state`` is waiting, then resent or discarded, each step in dead_letter_actions.
+dead_letters = sa.Table(
+    "dead_letters",
+    _meta,
+    sa.Column("seq", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("key", sa.String(64), nullable=False, unique=True),
+    sa.Column("message_id", sa.String(64), nullable=False, index=True),
+    sa.Column("code", sa.String(64), nullable=False),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("envelope", sa.LargeBinary, nullable=False),
+    sa.Column("arrived", sa.String(24), nullable=False),
+    sa.Column("state", sa.String(10), nullable=False, index=True),
+)
+dead_letter_actions = sa.Table(
+    "dead_letter_actions",
+    _meta,
+    sa.Column("seq", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("dead_letter", sa.Integer, nullable=False, index=True),
+    sa.Column("action", sa.String(10), nullable=False),
+    sa.Column("actor", sa.String(200), nullable=False),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("at", sa.String(24), nullable=False),
+)
+DEAD_LETTER_STATES = ("waiting", "resent", "discarded")
 DELIVERY_STATES = ("confirmed", "received", "refused", "handled", "failed")
 _RANK = {"confirmed": 0, "received": 1, "refused": 2, "handled": 2, "failed": 2}
 
@@ -133,6 +160,47 @@ class DeliveryState:
 
     def as_dict(self) -> dict[str, str | None]:
         return {"party": self.party, "state": self.state, "code": self.code, "at": self.at}
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetterIn:
+    """A message taken off the dead-letter queue: its id (as the broker had it), the reject
+    code and reason, its bytes as they came."""
+
+    message_id: str
+    code: str
+    reason: str
+    envelope: bytes
+
+    @property
+    def key(self) -> str:
+        digest = hashlib.sha256(self.code.encode() + b"\n" + self.envelope)
+        return digest.hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetterAction:
+    action: str
+    actor: str
+    reason: str
+    at: str
+
+    def as_dict(self) -> dict[str, str]:
+        return {"action": self.action, "actor": self.actor, "reason": self.reason, "at": self.at}
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    """A kept dead letter (``seq`` numbers it in this subsystem) and what was done with it."""
+
+    seq: int
+    message_id: str
+    code: str
+    reason: str
+    envelope: bytes = field(repr=False)
+    arrived: str
+    state: str
+    actions: tuple[DeadLetterAction, ...] = ()
 
 
 # An answer nobody took within this long (its requester gave up or died) is pruned.
@@ -395,6 +463,95 @@ class ConnectorStore:
             for r in rows
         ]
 
+    # ---- dead letters --------------------------------------------------------------------
+
+    def keep_dead_letters(self, letters: Sequence[DeadLetterIn]) -> int:
+        """Keep dead letters taken off the queue, each once (taking the same one in again, after
+        a crash before its acknowledgement, changes nothing); returns how many were new."""
+        if not letters:
+            return 0
+        now = format_time(utcnow())
+        rows = {
+            letter.key: {
+                "key": letter.key,
+                "message_id": letter.message_id[:64],
+                "code": letter.code[:64],
+                "reason": letter.reason,
+                "envelope": letter.envelope,
+                "arrived": now,
+                "state": "waiting",
+            }
+            for letter in letters
+        }
+        with self._tx("keep dead letters") as conn:
+            known = set(
+                conn.execute(
+                    sa.select(dead_letters.c.key).where(dead_letters.c.key.in_(list(rows)))
+                ).scalars()
+            )
+            new = [row for key, row in rows.items() if key not in known]
+            if new:
+                conn.execute(dead_letters.insert(), new)
+        return len(new)
+
+    def dead_letters(
+        self, *, state: str | None = None, after: int = 0, limit: int = 100
+    ) -> list[DeadLetter]:
+        """Kept dead letters numbered after ``after``, oldest first (without their actions)."""
+        query = sa.select(dead_letters).where(dead_letters.c.seq > after)
+        if state is not None:
+            query = query.where(dead_letters.c.state == state)
+        with self._tx("read dead letters") as conn:
+            rows = conn.execute(query.order_by(dead_letters.c.seq).limit(limit)).all()
+        return [_dead_letter(row) for row in rows]
+
+    def dead_letter(self, seq: int) -> DeadLetter | None:
+        """Dead letter ``seq`` with what was done with it, or None."""
+        with self._tx("read a dead letter") as conn:
+            return _dead_letter_on(conn, seq)
+
+    def resolve_dead_letter(
+        self, seq: int, action: str, *, actor: str, reason: str, reopen: str | None = None
+    ) -> DeadLetter | None:
+        """Mark waiting dead letter ``seq`` ``action`` (resent or discarded) and record who did
+        it and why, in one transaction; with ``reopen``, that failed inbox entry is pending
+        again in the same transaction, with no attempts and an expired lease, so a running
+        replica's lease sweep takes it (or the next start resumes it). None when ``seq`` is
+        no longer waiting, or ``reopen`` names no failed entry: nothing is changed."""
+        now = format_time(utcnow())
+        try:
+            with self._tx("resolve a dead letter") as conn:
+                marked = conn.execute(
+                    dead_letters.update()
+                    .where(dead_letters.c.seq == seq, dead_letters.c.state == "waiting")
+                    .values(state=action)
+                )
+                if marked.rowcount != 1:
+                    return None
+                if reopen is not None:
+                    _reopen_on(conn, reopen)
+                conn.execute(
+                    dead_letter_actions.insert(),
+                    {
+                        "dead_letter": seq,
+                        "action": action,
+                        "actor": actor,
+                        "reason": reason,
+                        "at": now,
+                    },
+                )
+                return _dead_letter_on(conn, seq)
+        except _Unchanged:  # rolled back
+            return None
+
+    def inbox_state(self, message_id: str) -> str | None:
+        """The state of an inbox entry (pending, held, done, failed), or None."""
+        with self._tx("read an inbox entry") as conn:
+            found: str | None = conn.execute(
+                sa.select(inbox.c.state).where(inbox.c.message_id == message_id)
+            ).scalar()
+        return found
+
     def hold(self, message_id: str) -> None:
         """Keep a handled message for the information system to pull."""
         with self._tx("hold a message") as conn:
@@ -605,6 +762,52 @@ def _record_answer(
             responses.insert(),
             {"request_id": response[0], "envelope": response[1], "created": format_time(utcnow())},
         )
+
+
+_LONG_AGO = "1970-01-01T00:00:00.000Z"
+
+
+class _Unchanged(Exception):
+    """Raised inside a transaction to roll it back."""
+
+
+def _reopen_on(conn: sa.Connection, message_id: str) -> None:
+    """A failed inbox entry pending again, with no attempts and an expired lease; raises
+    :class:`_Unchanged` when ``message_id`` names no failed entry."""
+    reopened = conn.execute(
+        inbox.update()
+        .where(inbox.c.message_id == message_id, inbox.c.state == "failed")
+        .values(state="pending", attempts=0, error=None, received_at=_LONG_AGO)
+    )
+    if reopened.rowcount != 1:
+        raise _Unchanged
+
+
+def _dead_letter(row: Any, actions: tuple[DeadLetterAction, ...] = ()) -> DeadLetter:
+    return DeadLetter(
+        row.seq,
+        row.message_id,
+        row.code,
+        row.reason,
+        bytes(row.envelope),
+        row.arrived,
+        row.state,
+        actions,
+    )
+
+
+def _dead_letter_on(conn: sa.Connection, seq: int) -> DeadLetter | None:
+    row = conn.execute(sa.select(dead_letters).where(dead_letters.c.seq == seq)).first()
+    if row is None:
+        return None
+    steps = conn.execute(
+        sa.select(dead_letter_actions)
+        .where(dead_letter_actions.c.dead_letter == seq)
+        .order_by(dead_letter_actions.c.seq)
+    ).all()
+    return _dead_letter(
+        row, tuple(DeadLetterAction(s.action, s.actor, s.reason, s.at) for s in steps)
+    )
 
 
 def _access_row(access: Access) -> dict[str, str]:

@@ -72,6 +72,7 @@ class InboundMessage:
 
 
 Deliver = Callable[[InboundMessage], None]
+Keep = Callable[[Sequence[InboundMessage]], None]
 
 
 class Transport(Protocol):
@@ -109,6 +110,11 @@ class Transport(Protocol):
         """Park ``message`` in the subsystem's retry queue for ``delay`` seconds, after which
         it returns to the subsystem's queue; the original delivery is acknowledged once the
         parked copy is confirmed. The header ``x-tabadul-attempt`` counts the attempts."""
+
+    def take_dead_letters(self, slug: str, keep: Keep, *, limit: int = 500) -> int:
+        """Take up to ``limit`` messages waiting in the subsystem's dead-letter queue:
+        ``keep`` stores them durably, then they are acknowledged (gone from the queue). If
+        ``keep`` raises, they stay in the queue. Returns how many were taken."""
 
     def ping(self) -> bool:
         """Whether the broker is reachable right now (for health checks)."""

@@ -15,6 +15,7 @@ from typing import Any, Self
 from cryptography import x509
 
 from connectors._access_log import AccessLog
+from connectors._dead_letters import DeadLetterDesk
 from connectors._errors import RequestTimeout, StoreError, TransportError
 from connectors._handlers import Context, Delivery, Handler
 from connectors._metrics import Metrics
@@ -109,6 +110,11 @@ class Connector:
             self.core, self.outbox, dict(handlers or {}), _HandlerContext(self)
         )
         self.receiver = Receiver(self.core, self.outbox, self.pending, self.handling)
+        self.dead_letters = DeadLetterDesk(
+            store,
+            lambda keep: transport.take_dead_letters(subsystem.slug, keep),
+            reopened=self.handling.take_over,
+        )
         self._threads: list[threading.Thread] = []
         self._finisher: threading.Thread | None = None
         self._periodic: list[_Periodic] = []

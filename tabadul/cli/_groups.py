@@ -14,6 +14,7 @@ def mount(app: typer.Typer) -> None:
     from tabadul.cli._ca import ca_app, keys_app
     from tabadul.cli._connector import connector_app
     from tabadul.cli._datasets import dataset_app
+    from tabadul.cli._dead_letter import dead_letter_app
     from tabadul.cli._demo import demo
     from tabadul.cli._derive import derive
     from tabadul.cli._directory import directory_app
@@ -37,6 +38,7 @@ def mount(app: typer.Typer) -> None:
     app.command("demo")(demo)
     app.add_typer(connector_app, name="connector")
     app.add_typer(message_app, name="message")
+    app.add_typer(dead_letter_app, name="dead-letter")
     app.add_typer(pii_app, name="pii")
     app.add_typer(audit_app, name="audit")
     app.add_typer(directory_app, name="directory")

@@ -21,7 +21,7 @@ import pika
 import pytest
 
 from connectors import _pika
-from connectors._errors import TransportError
+from connectors._errors import StoreError, TransportError
 from connectors._pika import PikaTransport
 from connectors._transport import (
     ATTEMPT_HEADER,
@@ -291,6 +291,36 @@ def test_dead_letter_lands_in_the_dead_letter_queue(open_transport, new_slug):
     assert body == b"rejected"
     assert properties.message_id == message.message_id
     assert headers.items() <= properties.headers.items()  # quorum adds x-delivery-count
+
+
+def test_dead_letters_are_taken_only_once_kept(open_transport, new_slug):
+    """take_dead_letters hands what waits to keep, then removes it; when keep fails the
+    messages stay in the queue, in order; an undeclared queue is a TransportError."""
+    transport = open_transport()
+    slug = new_slug()
+    transport.declare(slug, [])
+    headers = {REJECT_HEADER: "forbidden", REASON_HEADER: "no grant"}
+    sent = [
+        _message(slug, f"dead-{i}".encode(), headers=headers, exchange=DEAD_LETTER_EXCHANGE)
+        for i in range(3)
+    ]
+    transport.publish(sent)
+
+    def failing(_messages):
+        raise StoreError("disk full")
+
+    with pytest.raises(StoreError):
+        transport.take_dead_letters(slug, failing)
+    kept: list = []
+    assert transport.take_dead_letters(slug, kept.extend, limit=2) == 2
+    assert transport.take_dead_letters(slug, kept.extend) == 1
+    assert [m.body for m in kept] == [b"dead-0", b"dead-1", b"dead-2"]
+    assert kept[0].headers[REJECT_HEADER] == "forbidden"
+    assert kept[0].message_id == sent[0].message_id
+    assert transport.take_dead_letters(slug, kept.extend) == 0
+    assert rabbit.get_all(dead_letter_queue(slug)) == []
+    with pytest.raises(TransportError):
+        transport.take_dead_letters(new_slug(), kept.extend)
 
 
 def test_pipelined_confirms_publish_5000_in_one_call(open_transport, new_slug):

@@ -13,7 +13,14 @@ import orjson
 import pytest
 from typer.testing import CliRunner
 
-from connectors import REJECT_HEADER, PikaTransport, dead_letter_queue, queue_name
+from connectors import (
+    REJECT_HEADER,
+    OutboundMessage,
+    PikaTransport,
+    RuntimeSettings,
+    dead_letter_queue,
+    queue_name,
+)
 from exchange import Recipient, build_envelope, utcnow
 from exchange.log import SQLiteLogStore
 from exchange.sandbox import Sandbox
@@ -320,15 +327,7 @@ def test_receipts_tell_the_publisher_per_subscriber_and_the_cli_shows_it(fed: Fe
         time.sleep(0.1)
         states = {s.party: s.state for s in fed["customs"].store.delivery_states(message_id)}
     assert states == {tax: "handled", treasury: "handled"}
-    slug = _slug(fed, "customs")
-    config = fed.bus.folder / "customs.toml"
-    config.write_text(
-        f'subsystem = "{fed.parties["customs"].subsystem}"\nkeys = "keys"\n'
-        'ca_certificate = "ca.pem"\ndirectory = "directory.json"\n'
-        f'database = "{fed.bus.folder / (slug + ".db")}"\n'
-        f'log = "{fed.bus.folder / (slug + ".log.sqlite")}"\n',
-        "utf-8",
-    )
+    config = _config_of(fed, "customs")
     runner = CliRunner()
     shown = runner.invoke(
         build_app(), ["message", "status", message_id, "-c", str(config), "--json"]
@@ -345,3 +344,113 @@ def test_receipts_tell_the_publisher_per_subscriber_and_the_cli_shows_it(fed: Fe
     )
     assert unknown.exit_code == 1
     assert json.loads(unknown.output)["error"]["code"] == "unknown-message"
+
+
+def test_dead_letters_on_rabbitmq_through_the_cli(tmp_path):
+    """On RabbitMQ: an event whose handler failed every attempt and a forged request reach
+    the dead-letter queues; `tabadul dead-letter` (another process's view: the database and
+    the queue, while the connectors run) lists and shows them, resends the first after the
+    fix (the running connector handles it once) and discards the second with a reason; the
+    queue is empty afterwards and nothing was published again."""
+    instance = rabbit.unique_instance()
+    counter = itertools.count()
+    settings = RuntimeSettings(
+        retry_base=0.05, max_attempts=2, directory_poll=0.2, takeover_after=timedelta(seconds=1)
+    )
+    fed = build_federation(
+        tmp_path,
+        lambda: PikaTransport(name=f"{instance}-{next(counter)}"),
+        instance=instance,
+        settings=settings,
+    )
+    try:
+        handlers = fed["treasury"].handling.handlers
+        real, broken = handlers[LODGED], {"on": True}
+
+        def flaky(delivery, ctx):
+            if broken["on"]:
+                raise RuntimeError("the ledger is unavailable")
+            return real(delivery, ctx)
+
+        handlers[LODGED] = flaky
+        message_id = fed["customs"].publish(LODGED, example(LODGED))
+        forged = json.loads(_request_bytes(fed))
+        forged["payload"] = base64.b64encode(b'{"cin": "AA000000"}').decode()
+        with PikaTransport(name=f"{instance}-forger") as forger:
+            forger.publish(
+                [OutboundMessage(f"to.{_slug(fed, 'civil')}", json.dumps(forged).encode(), "f")]
+            )
+        runner = CliRunner()
+
+        def cli(name: str, *args: str) -> dict:
+            config = _config_of(fed, name)
+            done = runner.invoke(build_app(), ["dead-letter", *args, "-c", str(config), "--json"])
+            assert done.exit_code == 0, done.output
+            return json.loads(done.output)
+
+        deadline = time.monotonic() + 20
+        rows: list = []
+        while len(rows) < 1 and time.monotonic() < deadline:
+            time.sleep(0.2)
+            rows = cli("treasury", "list")["dead_letters"]
+        [row] = rows
+        assert (row["message_id"], row["code"], row["resendable"]) == (
+            message_id,
+            "handler-failed",
+            True,
+        )
+        shown = cli("treasury", "show", str(row["seq"]), "--payload")
+        assert shown["header"]["type"] == LODGED
+        assert shown["payload"] == example(LODGED)
+        broken["on"] = False
+        resent = cli("treasury", "resend", str(row["seq"]), "--actor", "ops-3")
+        assert resent["state"] == "resent"
+        assert [d.message_id for d in fed.recorders["treasury"].wait_for(1)] == [message_id]
+
+        _discard_the_forged_request(fed, cli, deadline)
+        assert rabbit.get_all(dead_letter_queue(_slug(fed, "treasury"))) == []
+        time.sleep(0.5)
+        assert len(fed.recorders["treasury"].seen) == 1
+    finally:
+        fed.bus.stop()
+        rabbit.delete_queues(instance)
+
+
+def _discard_the_forged_request(fed: Federation, cli, deadline: float) -> None:
+    """The forged request is bad-signature at civil: resend is refused (exit 2,
+    not-resendable), discard records its reason, an unknown number is exit 1."""
+    runner = CliRunner()
+    while time.monotonic() < deadline and not cli("civil", "list")["dead_letters"]:
+        time.sleep(0.2)
+    [refused] = cli("civil", "list")["dead_letters"]
+    assert refused["code"] == "bad-signature"
+    not_resendable = runner.invoke(
+        build_app(),
+        ["dead-letter", "resend", str(refused["seq"]), "-c", str(_config_of(fed, "civil")),
+         "--actor", "ops-3", "--json"],
+    )  # fmt: skip
+    assert not_resendable.exit_code == 2
+    assert json.loads(not_resendable.output)["error"]["code"] == "not-resendable"
+    discarded = cli(
+        "civil", "discard", str(refused["seq"]), "--actor", "ops-3", "--reason", "forged"
+    )
+    assert discarded["actions"][0]["reason"] == "forged"
+    unknown = runner.invoke(
+        build_app(),
+        ["dead-letter", "show", "999", "-c", str(_config_of(fed, "civil")), "--json"],
+    )
+    assert unknown.exit_code == 1
+
+
+def _config_of(fed: Federation, name: str):
+    """A TOML configuration naming the running connector ``name``'s keys, database, log."""
+    slug = _slug(fed, name)
+    config = fed.bus.folder / f"{name}.toml"
+    config.write_text(
+        f'subsystem = "{fed.parties[name].subsystem}"\nkeys = "keys"\n'
+        'ca_certificate = "ca.pem"\ndirectory = "directory.json"\n'
+        f'database = "{fed.bus.folder / (slug + ".db")}"\n'
+        f'log = "{fed.bus.folder / (slug + ".log.sqlite")}"\n',
+        "utf-8",
+    )
+    return config

@@ -8,7 +8,7 @@ import psycopg
 import pytest
 
 from connectors import ConnectorStore, StoreError
-from connectors._store import Accepted, DeliveryState
+from connectors._store import Accepted, DeadLetterIn, DeliveryState
 from exchange import utcnow
 
 PG_URL = "postgresql://postgres@127.0.0.1:5432/test"
@@ -122,4 +122,46 @@ def test_delivery_states_only_move_on(location):
         treasury: ("t.x", "refused", "stale", "2026-12-03T10:00:02.000Z"),
     }
     assert store.delivery_states("b" * 32) == []
+    store.close()
+
+
+def test_dead_letters_are_kept_once_and_resolved_once(location):
+    """A dead letter taken in twice is kept once; resolving is one transaction: a resend
+    reopens the failed inbox entry (pending, no attempts, its lease expired) or changes
+    nothing when there is no failed entry; a resolved letter is not resolved again."""
+    url, schema = location
+    store = ConnectorStore(url, schema=schema)
+    [entry] = _accepted(1)
+    store.accept([entry])
+    store.attempted(entry.message_id)
+    store.finish(entry.message_id, failed="handler failed 1 times: boom")
+    letters = [
+        DeadLetterIn(entry.message_id, "handler-failed", "boom", entry.envelope),
+        DeadLetterIn("", "malformed", "not JSON", b"\x00"),
+    ]
+    assert store.keep_dead_letters(letters) == 2
+    assert store.keep_dead_letters(letters[:1]) == 0
+    first, second = store.dead_letters()
+    assert (first.code, first.state, second.message_id) == ("handler-failed", "waiting", "")
+    assert (
+        store.resolve_dead_letter(second.seq, "resent", actor="a", reason="", reopen="f" * 32)
+        is None
+    )
+    assert store.dead_letter(second.seq).state == "waiting"  # rolled back
+    done = store.resolve_dead_letter(
+        first.seq, "resent", actor="ops", reason="fixed", reopen=entry.message_id
+    )
+    assert done is not None
+    assert (done.state, [(a.action, a.actor, a.reason) for a in done.actions]) == (
+        "resent",
+        [("resent", "ops", "fixed")],
+    )
+    [pending] = store.pending()
+    assert (pending.message_id, pending.attempts) == (entry.message_id, 0)
+    assert [e.message_id for e in store.claim_stale(utcnow() - timedelta(seconds=5), set())] == [
+        entry.message_id
+    ]
+    assert store.resolve_dead_letter(first.seq, "discarded", actor="ops", reason="x") is None
+    assert [d.seq for d in store.dead_letters(state="waiting")] == [second.seq]
+    assert [d.seq for d in store.dead_letters(after=first.seq)] == [second.seq]
     store.close()
