@@ -7,6 +7,7 @@ Imports the exchange core and the schema registry; nothing imports it but ``taba
 
 from connectors._access_log import SUBJECT_KEY_ENV, Access, AccessLog, SubjectKey, normalise
 from connectors._api import Inbox, WebhookError, create_app, install_delivery
+from connectors._api_dead_letters import DeadLetterOut, DeadLetterSummary
 from connectors._config import (
     ConnectorConfig,
     build_connector,
@@ -82,6 +83,8 @@ __all__ = [
     "Context",
     "DeadLetterDesk",
     "DeadLetterError",
+    "DeadLetterOut",
+    "DeadLetterSummary",
     "DeadLetterView",
     "Delivery",
     "DirectorySource",

@@ -91,7 +91,8 @@ cosignatures = sa.Table(
 )
 # What became of each event and one-way message this subsystem sent, per recipient (per
 # subscriber for an event): confirmed by the broker, then received or refused (with the code)
-# by the receiver's receipt, then handled or failed. A state never goes back.
+# by the receiver's receipt, then handled or failed (and failed -> handled once the receiver
+# resent the dead letter to its fixed handler). A state never goes back.
 deliveries = sa.Table(
     "deliveries",
     _meta,
@@ -129,7 +130,7 @@ dead_letter_actions = sa.Table(
 )
 DEAD_LETTER_STATES = ("waiting", "resent", "discarded")
 DELIVERY_STATES = ("confirmed", "received", "refused", "handled", "failed")
-_RANK = {"confirmed": 0, "received": 1, "refused": 2, "handled": 2, "failed": 2}
+_RANK = {"confirmed": 0, "received": 1, "refused": 2, "failed": 2, "handled": 3}
 
 
 def _delivery_upsert(paramstyle: str, schema: str | None) -> str:

@@ -18,6 +18,9 @@ Settings come from arguments or ``TABADUL_*`` environment variables::
     TABADUL_ACCESS_LOGS       configuration files of the connectors holding personal data,
                               separated by the path separator (':'): whose access logs
                               `GET /v1/subjects/{id}/accesses` reads (with $TABADUL_SUBJECT_KEY)
+    TABADUL_CONNECTORS        configuration files of the connectors whose dead letters the
+                              operator manages (`/v1/dead-letters`, the console), separated
+                              by the path separator (':')
     TABADUL_TRUSTED_PROXIES   proxies whose X-Forwarded-For / -Proto are believed: addresses
                               or networks, comma-separated (none)
     TABADUL_MAX_BODY_BYTES    a request's body, uploads aside, in bytes (1 MiB)
@@ -95,6 +98,7 @@ class Settings:
     metrics_urls: tuple[str, ...] = field(default=())
     sign_in_limit: int = SIGN_IN_LIMIT
     access_logs: tuple[Path, ...] = field(default=())
+    connectors: tuple[Path, ...] = field(default=())
     governance_keys: Path | None = None
     # Peers whose forwarding headers name the client (the throttle counts by client); from
     # anyone else X-Forwarded-For is ignored, so a client cannot pass for many.
@@ -125,9 +129,8 @@ class Settings:
             ca_dir=Path(ca_dir) if ca_dir else None,
             metrics_urls=tuple(u.strip() for u in urls.split(",") if u.strip()),
             governance_keys=Path(keys) if (keys := env.get("TABADUL_GOVERNANCE_KEYS")) else None,
-            access_logs=tuple(
-                Path(p) for p in env.get("TABADUL_ACCESS_LOGS", "").split(os.pathsep) if p
-            ),
+            access_logs=_paths(env, "TABADUL_ACCESS_LOGS"),
+            connectors=_paths(env, "TABADUL_CONNECTORS"),
             sign_in_limit=_count(env, "TABADUL_SIGN_IN_LIMIT", SIGN_IN_LIMIT),
             trusted_proxies=_networks(env, "TABADUL_TRUSTED_PROXIES"),
             max_body_bytes=_count(env, "TABADUL_MAX_BODY_BYTES", MAX_BODY_BYTES),
@@ -149,6 +152,10 @@ class BadSetting(ValueError):
 
     def as_dict(self) -> dict[str, object]:
         return {"code": self.code, "message": self.message}
+
+
+def _paths(env: Mapping[str, str], name: str) -> tuple[Path, ...]:
+    return tuple(Path(p) for p in env.get(name, "").split(os.pathsep) if p)
 
 
 def _count(env: Mapping[str, str], name: str, default: int) -> int:

@@ -70,6 +70,7 @@ from exchange.log import (
 from exchange.sandbox import Party, Sandbox
 from governance import AuditLog, AuditSigner, GovernanceStore
 from schemas import default_registry
+from tabadul import _demo_dead_letter as dead_letter_demo
 from tabadul import _demo_opendata as open_data
 from tabadul import _demo_payments as payments_demo
 from tabadul import _demo_risk as risk_demo
@@ -321,11 +322,16 @@ def run(  # noqa: PLR0913 - keyword-only settings
     parties = _directory(sandbox)
     bus = _bus(folder, sandbox, parties, broker_urls)
     subject_key = SubjectKey(secrets.token_bytes(32))  # the deployment's secret
+    tax_handlers, outage = dead_letter_demo.with_outage(AGENCIES["tax"].handlers)
     witnessing = _connectors(
         bus,
         parties,
         subject_key,
-        {"customs-risk": risk_handlers(service), "treasury": payment_handlers(payment_risk)},
+        {
+            "customs-risk": risk_handlers(service),
+            "treasury": payment_handlers(payment_risk),
+            "tax": tax_handlers,
+        },
     )
     say(
         "CA, five agencies, customs' risk service and the registry, directory signed; queues "
@@ -348,7 +354,10 @@ def run(  # noqa: PLR0913 - keyword-only settings
             step(done)
         risk = risk_demo.run(bus.connectors["customs"], service, source, say=step)
         risk["payments"] = payments_demo.run(bus.connectors, payment_risk, screener, say=step)
-        rejects = _wait_for_rejects(bus, 4)
+        dead_letter = dead_letter_demo.run(
+            bus.connectors["tax"], bus.connectors["customs"], outage, step
+        )
+        rejects = _wait_for_rejects(bus, 5)
         receipts = _delivery_states(bus.connectors["customs"], kept.published, step)
         sent, received = _totals(bus, "sent"), _totals(bus, "received")
         alerts_received = len(tax.received_alerts())
@@ -379,6 +388,7 @@ def run(  # noqa: PLR0913 - keyword-only settings
         "accepted": sum(received.values()),
         "rejects_by_code": rejects,
         "receipts": receipts,
+        "dead_letter": dead_letter,
         "alerts_received_by_tax": alerts_received,
         "risk": risk,
         "rpc_ms_p50": round(statistics.median(latencies), 2),

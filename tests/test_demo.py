@@ -24,6 +24,28 @@ def no_shared_data(tmp_path, monkeypatch):
     monkeypatch.setattr(risk_demo, "SHARED_DATA", tmp_path / "no-shared-data")
 
 
+def _alerts_and_verdicts_were_sealed(folder: Path, paid: dict) -> None:
+    """Alerts went sealed to tax, verdicts to the treasury, as the treasury's log holds them."""
+    (kept,) = folder.glob("*TREASURY.log.sqlite")
+    sealed = [
+        json.loads(stored.record.envelope)
+        for chunk in SQLiteLogStore(kept, create=False).scan()
+        for stored in chunk
+        if stored.record.message_type in {"tax.alert-verdict", ALERT}
+    ]
+    assert len(sealed) == paid["alerts"] + sum(paid["verdicts"].values())
+    for envelope in sealed:
+        assert envelope["header"]["encryption"] is not None
+        assert b"alert_id" not in base64.b64decode(envelope["payload"])
+
+
+def _the_dead_letter_was_resent(resent: dict) -> None:
+    """tax's ledger was down for one declaration: dead letter, fixed, resent, handled."""
+    assert (resent["code"], resent["status_at_tax"]) == ("handler-failed", ["failed", "handled"])
+    assert resent["attempts"] == 5
+    assert resent["resent_by"] == "demo-operator"
+
+
 def _all_handled_by_receipts(receipts: dict[str, dict[str, int]]) -> None:
     """Every subscriber's receipts told customs that its declarations were handled."""
     assert {"MA/GOV/MEF/TAX", "MA/GOV/MEF/TREASURY"} <= set(receipts)
@@ -54,23 +76,15 @@ def test_demo_runs_the_scenario_and_proves_it(tmp_path, ckan, no_shared_data):
     assert (dismissed["because"], dismissed["alerted"]) == ("dismissed", False)
     assert (confirmed["because"], confirmed["flagged"]) == ("confirmed", True)
     assert paid["refit"]["left_out"] == paid["verdicts"].get("confirmed", 0)
-    (kept,) = Path(summary["folder"]).glob("*TREASURY.log.sqlite")
-    sealed = [
-        json.loads(stored.record.envelope)
-        for chunk in SQLiteLogStore(kept, create=False).scan()
-        for stored in chunk
-        if stored.record.message_type in {"tax.alert-verdict", ALERT}
-    ]
-    assert len(sealed) == paid["alerts"] + sum(paid["verdicts"].values())
-    for envelope in sealed:  # alerts sealed to tax, verdicts to the treasury
-        assert envelope["header"]["encryption"] is not None
-        assert b"alert_id" not in base64.b64decode(envelope["payload"])
+    _alerts_and_verdicts_were_sealed(Path(summary["folder"]), paid)
     assert summary["rejects_by_code"] == {
         "bad-signature": 1,
         "duplicate": 1,
         "forbidden": 1,
+        "handler-failed": 1,
         "purpose-mismatch": 1,
     }
+    _the_dead_letter_was_resent(summary["dead_letter"])
     assert summary["alerts_received_by_tax"] >= 1
     assert summary["sent_by_type"]["tax.compliance-certificate.response"] == 3
     assert summary["sent_by_type"]["civil.person-lookup.response"] >= 1

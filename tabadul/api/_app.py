@@ -19,6 +19,7 @@ from tabadul._uploads import remove_stale_uploads
 from tabadul.api import (
     _routes_audit,
     _routes_datasets,
+    _routes_dead_letters,
     _routes_registry,
     _routes_subjects,
     _routes_traffic,
@@ -124,6 +125,7 @@ def _build(
         _routes_audit.router,
         _routes_traffic.router,
         _routes_subjects.router,
+        _routes_dead_letters.router,
     ):
         app.include_router(router, dependencies=checks)
     pages = _console(services) if console else None

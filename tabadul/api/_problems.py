@@ -7,16 +7,17 @@ A refusal, an invalid request, an unknown route or a failing service answers
      "detail": "<the error's message>", "code": "<code>", ...the error's own members}
 
 The project's errors (``GovernanceError``, ``OpenDataError``, ``PiiError``, ``ExchangeError``,
-``SchemaError``) keep their stable ``code``; their status comes from the most specific class
-whose code is in :data:`STATUS` (so ``unknown-dataset`` is a 404 through ``not-found``); a
-project error whose family is not listed is a 500 that still names its code. The extra members
-are the error's ``as_dict()`` (``action``, ``dataset``, ``findings``...) and, for invalid data,
-the validation ``report``. Problems the API finds itself are :class:`tabadul._http.ApiProblem`
-(limits passed: ``body-too-large``, ``upload-too-large``, ``field-too-long``...), each with its
-status and members; a body that is not valid JSON is ``bad-request`` (400), as FastAPI's other
-unreadable bodies are.
+``SchemaError``, ``ConnectorError``) keep their stable ``code``; their status comes from the
+most specific class whose code is in :data:`STATUS` (so ``unknown-dataset`` is a 404 through
+``not-found``); a project error whose family is not listed is a 500 that still names its
+code. The extra members are the error's ``as_dict()`` (``action``, ``dataset``,
+``findings``...) and, for invalid data, the validation ``report``. Problems the API finds
+itself are :class:`tabadul._http.ApiProblem` (limits passed: ``body-too-large``,
+``upload-too-large``, ``field-too-long``...), each with its status and members; a body that
+is not valid JSON is ``bad-request`` (400), as FastAPI's other unreadable bodies are.
 
-Two messages are never shown: a database failure (``store``, 503) answers a fixed text, since
+Two messages are never shown: a database failure (``store``, 503: the governance database's
+or a managed connector's) answers a fixed text, since
 the driver's message may quote SQL and its parameters; anything unexpected is a 500 with code
 ``internal`` and no detail. Both are logged on the server, never with a request's headers (so
 never with a token). A 401 always carries ``WWW-Authenticate: Bearer``.
@@ -35,6 +36,8 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from connectors import ConnectorError
+from connectors import StoreError as ConnectorStoreError
 from exchange import ExchangeError
 from governance import GovernanceError, StoreError, TooManyAttempts
 from governance.pii import PiiError
@@ -47,8 +50,17 @@ logger = logging.getLogger("tabadul.api")
 PROBLEM_JSON = "application/problem+json"
 PROBLEM_TYPE = "urn:tabadul:problem:"
 PROBLEM_REF = "#/components/schemas/Problem"
-PROJECT_ERRORS = (GovernanceError, OpenDataError, PiiError, ExchangeError, SchemaError)
-ProjectError = GovernanceError | OpenDataError | PiiError | ExchangeError | SchemaError
+PROJECT_ERRORS = (
+    GovernanceError,
+    OpenDataError,
+    PiiError,
+    ExchangeError,
+    SchemaError,
+    ConnectorError,
+)
+ProjectError = (
+    GovernanceError | OpenDataError | PiiError | ExchangeError | SchemaError | ConnectorError
+)
 
 # A code's status; an error whose own code is absent takes its nearest parent's.
 STATUS: dict[str, int] = {
@@ -69,10 +81,17 @@ STATUS: dict[str, int] = {
     "key-store": 503,  # the CA folder cannot be opened
     "portal-unavailable": 503,
     "portal-error": 502,  # the portal refused the token or rejected the data
+    # a managed connector's (dead letters)
+    "unknown-connector": 404,
+    "unknown-dead-letter": 404,
+    "dead-letter": 409,  # resolved already, or not resendable
+    "transport": 503,  # its broker is unreachable
+    "config-invalid": 503,  # its configuration cannot be read
     # problems the API finds itself (tabadul._http), carrying their status
     **{kind.code: kind.status for kind in (BodyTooLarge, UploadTooLarge, FieldTooLong)},
 }
 STORE_DETAIL = "the governance database is unavailable; the server's log has the details"
+CONNECTOR_STORE_DETAIL = "a connector's database is unavailable; the server's log has the details"
 _UNAUTHENTICATED_HEADERS = {"WWW-Authenticate": 'Bearer realm="tabadul"'}
 
 
@@ -129,6 +148,9 @@ def project_problem(error: ProjectError) -> JSONResponse:
     if isinstance(error, StoreError):
         logger.error("governance database failure: %s", error.message)
         return problem_response(503, error.code, STORE_DETAIL)
+    if isinstance(error, ConnectorStoreError):
+        logger.error("connector database failure: %s", error.message)
+        return problem_response(503, error.code, CONNECTOR_STORE_DETAIL)
     extras = {k: v for k, v in error.as_dict().items() if k not in {"code", "message"}}
     if isinstance(error, InvalidData):
         extras["report"] = error.report.as_dict()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
@@ -87,6 +87,25 @@ def demo(
     if as_json:
         print_json(summary)
         return
+    console.print(_summary_table(summary))
+    opened = summary["open_data"]
+    console.print(
+        f"Try: tabadul evidence verify {folder}/evidence-alert.json --ca {folder}/ca.pem",
+        highlight=False,
+    )
+    console.print(
+        f"     tabadul audit verify {folder}/governance.sqlite --ca {folder}/ca.pem "
+        f"--witness {folder}/MA.GOV.MEF.TAX.db",
+        highlight=False,
+    )
+    console.print(
+        f"     tabadul opendata pull {next(iter(opened['datasets']))} -o {folder}/pulled-again",
+        highlight=False,
+    )
+
+
+def _summary_table(summary: dict[str, Any]) -> Table:
+    """The demo's figures as a two-column table."""
     table = Table(title="Tabadul demo", show_header=False)
     table.add_column("figure")
     table.add_column("value", overflow="fold")  # URLs and hashes shown whole
@@ -95,6 +114,20 @@ def demo(
     rejects = ", ".join(f"{code}: {n}" for code, n in summary["rejects_by_code"].items())
     table.add_row("refused, by code", rejects)
     table.add_row("alerts received by tax", str(summary["alerts_received_by_tax"]))
+    resent = summary["dead_letter"]
+    table.add_row(
+        "dead letter fixed and resent",
+        f"{resent['code']} after {resent['attempts']} attempts; at tax "
+        + " -> ".join(resent["status_at_tax"]),
+    )
+    receipts = summary["receipts"]
+    table.add_row(
+        "declarations, by the subscribers' receipts",
+        "; ".join(
+            f"{party}: " + ", ".join(f"{n} {state}" for state, n in states.items())
+            for party, states in receipts.items()
+        ),
+    )
     risk = summary["risk"]
     table.add_row(
         "customs risk lanes",
@@ -168,17 +201,4 @@ def demo(
     )
     table.add_row("governance audit log", f"{opened['audit_entries']} entries, chain intact")
     table.add_row("files", f"{summary['folder']}/ ({len(summary['files'])} files)")
-    console.print(table)
-    console.print(
-        f"Try: tabadul evidence verify {folder}/evidence-alert.json --ca {folder}/ca.pem",
-        highlight=False,
-    )
-    console.print(
-        f"     tabadul audit verify {folder}/governance.sqlite --ca {folder}/ca.pem "
-        f"--witness {folder}/MA.GOV.MEF.TAX.db",
-        highlight=False,
-    )
-    console.print(
-        f"     tabadul opendata pull {next(iter(opened['datasets']))} -o {folder}/pulled-again",
-        highlight=False,
-    )
+    return table

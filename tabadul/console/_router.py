@@ -29,6 +29,8 @@ from fastapi.routing import APIRoute
 from jinja2 import Environment, PackageLoader, StrictUndefined
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from connectors import ConnectorError, DeadLetterError, UnknownDeadLetter
+from connectors import StoreError as ConnectorStoreError
 from governance import (
     AuditTampered,
     GovernanceError,
@@ -49,11 +51,13 @@ from governance import (
 from governance.pii import PiiError
 from opendata import InvalidData, OpenDataError, PortalError, ckan_name
 from tabadul._access import readable_dataset
+from tabadul._dead_letters import UnknownConnector
 from tabadul._http import ApiProblem, text_limit
 from tabadul._services import Services
 from tabadul._traffic import scrape, summarise
 from tabadul._uploads import received_upload
 from tabadul.console._charts import bar_chart
+from tabadul.console._dead_letters import add_dead_letter_pages
 from tabadul.console._i18n import LANGUAGES, Translator, choose_language, load_catalogues
 from tabadul.console._pages import (
     approve_gate,
@@ -99,6 +103,10 @@ _STATUSES: tuple[tuple[type[Exception], int], ...] = (
     (Refused, 403),
     (StoreError, 503),
     (PortalError, 502),
+    (UnknownDeadLetter, 404),
+    (UnknownConnector, 404),
+    (DeadLetterError, 409),
+    (ConnectorError, 503),  # a managed connector's broker, database or configuration
 )
 
 
@@ -126,10 +134,11 @@ def error_flash(exc: Exception) -> Flash:
     elif isinstance(exc, RequestValidationError):
         code, message = "invalid-request", "the form is not the one this page sends"
         details = [".".join(str(p) for p in e.get("loc", ())) for e in exc.errors()]
-    if isinstance(exc, StoreError):
+    if isinstance(exc, StoreError | ConnectorStoreError):
         # the database's own text (SQL, parameters) is for the server log, not the page
-        logger.error("governance database error: %s", message)
-        message = "the governance database did not answer; try again later"
+        whose = "governance" if isinstance(exc, StoreError) else "connector's"
+        logger.error("%s database error: %s", whose, message)
+        message = f"the {whose} database did not answer; try again later"
     if isinstance(exc, InvalidData):
         details = [
             " · ".join(str(part) for part in (e.row and f"row {e.row}", e.field, e.message) if part)
@@ -279,6 +288,7 @@ class Console:
             if may_read_everything(user):
                 nav.append(("audit", f"{view.base}/audit", t("nav.audit")))
                 nav.append(("traffic", f"{view.base}/traffic", t("nav.traffic")))
+                nav.append(("dead_letters", f"{view.base}/dead-letters", t("nav.dead_letters")))
         html = self.env.get_template(template).render(
             t=t,
             lang=t.lang,
@@ -629,6 +639,8 @@ def console_router(services: Services) -> APIRouter:  # noqa: C901, PLR0915 - on
             integrity=integrity,
             transition=transition,
         )
+
+    add_dead_letter_pages(router, console, error_flash)
 
     @router.get("/traffic", name="console.traffic")
     def traffic(request: Request) -> Response:

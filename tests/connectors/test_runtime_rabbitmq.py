@@ -32,6 +32,7 @@ from tests.support.federation import (
     LOOKUP,
     Federation,
     build_federation,
+    connector_config,
     example,
     strings,
 )
@@ -327,7 +328,7 @@ def test_receipts_tell_the_publisher_per_subscriber_and_the_cli_shows_it(fed: Fe
         time.sleep(0.1)
         states = {s.party: s.state for s in fed["customs"].store.delivery_states(message_id)}
     assert states == {tax: "handled", treasury: "handled"}
-    config = _config_of(fed, "customs")
+    config = connector_config(fed, "customs")
     runner = CliRunner()
     shown = runner.invoke(
         build_app(), ["message", "status", message_id, "-c", str(config), "--json"]
@@ -383,7 +384,7 @@ def test_dead_letters_on_rabbitmq_through_the_cli(tmp_path):
         runner = CliRunner()
 
         def cli(name: str, *args: str) -> dict:
-            config = _config_of(fed, name)
+            config = connector_config(fed, name)
             done = runner.invoke(build_app(), ["dead-letter", *args, "-c", str(config), "--json"])
             assert done.exit_code == 0, done.output
             return json.loads(done.output)
@@ -426,7 +427,7 @@ def _discard_the_forged_request(fed: Federation, cli, deadline: float) -> None:
     assert refused["code"] == "bad-signature"
     not_resendable = runner.invoke(
         build_app(),
-        ["dead-letter", "resend", str(refused["seq"]), "-c", str(_config_of(fed, "civil")),
+        ["dead-letter", "resend", str(refused["seq"]), "-c", str(connector_config(fed, "civil")),
          "--actor", "ops-3", "--json"],
     )  # fmt: skip
     assert not_resendable.exit_code == 2
@@ -437,20 +438,6 @@ def _discard_the_forged_request(fed: Federation, cli, deadline: float) -> None:
     assert discarded["actions"][0]["reason"] == "forged"
     unknown = runner.invoke(
         build_app(),
-        ["dead-letter", "show", "999", "-c", str(_config_of(fed, "civil")), "--json"],
+        ["dead-letter", "show", "999", "-c", str(connector_config(fed, "civil")), "--json"],
     )
     assert unknown.exit_code == 1
-
-
-def _config_of(fed: Federation, name: str):
-    """A TOML configuration naming the running connector ``name``'s keys, database, log."""
-    slug = _slug(fed, name)
-    config = fed.bus.folder / f"{name}.toml"
-    config.write_text(
-        f'subsystem = "{fed.parties[name].subsystem}"\nkeys = "keys"\n'
-        'ca_certificate = "ca.pem"\ndirectory = "directory.json"\n'
-        f'database = "{fed.bus.folder / (slug + ".db")}"\n'
-        f'log = "{fed.bus.folder / (slug + ".log.sqlite")}"\n',
-        "utf-8",
-    )
-    return config

@@ -122,6 +122,11 @@ def test_delivery_states_only_move_on(location):
         treasury: ("t.x", "refused", "stale", "2026-12-03T10:00:02.000Z"),
     }
     assert store.delivery_states("b" * 32) == []
+    resent = "c" * 32  # failed, then handled after the receiver resent its dead letter
+    store.note_deliveries([step(resent, tax, "t.x", "failed", "boom", "2026-12-03T10:00:05.000Z")])
+    store.note_deliveries([step(resent, tax, "t.x", "handled", None, "2026-12-03T10:09:00.000Z")])
+    store.note_deliveries([step(resent, tax, "t.x", "failed", "late", "2026-12-03T10:00:06.000Z")])
+    assert [(s.state, s.code) for s in store.delivery_states(resent)] == [("handled", None)]
     store.close()
 
 

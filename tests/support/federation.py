@@ -135,3 +135,18 @@ def build_federation(
         for connector in bus.connectors.values():
             connector.start()
     return Federation(bus, parties, recorders)
+
+
+def connector_config(fed: Federation, name: str) -> Path:
+    """A TOML configuration naming the connector ``name``'s keys, database and log (what the
+    CLI and the management side read while it runs); its broker is the default one."""
+    slug = fed.parties[name].subsystem.slug
+    config = fed.bus.folder / f"{name}.toml"
+    config.write_text(
+        f'subsystem = "{fed.parties[name].subsystem}"\nkeys = "keys"\n'
+        'ca_certificate = "ca.pem"\ndirectory = "directory.json"\n'
+        f'database = "{fed.bus.folder / (slug + ".db")}"\n'
+        f'log = "{fed.bus.folder / (slug + ".log.sqlite")}"\n',
+        "utf-8",
+    )
+    return config
