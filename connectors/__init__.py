@@ -20,6 +20,7 @@ from connectors._config import (
 from connectors._dead_letters import (
     DeadLetterDesk,
     DeadLetterError,
+    DeadLetterPage,
     DeadLetterView,
     NotResendable,
     UnknownDeadLetter,
@@ -84,6 +85,7 @@ __all__ = [
     "DeadLetterDesk",
     "DeadLetterError",
     "DeadLetterOut",
+    "DeadLetterPage",
     "DeadLetterSummary",
     "DeadLetterView",
     "Delivery",

@@ -517,7 +517,7 @@ def create_app(  # noqa: PLR0913 - the API's settings, keyword-only
         return Acknowledged(acknowledged=done, waiting=inbox.counts()["waiting"])
 
     app.include_router(
-        dead_letter_router(connector.me, connector.dead_letters, guard, {**_PROBLEMS, **_CHANGE})
+        dead_letter_router(connector.me, connector.dead_letters, guard, _PROBLEMS, _CHANGE)
     )
 
     @app.get("/health", responses={503: {"description": "degraded"}})

@@ -54,6 +54,9 @@ class DeadLetterOut(DeadLetterSummary):
 class DeadLettersOut(BaseModel):
     subsystem: str
     dead_letters: list[DeadLetterSummary]
+    queue_error: str | None = Field(
+        description="Why the dead-letter queue could not be read now (what was kept is listed)"
+    )
     next_after: int | None = Field(description="Pass as `after` for the next page")
 
 
@@ -69,8 +72,11 @@ def dead_letter_router(
     desk: DeadLetterDesk,
     guard: list[Depends],
     problems: dict[int | str, dict[str, Any]],
+    changes: dict[int | str, dict[str, Any]],
 ) -> APIRouter:
-    """The endpoints on ``desk``, each behind ``guard``."""
+    """The endpoints on ``desk``, each behind ``guard``; ``problems`` documents what every
+    one may answer, ``changes`` what those on one dead letter add (404, 409)."""
+    one = {**problems, **changes}
     router = APIRouter(prefix="/dead-letters", tags=["dead letters"], dependencies=guard)
 
     @router.get("", responses=problems, operation_id="list_dead_letters")
@@ -81,26 +87,22 @@ def dead_letter_router(
     ) -> DeadLettersOut:
         """What this subsystem refused or could not handle, oldest first (what waits in the
         dead-letter queue is taken into the connector's database first)."""
-        found = desk.list(state=state, after=after, limit=limit)
-        return DeadLettersOut(
-            subsystem=str(me),
-            dead_letters=[DeadLetterSummary.model_validate(v.summary()) for v in found],
-            next_after=found[-1].seq if len(found) == limit else None,
-        )
+        page = desk.list(state=state, after=after, limit=limit)
+        return DeadLettersOut.model_validate({"subsystem": str(me), **page.as_dict()})
 
-    @router.get("/{seq}", responses=problems, operation_id="show_dead_letter")
+    @router.get("/{seq}", responses=one, operation_id="show_dead_letter")
     def show_dead_letter(seq: Seq, *, payload: bool = False) -> DeadLetterOut:
         """One dead letter: its header as sent, code, reason, and what was done with it; its
         payload with ``payload=true``, unless encrypted."""
         return DeadLetterOut.of(desk.show(seq, payload=payload))
 
-    @router.post("/{seq}/resend", responses=problems, operation_id="resend_dead_letter")
+    @router.post("/{seq}/resend", responses=one, operation_id="resend_dead_letter")
     def resend_dead_letter(seq: Seq, body: ActionIn) -> DeadLetterOut:
         """Give a message whose handler failed to the handler again (after a fix). Anything
         else is refused with ``not-resendable``: only its sender can send a new message."""
         return DeadLetterOut.of(desk.resend(seq, actor=body.actor, reason=body.reason))
 
-    @router.post("/{seq}/discard", responses=problems, operation_id="discard_dead_letter")
+    @router.post("/{seq}/discard", responses=one, operation_id="discard_dead_letter")
     def discard_dead_letter(seq: Seq, body: ActionIn) -> DeadLetterOut:
         """Discard a waiting dead letter, saying why."""
         return DeadLetterOut.of(desk.discard(seq, actor=body.actor, reason=body.reason))

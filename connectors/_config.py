@@ -490,7 +490,7 @@ def dead_letter_desk(config: ConnectorConfig) -> Iterator[DeadLetterDesk]:
         raise ConfigError(f"{config.subsystem} has no database at {config.database} yet")
     parameters = [pika_parameters(url) for url in config.broker_urls]
     slug = config.slug
-    store = ConnectorStore(config.database)
+    store = ConnectorStore(config.database, remember_seen=False)
     try:
         yield DeadLetterDesk(store, lambda keep: take_dead_letters(parameters, slug, keep))
     finally:

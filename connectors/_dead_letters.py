@@ -2,10 +2,11 @@
 the handler again after a fix, or discarded with a reason (protocol.md §11).
 
 The dead-letter queue ``tabadul.dlq.<slug>`` is the intake: the receive pipeline puts there
-what it refused (``x-tabadul-reject`` names the code), the handler side what failed every
-attempt (``handler-failed``), the broker what it dead-lettered itself (a quorum queue's
-delivery limit, say). :class:`DeadLetterDesk` takes what waits there into the connector's
-database, acknowledging only once it is kept, and works on that record:
+what it refused (``x-tabadul-reject`` names the code); what the handler side failed every
+attempt is kept at once with its failure (``handler-failed``), the broker puts there what it
+dead-lettered itself (a quorum queue's delivery limit, say). :class:`DeadLetterDesk` takes
+what waits in the queue into the connector's database, acknowledging only once it is kept,
+and works on that record:
 
 - **list** and **show**: the decoded header, the code and the reason; the payload only when
   asked for (the desk's callers give it to authorised operators only), never for an
@@ -24,13 +25,14 @@ Each resend and discard records who did it, when and why, beside the dead letter
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
 
-from connectors._errors import ConnectorError
+from connectors._errors import ConnectorError, TransportError
 from connectors._store import (
     DEAD_LETTER_STATES,
     ConnectorStore,
@@ -44,6 +46,10 @@ from exchange import Envelope, RejectError, parse_envelope
 TakeIn = Callable[[Keep], int]
 RESENDABLE = "handler-failed"
 MAX_REASON = 500
+MAX_PAGE = 1000
+TAKE_ROUNDS = 20  # batches of the queue one call takes in at most
+
+logger = logging.getLogger("connectors.dead_letters")
 
 
 class DeadLetterError(ConnectorError):
@@ -118,6 +124,24 @@ class DeadLetterView:
         }
 
 
+@dataclass(frozen=True, slots=True)
+class DeadLetterPage:
+    """A page of dead letters; ``queue_error`` says why the dead-letter queue could not be
+    read just now (what was kept before is listed all the same); ``next_after`` is the
+    ``after`` of the next page, None on the last."""
+
+    letters: tuple[DeadLetterView, ...]
+    queue_error: str | None = None
+    next_after: int | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "dead_letters": [v.summary() for v in self.letters],
+            "queue_error": self.queue_error,
+            "next_after": self.next_after,
+        }
+
+
 def dead_letter_in(message: InboundMessage) -> DeadLetterIn:
     """What the dead-letter queue delivered, as kept: the connector's reject code and reason,
     or for a message the broker dead-lettered itself ``broker-<reason>`` (``broker-expired``,
@@ -155,7 +179,9 @@ class DeadLetterDesk:
         self._reopened = reopened
 
     def take_in(self) -> int:
-        """Keep whatever waits in the dead-letter queue; returns how many were new."""
+        """Keep what waits in the dead-letter queue (at most ``TAKE_ROUNDS`` batches, so a
+        queue filling meanwhile cannot hold the caller); returns how many wait anew. Raises
+        :class:`~connectors.TransportError` when the queue cannot be read."""
         if self._take_in is None:
             return 0
         kept = 0
@@ -164,39 +190,52 @@ class DeadLetterDesk:
             nonlocal kept
             kept += self._store.keep_dead_letters([dead_letter_in(m) for m in messages])
 
-        while self._take_in(keep):
-            pass
+        for _ in range(TAKE_ROUNDS):
+            if not self._take_in(keep):
+                break
         return kept
 
-    def list(
-        self, *, state: str | None = None, after: int = 0, limit: int = 100
-    ) -> list[DeadLetterView]:
+    def _refresh(self) -> str | None:
+        """:meth:`take_in`, but a broker out of reach only costs the freshest letters: why
+        is returned (and logged), what is kept stays readable."""
+        try:
+            self.take_in()
+        except TransportError as exc:
+            logger.warning("dead-letter queue not read: %s", exc.message)
+            return exc.message
+        return None
+
+    def list(self, *, state: str | None = None, after: int = 0, limit: int = 100) -> DeadLetterPage:
         """Dead letters numbered after ``after`` (oldest first), taking the queue in first."""
         if state is not None and state not in DEAD_LETTER_STATES:
             raise BadDeadLetterInput(f"state {state!r} is none of {', '.join(DEAD_LETTER_STATES)}")
-        if not 1 <= limit <= 1000:
-            raise BadDeadLetterInput(f"limit {limit} is not between 1 and 1000")
-        self.take_in()
-        return [
-            _view(letter)
-            for letter in self._store.dead_letters(state=state, after=after, limit=limit)
-        ]
+        if not 1 <= limit <= MAX_PAGE:
+            raise BadDeadLetterInput(f"limit {limit} is not between 1 and {MAX_PAGE}")
+        queue_error = self._refresh()
+        found = self._store.dead_letters(state=state, after=after, limit=limit)
+        return DeadLetterPage(
+            tuple(_view(letter) for letter in found),
+            queue_error,
+            found[-1].seq if len(found) == limit else None,
+        )
 
     def show(self, seq: int, *, payload: bool = False) -> DeadLetterView:
         """Dead letter ``seq`` with its header and actions; its payload if ``payload`` and it
         is not encrypted. Raises :class:`UnknownDeadLetter`."""
-        self.take_in()
+        self._refresh()
         return _view(self._found(seq), payload=payload)
 
     def discard(self, seq: int, *, actor: str, reason: str) -> DeadLetterView:
         """Discard waiting dead letter ``seq``; ``reason`` is required."""
         reason = _checked(reason, required=True)
         letter = self._found(seq)
+        if letter.state != "waiting":
+            raise _resolved(letter)
         done = self._store.resolve_dead_letter(
             seq, "discarded", actor=_checked_actor(actor), reason=reason
         )
-        if done is None:
-            raise _resolved(letter)
+        if done is None:  # resolved meanwhile
+            raise _resolved(self._found(seq))
         return _view(done)
 
     def resend(self, seq: int, *, actor: str, reason: str = "") -> DeadLetterView:
@@ -265,9 +304,12 @@ def _envelope(letter: DeadLetter) -> Envelope | str:
         return f"{exc.code}: {exc}"
 
 
-def _why_not_resendable(letter: DeadLetter) -> Envelope | str:
-    """The envelope to give to its handler again, or why it cannot be."""
-    envelope = _envelope(letter)
+def _why_not_resendable(
+    letter: DeadLetter, envelope: Envelope | str | None = None
+) -> Envelope | str:
+    """The envelope to give to its handler again, or why it cannot be (``envelope``: the
+    letter's, when parsed already)."""
+    envelope = _envelope(letter) if envelope is None else envelope
     if isinstance(envelope, str):
         return f"the dead letter is not an envelope ({envelope}): discard it"
     if letter.code != RESENDABLE:
@@ -307,6 +349,7 @@ def _view(letter: DeadLetter, *, payload: bool = False) -> DeadLetterView:
     body, note = None, None
     if payload:
         body, note = _payload(envelope) if not encrypted else (None, "withheld: encrypted")
+    resendable = not isinstance(_why_not_resendable(letter, envelope), str)
     return DeadLetterView(
         letter.seq,
         letter.message_id or header.id,
@@ -318,7 +361,7 @@ def _view(letter: DeadLetter, *, payload: bool = False) -> DeadLetterView:
         dict(header.raw),
         None,
         encrypted=encrypted,
-        resendable=letter.state == "waiting" and not isinstance(_why_not_resendable(letter), str),
+        resendable=letter.state == "waiting" and resendable,
         payload=body,
         payload_note=note,
         actions=letter.actions,
@@ -337,6 +380,7 @@ __all__ = [
     "BadDeadLetterInput",
     "DeadLetterDesk",
     "DeadLetterError",
+    "DeadLetterPage",
     "DeadLetterResolved",
     "DeadLetterView",
     "NotResendable",

@@ -128,7 +128,7 @@ dead_letter_actions = sa.Table(
     sa.Column("reason", sa.Text, nullable=False),
     sa.Column("at", sa.String(24), nullable=False),
 )
-DEAD_LETTER_STATES = ("waiting", "resent", "discarded")
+DEAD_LETTER_STATES = ("waiting", "resent", "discarded")  # actions: resent, discarded, returned
 DELIVERY_STATES = ("confirmed", "received", "refused", "handled", "failed")
 _RANK = {"confirmed": 0, "received": 1, "refused": 2, "failed": 2, "handled": 3}
 
@@ -236,7 +236,11 @@ def database_url(location: str) -> str:
 class ConnectorStore:
     """The database of one connector. Thread-safe; every failure raises :class:`StoreError`."""
 
-    def __init__(self, location: str, *, schema: str | None = None) -> None:
+    def __init__(
+        self, location: str, *, schema: str | None = None, remember_seen: bool = True
+    ) -> None:
+        """``remember_seen=False``: no seen ids loaded into memory (a reader of the database
+        beside the running connector, e.g. the dead-letter desk of the CLI)."""
         url = database_url(location)
         self._sqlite = url.startswith("sqlite")
         try:
@@ -251,7 +255,7 @@ class ConnectorStore:
         except SQLAlchemyError as exc:
             raise StoreError(f"cannot open the connector database: {exc}") from exc
         self._lock = threading.Lock()
-        self._seen_cache: set[str] = self._load_seen()
+        self._seen_cache: set[str] = self._load_seen() if remember_seen else set()
         self._upsert_delivery = _delivery_upsert(self._engine.dialect.paramstyle, schema)
 
     def _load_seen(self) -> set[str]:
@@ -467,33 +471,22 @@ class ConnectorStore:
     # ---- dead letters --------------------------------------------------------------------
 
     def keep_dead_letters(self, letters: Sequence[DeadLetterIn]) -> int:
-        """Keep dead letters taken off the queue, each once (taking the same one in again, after
-        a crash before its acknowledgement, changes nothing); returns how many were new."""
+        """Keep dead letters taken off the queue; returns how many are waiting anew. The same
+        bytes with the same code are one dead letter: taken in again while it waits (after a
+        crash before its acknowledgement) it changes nothing; coming back after it was
+        resolved (a resent message failing again, a forgery sent again) it waits again, the
+        return recorded among its actions."""
         if not letters:
             return 0
-        now = format_time(utcnow())
-        rows = {
-            letter.key: {
-                "key": letter.key,
-                "message_id": letter.message_id[:64],
-                "code": letter.code[:64],
-                "reason": letter.reason,
-                "envelope": letter.envelope,
-                "arrived": now,
-                "state": "waiting",
-            }
-            for letter in letters
-        }
         with self._tx("keep dead letters") as conn:
-            known = set(
-                conn.execute(
-                    sa.select(dead_letters.c.key).where(dead_letters.c.key.in_(list(rows)))
-                ).scalars()
-            )
-            new = [row for key, row in rows.items() if key not in known]
-            if new:
-                conn.execute(dead_letters.insert(), new)
-        return len(new)
+            return keep_dead_letters_on(conn, letters)
+
+    def fail_as_dead_letter(self, message_id: str, reason: str, letter: DeadLetterIn) -> None:
+        """Mark an inbox entry failed for good and keep it as a dead letter, in one
+        transaction (what the handler side does after the last attempt)."""
+        with self._tx("record a failed message") as conn:
+            finish_on(conn, message_id, failed=reason)
+            keep_dead_letters_on(conn, [letter])
 
     def dead_letters(
         self, *, state: str | None = None, after: int = 0, limit: int = 100
@@ -809,6 +802,51 @@ def _dead_letter_on(conn: sa.Connection, seq: int) -> DeadLetter | None:
     return _dead_letter(
         row, tuple(DeadLetterAction(s.action, s.actor, s.reason, s.at) for s in steps)
     )
+
+
+def keep_dead_letters_on(conn: sa.Connection, letters: Sequence[DeadLetterIn]) -> int:
+    """:meth:`ConnectorStore.keep_dead_letters` within the transaction ``conn``."""
+    now = format_time(utcnow())
+    fresh = {letter.key: letter for letter in letters}
+    known = {
+        row.key: row
+        for row in conn.execute(
+            sa.select(dead_letters.c.key, dead_letters.c.seq, dead_letters.c.state).where(
+                dead_letters.c.key.in_(list(fresh))
+            )
+        )
+    }
+    new = [
+        {
+            "key": key,
+            "message_id": letter.message_id[:64],
+            "code": letter.code[:64],
+            "reason": letter.reason,
+            "envelope": letter.envelope,
+            "arrived": now,
+            "state": "waiting",
+        }
+        for key, letter in fresh.items()
+        if key not in known
+    ]
+    if new:
+        conn.execute(dead_letters.insert(), new)
+    back = [row for row in known.values() if row.state != "waiting"]
+    for row in back:
+        conn.execute(
+            dead_letters.update().where(dead_letters.c.seq == row.seq).values(state="waiting")
+        )
+        conn.execute(
+            dead_letter_actions.insert(),
+            {
+                "dead_letter": row.seq,
+                "action": "returned",
+                "actor": "connector",
+                "reason": fresh[row.key].reason,
+                "at": now,
+            },
+        )
+    return len(new) + len(back)
 
 
 def _access_row(access: Access) -> dict[str, str]:

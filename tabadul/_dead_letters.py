@@ -10,21 +10,34 @@ whole list.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
 from connectors import (
     ConnectorError,
     DeadLetterDesk,
+    DeadLetterPage,
     DeadLetterView,
+    StoreError,
     dead_letter_desk,
     load_config,
 )
-from governance import AuditLog
+from governance import AuditLog, GovernanceError
 
 T = TypeVar("T")
+logger = logging.getLogger("tabadul.dead_letters")
+STORE_DETAIL = "the connector's database is unavailable; the server's log has the details"
+
+
+def _shown(error: ConnectorError) -> dict[str, object]:
+    """An error as listed: a database's own text (SQL, parameters) only in the log."""
+    if isinstance(error, StoreError):
+        logger.error("connector database failure: %s", error.message)
+        return {"code": error.code, "message": STORE_DETAIL}
+    return error.as_dict()
 
 
 class UnknownConnector(ConnectorError):
@@ -40,15 +53,19 @@ class HolderLetters:
     source: str  # the configuration file's name
     subsystem: str | None
     slug: str | None
-    letters: tuple[DeadLetterView, ...] = ()
+    page: DeadLetterPage = field(default_factory=lambda: DeadLetterPage(()))
     error: dict[str, object] | None = None
+
+    @property
+    def letters(self) -> tuple[DeadLetterView, ...]:
+        return self.page.letters
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "source": self.source,
             "subsystem": self.subsystem,
             "slug": self.slug,
-            "dead_letters": [v.summary() for v in self.letters],
+            **self.page.as_dict(),
             "error": self.error,
         }
 
@@ -60,18 +77,28 @@ class DeadLetterOffice:
     configs: Sequence[Path]
     audit: AuditLog
 
-    def everything(self, *, state: str | None = None, limit: int = 100) -> list[HolderLetters]:
-        """Each connector's dead letters (``state`` only, at most ``limit`` each)."""
+    def everything(
+        self,
+        *,
+        state: str | None = None,
+        limit: int = 100,
+        connector: str | None = None,
+        after: int = 0,
+    ) -> list[HolderLetters]:
+        """Each connector's dead letters (``state`` only, at most ``limit`` each); with
+        ``connector`` (a slug), that one's only, numbered after ``after``."""
         found = []
         for path in self.configs:
             try:
                 config = load_config(path)
+                if connector is not None and config.slug != connector:
+                    continue
                 with dead_letter_desk(config) as desk:
-                    letters = desk.list(state=state, limit=limit)
+                    page = desk.list(state=state, limit=limit, after=after)
             except ConnectorError as exc:
-                found.append(HolderLetters(path.name, None, None, error=exc.as_dict()))
+                found.append(HolderLetters(path.name, None, None, error=_shown(exc)))
                 continue
-            found.append(HolderLetters(path.name, config.subsystem, config.slug, tuple(letters)))
+            found.append(HolderLetters(path.name, config.subsystem, config.slug, page))
         return found
 
     def show(self, slug: str, seq: int, *, actor: str, payload: bool = False) -> DeadLetterView:
@@ -107,18 +134,25 @@ class DeadLetterOffice:
         self, actor: str, action: str, slug: str, view: DeadLetterView, reason: str
     ) -> None:
         header = view.header or {}
-        self.audit.append(
-            actor=actor,
-            action=action,
-            subject=f"dead-letter:{slug}/{view.seq}",
-            reason=reason,
-            details={
-                "message_id": view.message_id,
-                "code": view.code,
-                "type": header.get("type"),
-                "sender": header.get("sender"),
-            },
-        )
+        try:
+            self.audit.append(
+                actor=actor,
+                action=action,
+                subject=f"dead-letter:{slug}/{view.seq}",
+                reason=reason,
+                details={
+                    "message_id": view.message_id,
+                    "code": view.code,
+                    "type": header.get("type"),
+                    "sender": header.get("sender"),
+                },
+            )
+        except GovernanceError:
+            # done at the connector, which recorded who and why beside the dead letter; the
+            # governance audit log's copy is missing and must be noticed
+            logger.exception(
+                "%s by %s of dead letter %s/%s NOT audited", action, actor, slug, view.seq
+            )
 
 
 __all__ = ["DeadLetterOffice", "HolderLetters", "UnknownConnector"]

@@ -65,7 +65,9 @@ def run(
     tax = str(tax_connector.me)
 
     def failed_letter() -> Any:
-        return next((v for v in desk.list(state="waiting") if v.code == "handler-failed"), None)
+        return next(
+            (v for v in desk.list(state="waiting").letters if v.code == "handler-failed"), None
+        )
 
     def state_at_tax(message_id: str) -> str | None:
         states = customs_connector.status(message_id)

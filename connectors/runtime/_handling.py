@@ -19,11 +19,8 @@ import orjson
 from connectors._access_log import Access
 from connectors._errors import AlreadyFinished, ConnectorError, SendRefused, StoreError
 from connectors._handlers import Context, Delivery, Handler, Hold, Refuse, Transactional
-from connectors._store import InboxEntry, finish_pending_on
+from connectors._store import DeadLetterIn, InboxEntry, finish_pending_on
 from connectors._transport import (
-    DEAD_LETTER_EXCHANGE,
-    REASON_HEADER,
-    REJECT_HEADER,
     OutboundMessage,
     direct_key,
 )
@@ -373,20 +370,14 @@ class Handling:
         reason = f"handler failed {attempts} times: {exc}"
         logger.error("giving up on %s: %s", message_id, reason)
         core.metrics.count("rejected", "handler-failed")
-        dead = OutboundMessage(
-            core.me.slug,
-            body,
-            message_id,
-            envelope.header.correlation_id,
-            {REJECT_HEADER: "handler-failed", REASON_HEADER: reason[:500]},
-            DEAD_LETTER_EXCHANGE,
-        )
-        with contextlib.suppress(ConnectorError):
-            core.transport.publish([dead])
+        # kept as a dead letter at once, with the failure (not through the dead-letter queue,
+        # where a failed publish would lose it from the operator's view)
+        dead = DeadLetterIn(message_id, "handler-failed", reason[:500], body)
         if envelope.header.kind == "request":
+            core.store.keep_dead_letters([dead])
             self._finish(envelope, payload, None, Refuse(reason, "handler-failed"))
         else:
-            core.store.finish(message_id, failed=reason)
+            core.store.fail_as_dead_letter(message_id, reason, dead)
             self._done.put(
                 _Finished(message_id, envelope.header.sender, "failed", reason, marked=True)
             )

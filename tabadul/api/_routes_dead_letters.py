@@ -5,9 +5,10 @@ reading of a payload are entries of the governance audit log."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Depends, Path, Query
 from pydantic import BaseModel, Field
 
 from connectors import DeadLetterOut, DeadLetterSummary
@@ -20,7 +21,7 @@ from tabadul.api._problems import problem_responses
 router = APIRouter(
     prefix="/v1/dead-letters",
     tags=["dead letters"],
-    responses=problem_responses(400, 401, 403, 404, 429, 503),
+    responses=problem_responses(400, 401, 403, 404, 413, 429, 503),
 )
 Slug = Annotated[str, Path(min_length=1, max_length=200, description="The connector's slug")]
 Seq = Annotated[int, Path(ge=1, description="The dead letter's number at that connector")]
@@ -32,11 +33,28 @@ class HolderOut(BaseModel):
     subsystem: str | None
     slug: str | None
     dead_letters: list[DeadLetterSummary]
+    queue_error: str | None = Field(
+        description="Why its dead-letter queue could not be read now (what was kept is listed)"
+    )
+    next_after: int | None = Field(
+        description="More follow: pass it as `after`, with this `connector`"
+    )
     error: dict[str, str] | None = Field(description="Why it could not be read")
 
 
 class DeadLettersOut(BaseModel):
     connectors: list[HolderOut]
+
+
+@dataclass
+class Page:
+    """Which page: at most ``limit`` per connector; ``connector`` and ``after`` for more."""
+
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100
+    connector: Annotated[
+        str | None, Query(max_length=200, description="Only this connector's (a slug)")
+    ] = None
+    after: Annotated[int, Query(ge=0, description="Numbered after this (with `connector`)")] = 0
 
 
 def _office(services: ServicesDep) -> DeadLetterOffice:
@@ -47,11 +65,17 @@ def _office(services: ServicesDep) -> DeadLetterOffice:
 def list_dead_letters(
     services: ServicesDep,
     caller: Caller,
+    page: Annotated[Page, Depends()],
     state: Literal["waiting", "resent", "discarded"] | None = None,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> DeadLettersOut:
+    """Each managed connector's dead letters, oldest first, at most ``limit`` each."""
     require_role(caller, OVERSIGHT, "read_dead_letters", "read the dead letters")
-    found = _office(services).everything(state=state, limit=limit)
+    found = _office(services).everything(
+        state=state,
+        limit=page.limit,
+        connector=page.connector,
+        after=page.after if page.connector else 0,
+    )
     return DeadLettersOut.model_validate({"connectors": [h.as_dict() for h in found]})
 
 

@@ -32,7 +32,7 @@ from tabadul.cli._common import (
     print_ok,
     print_table,
 )
-from tabadul.cli._output import not_found, reporting
+from tabadul.cli._output import console, err_console, not_found, reporting
 
 dead_letter_app = typer.Typer(
     help="The dead letters of a connector: list, show, resend after a fix, discard.",
@@ -66,15 +66,23 @@ def list_dead_letters(
 ) -> None:
     """List the dead letters, oldest first."""
     with _desk(config, as_json=as_json) as desk:
-        found = desk.list(state=state, after=after, limit=limit)
+        page = desk.list(state=state, after=after, limit=limit)
+    if page.queue_error and not as_json:
+        err_console.print(
+            f"[yellow]the dead-letter queue was not read[/]: {escape(page.queue_error)}; "
+            "what was kept before is listed",
+            highlight=False,
+        )
     listed(
         as_json,
-        {"dead_letters": [v.summary() for v in found]},
+        page.as_dict(),
         "dead letters",
         ("n", "state", "code", "type", "sender", "arrived", "resendable"),
-        (_row(v.summary()) for v in found),
+        (_row(v.summary()) for v in page.letters),
         empty="no dead letters",
     )
+    if page.next_after is not None and not as_json:
+        console.print(f"more: --after {page.next_after}", highlight=False)
 
 
 def _row(summary: dict[str, object]) -> tuple[object, ...]:

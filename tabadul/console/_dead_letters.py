@@ -49,30 +49,30 @@ def add_dead_letter_pages(  # noqa: C901 - one route each
         return view
 
     @router.get("/dead-letters", name="console.dead_letters")
-    def dead_letters(request: Request, state: str = "waiting") -> Response:
+    def dead_letters(
+        request: Request, state: str = "waiting", connector: str = "", after: int = 0
+    ) -> Response:
         view = reader(request)
         if isinstance(view, Response):
             return view
         chosen = state if state in STATES else None
+        holders = office().everything(
+            state=chosen, connector=connector or None, after=after if connector else 0
+        )
         return console.render(
             view,
             "dead_letters.html",
-            holders=office().everything(state=chosen),
-            state=chosen or "",
+            holders=holders,
+            state=chosen or "all",
             states=STATES,
             configured=bool(services.settings.connectors),
         )
 
-    @router.get("/dead-letters/{slug}/{seq}", name="console.dead_letter")
-    def dead_letter(request: Request, slug: str, seq: int, payload: str = "") -> Response:
-        view = reader(request)
-        if isinstance(view, Response):
-            return view
+    def letter_page(view: View, slug: str, seq: int, *, payload: bool) -> Response:
         assert view.user is not None
         operator = Role.OPERATOR in view.user.roles
-        asked = operator and payload == "1"
         try:
-            letter = office().show(slug, seq, actor=view.user.user_id, payload=asked)
+            letter = office().show(slug, seq, actor=view.user.user_id, payload=payload)
         except (ConnectorError, GovernanceError) as exc:
             return console.error_page(view, exc)
         return console.render(
@@ -82,8 +82,27 @@ def add_dead_letter_pages(  # noqa: C901 - one route each
             letter=letter,
             header_rows=_header_rows(letter),
             operator=operator,
-            asked=asked,
+            asked=payload,
         )
+
+    @router.get("/dead-letters/{slug}/{seq}", name="console.dead_letter")
+    def dead_letter(request: Request, slug: str, seq: int) -> Response:
+        view = reader(request)
+        if isinstance(view, Response):
+            return view
+        return letter_page(view, slug, seq, payload=False)
+
+    @router.post("/dead-letters/{slug}/{seq}/payload")
+    def payload(request: Request, slug: str, seq: int, csrf: form = "") -> Response:
+        """The page with the payload: a POST with the CSRF token, since reading it is an
+        audit entry in the operator's name (a link from elsewhere must not make one)."""
+        view = console.posted(request, csrf)
+        if isinstance(view, Response):
+            return view
+        assert view.user is not None
+        if Role.OPERATOR not in view.user.roles:
+            return console.refusal_page(view, "wrong-role", 403)
+        return letter_page(view, slug, seq, payload=True)
 
     def act(request: Request, where: tuple[str, int], csrf: str, step: Step) -> Response:
         """Run ``step`` for the signed-in operator, then back to the dead letter's page."""

@@ -24,6 +24,7 @@ from connectors import (
     OutboundMessage,
     RuntimeSettings,
     StoreError,
+    TransportError,
     UnknownDeadLetter,
     dead_letter_queue,
     direct_key,
@@ -78,7 +79,7 @@ def _wait_for_dead_letters(fed: Federation, name: str, count: int) -> list[DeadL
     found: list[DeadLetterView] = []
     while len(found) < count and time.monotonic() < deadline:
         time.sleep(0.05)
-        found = fed[name].dead_letters.list()
+        found = list(fed[name].dead_letters.list().letters)
     return found
 
 
@@ -158,7 +159,7 @@ def test_a_failed_handlers_message_is_kept_shown_and_resent_after_the_fix(fed: F
         fed["treasury"].dead_letters.discard(letter.seq, actor="ops-8", reason="late")
     time.sleep(0.3)
     assert len(fed.recorders["treasury"].seen) == 1  # handled once, never published again
-    assert [v.state for v in fed["treasury"].dead_letters.list()] == ["resent"]
+    assert [v.state for v in fed["treasury"].dead_letters.list().letters] == ["resent"]
 
 
 def test_a_refused_message_cannot_be_resent_and_is_discarded_with_a_reason(
@@ -184,8 +185,8 @@ def test_a_refused_message_cannot_be_resent_and_is_discarded_with_a_reason(
     assert [(a.action, a.reason) for a in discarded.actions] == [
         ("discarded", "forged payload, sender told")
     ]
-    assert desk.list(state="waiting") == []
-    assert [v.seq for v in desk.list(state="discarded")] == [letter.seq]
+    assert desk.list(state="waiting").letters == ()
+    assert [v.seq for v in desk.list(state="discarded").letters] == [letter.seq]
     with pytest.raises(UnknownDeadLetter):
         desk.show(letter.seq + 100)
     with pytest.raises(BadDeadLetterInput):
@@ -240,13 +241,13 @@ def test_taking_in_loses_nothing_and_keeps_each_dead_letter_once(
         fed["civil"].dead_letters.list()
     assert queue.qsize() == 1
     store.keep_dead_letters = real
-    [letter] = fed["civil"].dead_letters.list()
+    [letter] = fed["civil"].dead_letters.list().letters
     assert queue.qsize() == 0
     again = DeadLetterIn(
         letter.message_id, letter.code, letter.reason, store.dead_letter(letter.seq).envelope
     )
     assert store.keep_dead_letters([again]) == 0
-    assert len(fed["civil"].dead_letters.list()) == 1
+    assert len(fed["civil"].dead_letters.list().letters) == 1
 
 
 def test_what_the_broker_dead_lettered_itself_is_named_by_its_reason():
@@ -308,3 +309,47 @@ def test_the_local_api_lists_shows_resends_and_discards(fed: Federation, broker:
         assert anonymous.status_code == 401
     finally:
         served.close()
+
+
+def test_a_resent_message_that_fails_again_waits_again(fed: Federation):
+    """Resent before the fix really holds, the handler fails again: the dead letter waits
+    again (one letter, its return recorded) and can be resent once more."""
+    handler = _break(fed, "treasury", LODGED)
+    message_id = fed["customs"].publish(LODGED, example(LODGED))
+    [letter] = _wait_for_dead_letters(fed, "treasury", 1)
+    _wait_for_inbox(fed, "treasury", message_id, "failed")
+    desk = fed["treasury"].dead_letters
+    desk.resend(letter.seq, actor="ops-1", reason="too early")
+    deadline = time.monotonic() + 10
+    while desk.show(letter.seq).state != "waiting" and time.monotonic() < deadline:
+        time.sleep(0.05)
+    again = desk.show(letter.seq)
+    assert again.state == "waiting"
+    assert again.resendable
+    assert [a.action for a in again.actions] == ["resent", "returned"]
+    assert "the ledger is unavailable" in again.actions[-1].reason
+    assert handler.calls == 4
+    handler.broken = False
+    desk.resend(letter.seq, actor="ops-1", reason="fixed now")
+    assert [d.message_id for d in fed.recorders["treasury"].wait_for(1)] == [message_id]
+    _wait_for_inbox(fed, "treasury", message_id, "done")
+    assert len(desk.list().letters) == 1
+
+
+def test_kept_dead_letters_stay_readable_when_the_queue_cannot_be_read(
+    fed: Federation, broker: MemoryBroker
+):
+    """With the broker out of reach, listing says so and shows what was kept; showing one
+    still works."""
+    _inject(broker, fed, "civil", _tampered_lookup(fed))
+    [letter] = _wait_for_dead_letters(fed, "civil", 1)
+    transport = fed["civil"].transport
+
+    def unreachable(_slug, _keep, *, limit=500):
+        raise TransportError("cannot reach the broker: connection refused")
+
+    transport.take_dead_letters = unreachable
+    page = fed["civil"].dead_letters.list()
+    assert page.queue_error == "cannot reach the broker: connection refused"
+    assert [v.seq for v in page.letters] == [letter.seq]
+    assert fed["civil"].dead_letters.show(letter.seq).code == "bad-signature"

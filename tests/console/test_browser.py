@@ -242,3 +242,35 @@ def test_the_dashboard_draws_svg_charts(browser: Browser, world: World):
             expect(unreachable).to_contain_text("unreachable")
             _shot(page, "06-traffic-dashboard")
             context.close()
+
+
+@pytest.mark.parametrize("lang", ["ar", "fr", "en"])
+def test_the_dead_letter_pages_fit_a_phone_and_a_desk(
+    browser: Browser, world: World, lang, tmp_path
+):
+    """An operator's dead-letter list and one dead letter, at 390 and 1366 px: nothing wider
+    than the window; then the forged message is discarded through the page's form."""
+    from tests.support.dead_letters import dead_letter_bus  # noqa: PLC0415 - RabbitMQ only here
+
+    with dead_letter_bus(tmp_path / "bus") as bus:
+        settings = dataclasses.replace(
+            world.services.settings, connectors=(bus.configs["treasury"], bus.configs["civil"])
+        )
+        with serving(Services(settings, world.services.store)) as served:
+            context = _person(browser, served, world.tokens["op"], lang=lang)
+            page = context.new_page()
+            civil = f"{served.url}/console/dead-letters/{bus.slug('civil')}/1"
+            for width in (390, 1366):
+                page.set_viewport_size({"width": width, "height": 900})
+                for url, name in ((f"{served.url}/console/dead-letters", "list"), (civil, "one")):
+                    page.goto(f"{url}?lang={lang}")
+                    expect(page.locator("h1")).to_be_visible()
+                    wide = page.evaluate("document.documentElement.scrollWidth")
+                    assert wide <= width, f"{name} at {width} px is {wide} px wide"
+                    _shot(page, f"07-dead-letters-{name}-{lang}-{width}")
+            page.goto(f"{civil}?lang={lang}")
+            page.fill("#discard-reason", "forged")
+            page.locator("#discard-form button").click()
+            expect(page.locator("#dead-letter")).to_have_attribute("data-state", "discarded")
+            expect(page.locator("#flash")).to_be_visible()
+            context.close()

@@ -44,10 +44,12 @@ def test_an_operator_reads_resends_and_discards(bus, world, lang):
         assert bus.failed_id in page.text
         assert 'id="resend-form"' in page.text
         assert 'id="payload"' not in page.text  # not before it is asked for
-        with_payload = op.get(treasury, params={"payload": "1"})
+        assert op.get(treasury, params={"payload": "1"}).text.count('id="payload"') == 0
+        with_payload = op.post(f"{treasury}/payload", data={"csrf": _csrf(page.text)})
         assert 'id="payload"' in with_payload.text
+        assert op.post(f"{treasury}/payload", data={"csrf": "forged"}).status_code == 403
 
-        sealed = op.get(civil, params={"payload": "1"})
+        sealed = op.post(f"{civil}/payload", data={"csrf": _csrf(page.text)})
         assert 'id="payload-withheld"' in sealed.text
         assert 'id="not-resendable"' in sealed.text
         assert 'id="resend-form"' not in sealed.text
@@ -72,11 +74,14 @@ def test_an_auditor_reads_without_acting_and_a_steward_is_refused(bus, world):
     with serving(world.services) as served:
         audrey = served.client(follow_redirects=True)
         sign_in(audrey, world.tokens["audrey"])
-        page = audrey.get(
-            f"/console/dead-letters/{bus.slug('treasury')}/1", params={"payload": "1"}
-        )
+        page = audrey.get(f"/console/dead-letters/{bus.slug('treasury')}/1")
         assert page.status_code == 200
-        assert 'id="payload"' not in page.text
+        assert 'id="payload-form"' not in page.text
+        shown = audrey.post(
+            f"/console/dead-letters/{bus.slug('treasury')}/1/payload",
+            data={"csrf": _csrf(page.text)},
+        )
+        assert shown.status_code == 403
         assert 'id="resend-form"' not in page.text
         acted = audrey.post(
             f"/console/dead-letters/{bus.slug('treasury')}/1/resend",

@@ -333,6 +333,7 @@ def _certificate_body(world: World, _caller: str | None) -> Call:
 
 
 REASON = {"reason": "security matrix"}
+_LETTER = {"slug": "MA.GOV.MEF.TAX", "seq": 1}
 
 POLICY: dict[tuple[str, str], tuple[Case, ...]] = {
     # ---- people and tokens (tabadul/api/_routes_users.py, governance Tokens) ----
@@ -468,6 +469,24 @@ POLICY: dict[tuple[str, str], tuple[Case, ...]] = {
     ("GET", "/audit/entries"): (Case(OVERSEERS, _as_is),),
     ("GET", "/audit/verify"): (Case(OVERSEERS, _as_is),),
     ("GET", "/traffic"): (Case(OVERSEERS, _as_is),),
+    # ---- dead letters (tabadul/api/_routes_dead_letters.py): no connector is managed here,
+    # so an allowed call on one dead letter finds no connector of that slug
+    ("GET", "/v1/dead-letters"): (Case(OVERSEERS, _as_is),),
+    ("GET", "/v1/dead-letters/{slug}/{seq}"): (
+        Case(OVERSEERS, lambda _w, _c: Call(_LETTER), business_refusal="unknown-connector"),
+    ),
+    ("POST", "/v1/dead-letters/{slug}/{seq}/resend"): (
+        Case(
+            OPERATORS, lambda _w, _c: Call(_LETTER, json={}), business_refusal="unknown-connector"
+        ),
+    ),
+    ("POST", "/v1/dead-letters/{slug}/{seq}/discard"): (
+        Case(
+            OPERATORS,
+            lambda _w, _c: Call(_LETTER, json=REASON),
+            business_refusal="unknown-connector",
+        ),
+    ),
     # ---- data subjects (tabadul/api/_routes_subjects.py) ----
     ("GET", "/v1/subjects/{subject_id}/accesses"): (
         Case(
@@ -505,9 +524,19 @@ PAGES = {
     ("POST", "/console/datasets/{dataset_id}/withdraw"): "session",
     ("GET", "/console/audit"): "session",
     ("GET", "/console/traffic"): "session",
+    ("GET", "/console/dead-letters"): "session",
+    ("GET", "/console/dead-letters/{slug}/{seq}"): "session",
+    ("POST", "/console/dead-letters/{slug}/{seq}/payload"): "session",
+    ("POST", "/console/dead-letters/{slug}/{seq}/resend"): "session",
+    ("POST", "/console/dead-letters/{slug}/{seq}/discard"): "session",
 }
 # The console's pages for operators and auditors only; the others are for anyone with a role.
-CONSOLE_OVERSIGHT = {"/console/audit", "/console/traffic"}
+CONSOLE_OVERSIGHT = {
+    "/console/audit",
+    "/console/traffic",
+    "/console/dead-letters",
+    "/console/dead-letters/{slug}/{seq}",
+}
 
 
 # ---- the matrix's world ----------------------------------------------------------------------
@@ -853,7 +882,7 @@ def test_every_text_of_every_request_body_is_limited(world):
                 checked.add((method, template))
     with_bodies = {(m, t) for (m, t) in POLICY if "requestBody" in document["paths"][t][m.lower()]}
     assert checked == with_bodies
-    assert len(with_bodies) == 24
+    assert len(with_bodies) == 26
 
 
 # ---- the routes outside the OpenAPI document -------------------------------------------------
@@ -913,7 +942,7 @@ def test_console_pages_need_a_live_session(world):
     for (method, template), kind in PAGES.items():
         if kind != "session":
             continue
-        url = template.format(dataset_id=dataset_id)
+        url = template.format(dataset_id=dataset_id, slug="MA.GOV.MEF.TAX", seq=1)
         for who in refused:
             before = world.audit_seq()
             cookie = {"Cookie": f"tabadul_console={who.token}"} if who.token else {}
@@ -941,10 +970,13 @@ def test_console_pages_need_a_live_session(world):
         for (method, template), kind in PAGES.items():
             if kind != "session" or method != "GET":
                 continue
-            response = browser.get(template.format(dataset_id=dataset_id), follow_redirects=False)
+            url = template.format(dataset_id=dataset_id, slug="MA.GOV.MEF.TAX", seq=1)
+            response = browser.get(url, follow_redirects=False)
             oversight = holders[user].roles & OVERSIGHT
             if template in CONSOLE_OVERSIGHT and not oversight:
                 assert response.status_code == 403, (user, template)
+            elif "{slug}" in template:  # no connector is managed here
+                assert response.status_code == 404, (user, template, response.status_code)
             elif template == "/console/":
                 assert response.headers["location"] == "/console/datasets", user
             else:

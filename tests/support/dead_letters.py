@@ -87,11 +87,11 @@ def dead_letter_bus(folder: Path) -> Iterator[DeadLetterBus]:
         )
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline and not (
-            fed["treasury"].dead_letters.list() and fed["civil"].dead_letters.list()
+            fed["treasury"].dead_letters.list().letters and fed["civil"].dead_letters.list().letters
         ):
             time.sleep(0.1)
-        assert fed["treasury"].dead_letters.list(), "no handler-failed dead letter"
-        assert fed["civil"].dead_letters.list(), "no bad-signature dead letter"
+        assert fed["treasury"].dead_letters.list().letters, "no handler-failed dead letter"
+        assert fed["civil"].dead_letters.list().letters, "no bad-signature dead letter"
         configs = {name: connector_config(fed, name) for name in ("treasury", "civil")}
         yield DeadLetterBus(fed, configs, failed_id, broken)
     finally:
