@@ -1,20 +1,30 @@
 """The open-data consumer's side: find what Tabadul published, pull it, and trust it only
-after checking it.
+after checking it against its signed release, with the bus CA's certificate alone.
 
-``pull`` downloads the current version's files, checks each SHA-256 against the package's
-metadata (the ``sha256:<name>`` extras and the resource's own ``sha256``) and the data
-against the published Table Schema. Files that check out land under their names; a file that
-does not is kept beside them as ``<name>.rejected`` and the report says why.
+``pull`` reads the current version's ``release.json`` first and verifies it
+(:func:`governance.verify_release`): signed by a signing certificate the CA issued, valid
+when the release was made, unchanged since. Then the portal's package must say what the
+release says (dataset, package, version, the same files and SHA-256s in its metadata), every
+downloaded file must have the size and SHA-256 the release names, and the data must match
+the published schema. Only then do the files land under their names (with ``release.json``
+beside them); if anything differs, nothing is kept as valid: every file downloaded is kept as
+``<name>.rejected`` and the report gives the code and why. Whoever controls the portal can
+serve other bytes, but not ones that pass.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
-from collections.abc import Callable
+import tempfile
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from cryptography import x509
+
+from governance import RELEASE_FILE, Release, ReleaseError, SignedRelease, verify_release
 from opendata._ckan import DEFAULT_TIMEOUT, CkanClient
 from opendata._dcat import current_resources, dcat_catalog
 from opendata._errors import InvalidSchema, NotPublished
@@ -81,13 +91,19 @@ class PulledFile:
 
 @dataclass(frozen=True, slots=True)
 class PullReport:
-    """What ``pull`` found; ``ok`` only when every file verified and the data is valid."""
+    """What ``pull`` found; ``ok`` only when the release verified, every file matched it and
+    the data is valid. ``code`` names the first reason it is not: ``release-unsigned`` (no
+    release), the release's own (``release-invalid``, ``release-untrusted``,
+    ``release-forged``), ``release-mismatch`` (a byte or a field differs from the release)
+    or ``invalid-data``."""
 
     name: str
     version: int
     files: tuple[PulledFile, ...]
     validation: DataReport | None
     problems: tuple[str, ...] = field(default=())
+    code: str | None = None
+    release: SignedRelease | None = None
 
     @property
     def ok(self) -> bool:
@@ -96,31 +112,60 @@ class PullReport:
     def as_dict(self) -> dict[str, Any]:
         return {
             "ok": self.ok,
+            "code": self.code,
             "name": self.name,
             "version": self.version,
+            "release": self.release.as_dict() if self.release else None,
             "files": [f.as_dict() for f in self.files],
             "validation": self.validation.as_dict() if self.validation else None,
             "problems": list(self.problems),
         }
 
 
-def _check(
-    name: str, digest: str, extras: dict[str, str], resource: dict[str, Any]
-) -> tuple[str | None, str | None]:
-    """The SHA-256 the portal publishes for a file, and what is wrong with the download
-    (None when it is exactly what was published)."""
-    claims = {c for c in (extras.get(SHA256_PREFIX + name), resource.get("sha256")) if c}
-    if not claims:
-        return None, f"{name}: the portal publishes no SHA-256 for it"
-    if len(claims) > 1:
-        return None, f"{name}: the package and the resource disagree on its SHA-256"
-    expected = str(claims.pop())
-    if digest != expected:
-        return expected, (
-            f"{name}: SHA-256 {digest} does not match the published {expected}: the download "
-            f"is not what was published (kept as {name}.rejected)"
+@dataclass
+class _Findings:
+    """What is wrong so far, and the code of the first."""
+
+    problems: list[str] = field(default_factory=list)
+    code: str | None = None
+
+    def add(self, code: str, problem: str) -> None:
+        self.problems.append(problem)
+        self.code = self.code or code
+
+
+def _against_release(
+    release: Release, package: Mapping[str, Any], current: Mapping[str, Mapping[str, Any]]
+) -> list[str]:
+    """Where the portal's package says something else than the signed release."""
+    extras = extras_of(package)
+    found = []
+    said: dict[str, object] = {
+        "dataset": extras.get(EXTRA_DATASET, ""),
+        "package": str(package.get("name")),
+        "version": published_version(package),
+    }
+    signed: dict[str, object] = {
+        "dataset": release.dataset_id,
+        "package": release.package,
+        "version": release.version,
+    }
+    for what, value in said.items():
+        if value != signed[what]:
+            found.append(f"the portal says {what} {value!r}, the signed release {signed[what]!r}")
+    names = set(current) - {RELEASE_FILE}
+    listed = {f.name for f in release.files}
+    if names != listed:
+        found.append(
+            f"the portal's files ({', '.join(sorted(names))}) are not the release's "
+            f"({', '.join(sorted(listed))})"
         )
-    return expected, None
+    for entry in release.files:
+        resource = current.get(entry.name, {})
+        claims = {extras.get(SHA256_PREFIX + entry.name), resource.get("sha256")} - {None}
+        if claims and claims != {entry.sha256}:
+            found.append(f"{entry.name}: the portal's SHA-256 is not the signed release's")
+    return found
 
 
 class Consumer:
@@ -168,59 +213,91 @@ class Consumer:
         return found
 
     def pull(
-        self, dataset: str, out_dir: Path | str, *, progress: Downloaded | None = None
+        self,
+        dataset: str,
+        out_dir: Path | str,
+        *,
+        ca_certificate: x509.Certificate,
+        progress: Downloaded | None = None,
     ) -> PullReport:
-        """Download the current version of ``dataset`` into ``out_dir`` and check it (see
-        the module docstring). Raises :class:`NotPublished` or another
-        :class:`PortalError` when the portal cannot give it; checks that fail are reported."""
+        """Download the current version of ``dataset`` into ``out_dir`` and check it against
+        its signed release with ``ca_certificate`` (see the module docstring). Raises
+        :class:`NotPublished` or another :class:`PortalError` when the portal cannot give
+        it; checks that fail are reported, with nothing kept as valid."""
         package = self.package(dataset)
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
-        extras = extras_of(package)
+        current = {Path(str(r["name"])).name: r for r in current_resources(package)}
+        findings = _Findings()
         files: list[PulledFile] = []
-        problems: list[str] = []
-        with self._client() as ckan:
-            for resource in current_resources(package):
-                name = Path(str(resource["name"])).name
-                part = out / f".{name}.part"
-                size = ckan.download(str(resource["url"]), part, progress)
-                digest = file_sha256(part)
-                expected, problem = _check(name, digest, extras, resource)
-                target = out / (name if problem is None else f"{name}.rejected")
-                part.replace(target)
-                if problem is not None:
-                    problems.append(problem)
-                files.append(PulledFile(name, str(target), size, digest, expected))
-        validation = self._validate(out, files, problems)
+        validation = None
+        with tempfile.TemporaryDirectory(dir=out, prefix=".pull-") as tmp, self._client() as ckan:
+            folder = Path(tmp)
+            signed = self._release(
+                ckan,
+                current,
+                folder=folder,
+                ca_certificate=ca_certificate,
+                findings=findings,
+                progress=progress,
+            )
+            if signed is not None:
+                for problem in _against_release(signed.release, package, current):
+                    findings.add("release-mismatch", problem)
+                for entry in signed.release.files:
+                    resource = current.get(entry.name)
+                    if resource is None:
+                        continue  # reported above
+                    part = folder / entry.name
+                    size = ckan.download(str(resource["url"]), part, progress)
+                    digest = file_sha256(part)
+                    if (size, digest) != (entry.size, entry.sha256):
+                        findings.add(
+                            "release-mismatch",
+                            f"{entry.name}: {size} bytes with SHA-256 {digest}, not the "
+                            f"{entry.size} bytes with SHA-256 {entry.sha256} of the signed "
+                            "release",
+                        )
+                    files.append(PulledFile(entry.name, "", size, digest, entry.sha256))
+                if not findings.problems:
+                    validation = _validate(folder, findings)
+            files = _place(folder, out, files, keep=not findings.problems)
         return PullReport(
             name=str(package["name"]),
             version=published_version(package),
             files=tuple(files),
             validation=validation,
-            problems=tuple(problems),
+            problems=tuple(findings.problems),
+            code=findings.code,
+            release=signed,
         )
 
     @staticmethod
-    def _validate(out: Path, files: list[PulledFile], problems: list[str]) -> DataReport | None:
-        """Check the data against the published schema, when both verified."""
-        by_name = {f.name: f for f in files}
-        data, schema = by_name.get("data.csv"), by_name.get("schema.json")
-        if data is None or schema is None:
-            problems.append("the package lacks data.csv or schema.json")
-            return None
-        if not (data.verified and schema.verified):
-            return None
-        try:
-            table_schema = json.loads((out / "schema.json").read_text("utf-8"))
-            report = validate_resource(out / "data.csv", table_schema)
-        except (ValueError, OSError, InvalidSchema) as exc:
-            problems.append(f"schema.json cannot be used: {exc}")
-            return None
-        if not report.valid:
-            problems.append(
-                f"data.csv does not match its published schema ({len(report.errors)} error(s))"
+    def _release(  # noqa: PLR0913 - the parts of one pull
+        ckan: CkanClient,
+        current: Mapping[str, Mapping[str, Any]],
+        *,
+        folder: Path,
+        ca_certificate: x509.Certificate,
+        findings: _Findings,
+        progress: Downloaded | None,
+    ) -> SignedRelease | None:
+        """The current version's release, verified; None (with why) when there is none or
+        it cannot be trusted."""
+        resource = current.get(RELEASE_FILE)
+        if resource is None:
+            findings.add(
+                "release-unsigned",
+                f"the current version has no {RELEASE_FILE}: nothing says what was published",
             )
-        return report
+            return None
+        path = folder / RELEASE_FILE
+        ckan.download(str(resource["url"]), path, progress)
+        try:
+            return verify_release(path.read_bytes(), ca_certificate)
+        except ReleaseError as exc:
+            findings.add(exc.code, f"{RELEASE_FILE}: {exc.message}")
+            return None
 
     def catalog(self, *, title: str = "Tabadul open data") -> dict[str, Any]:
         """A DCAT-AP JSON-LD catalogue of every published Tabadul dataset."""
@@ -232,6 +309,39 @@ class Consumer:
                 if not page["results"] or len(packages) >= int(page["count"]):
                     break
         return dcat_catalog(packages, portal_url=self.url, title=title)
+
+
+def _validate(folder: Path, findings: _Findings) -> DataReport | None:
+    """Check the data against the published schema (both already match the release)."""
+    data, schema = folder / "data.csv", folder / "schema.json"
+    if not (data.is_file() and schema.is_file()):
+        findings.add("release-mismatch", "the release lacks data.csv or schema.json")
+        return None
+    try:
+        report = validate_resource(data, json.loads(schema.read_text("utf-8")))
+    except (ValueError, OSError, InvalidSchema) as exc:
+        findings.add("invalid-data", f"schema.json cannot be used: {exc}")
+        return None
+    if not report.valid:
+        findings.add(
+            "invalid-data",
+            f"data.csv does not match its published schema ({len(report.errors)} error(s))",
+        )
+    return report
+
+
+def _place(folder: Path, out: Path, files: list[PulledFile], *, keep: bool) -> list[PulledFile]:
+    """Move the downloads from ``folder`` to ``out``: under their names (and the release
+    beside them) when ``keep``, else every one as ``<name>.rejected``."""
+    placed = []
+    for pulled in files:
+        target = out / (pulled.name if keep else f"{pulled.name}.rejected")
+        (folder / pulled.name).replace(target)
+        placed.append(dataclasses.replace(pulled, path=str(target)))
+    release = folder / RELEASE_FILE
+    if release.is_file():
+        release.replace(out / (RELEASE_FILE if keep else f"{RELEASE_FILE}.rejected"))
+    return placed
 
 
 __all__ = ["Consumer", "Listing", "PullReport", "PulledFile"]

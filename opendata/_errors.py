@@ -4,6 +4,7 @@ OpenDataError                   opendata-error
 ├── InvalidData                 invalid-data        (carries the validation report)
 ├── InvalidSchema               invalid-schema
 ├── MissingFile                 missing-file
+├── NoReleaseKey                no-release-key      (nothing can be published unsigned)
 └── PortalError                 portal-error
     ├── PortalUnavailable       portal-unavailable
     │   └── PublishInterrupted  publish-interrupted
@@ -60,6 +61,13 @@ class MissingFile(OpenDataError):
     """A file to submit cannot be read, or the data store lacks the approved bytes."""
 
     code = "missing-file"
+
+
+class NoReleaseKey(OpenDataError):
+    """No key to sign releases with: every publication is signed (its ``release.json``), so
+    nothing is published without one."""
+
+    code = "no-release-key"
 
 
 class PortalError(OpenDataError):

@@ -246,6 +246,7 @@ class OpenData:
                 # the review's report is of these very bytes (checked just above)
                 validated=DataReport.from_dict(checked) if checked else None,
                 package_id=_recorded_package(ds),
+                approvers=[review.decided_by] if review.decided_by else [],
             )
         self.workflow.mark_published(
             actor,

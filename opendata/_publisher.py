@@ -1,9 +1,12 @@
 """Publish a validated dataset to CKAN, idempotently and without ever showing half of it,
 and withdraw it for real.
 
-A publication at version N is three files: the CSV data (``data.csv``), its Table Schema
-(``schema.json``) and a Frictionless ``datapackage.json`` naming the data's SHA-256. Each
-resource carries ``tabadul_version`` and ``sha256`` fields; the package's ``version`` and its
+A publication at version N is four files: the CSV data (``data.csv``), its Table Schema
+(``schema.json``), a Frictionless ``datapackage.json`` naming the data's SHA-256, and the
+signed release ``release.json`` (:mod:`governance._release`: the other three files' sizes and
+SHA-256s, the dataset, version and approval, signed by the governance publishing key that the
+bus CA certified), so that consumers trust the bytes, not the portal. Each resource carries
+``tabadul_version`` and ``sha256`` fields; the package's ``version`` and its
 ``sha256:<name>`` extras say which version is current. Older versions' files stay in the
 package (its history); consumers take the current ones.
 
@@ -32,16 +35,18 @@ import hashlib
 import json
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
+from governance import RELEASE_FILE, AuditSigner, ReleaseFile, new_release, sign_release
 from opendata._ckan import DEFAULT_TIMEOUT, CkanClient
 from opendata._dcat import current_resources
 from opendata._errors import (
     InvalidData,
+    NoReleaseKey,
     NotPublished,
     PackageNotOurs,
     PortalError,
@@ -178,8 +183,12 @@ class Publisher:
         timeout: float = DEFAULT_TIMEOUT,
         sleep: Callable[[float], None] = time.sleep,
         on_step: StepHook | None = None,
+        signer: AuditSigner | None = None,
     ) -> None:
+        """``signer`` signs each release (the governance publishing key); without one,
+        :meth:`publish` refuses (:class:`opendata.NoReleaseKey`)."""
         self.url = ckan_url
+        self.signer = signer
         self._token = token
         self._retry = retry or RetryPolicy()
         self._timeout = timeout
@@ -243,6 +252,7 @@ class Publisher:
         *,
         validated: DataReport | None = None,
         package_id: str | None = None,
+        approvers: Sequence[str] = (),
     ) -> PublishResult:
         """Validate, then publish ``csv_path``, its schema and a datapackage.json as
         ``dataset``'s package (see the module's docstring for the order of work).
@@ -258,6 +268,12 @@ class Publisher:
         not Tabadul's, :class:`opendata.PublishInterrupted` when the portal stayed
         unavailable part way.
         """
+        signer = self.signer
+        if signer is None:
+            raise NoReleaseKey(
+                "no key signs releases here: set TABADUL_GOVERNANCE_KEYS to the governance "
+                "key folder (certified by the bus CA); nothing was sent"
+            )
         csv_path = Path(csv_path)
         report = validated
         if report is None or not report.valid:
@@ -295,12 +311,35 @@ class Publisher:
             ]
             if existing is not None and claimed and _unchanged(existing, resources[:2]):
                 return PublishResult("unchanged", existing["id"], name, claimed, data.sha256)
+            release = new_release(
+                dataset_id=str(dataset["dataset_id"]),
+                package=name,
+                version=version,
+                files=[
+                    ReleaseFile(DATA_RESOURCE, csv_path.stat().st_size, data.sha256),
+                    ReleaseFile(SCHEMA_RESOURCE, len(schema_data), resources[1].sha256),
+                    ReleaseFile(DATAPACKAGE_RESOURCE, len(package_data), resources[2].sha256),
+                ],
+                schema_sha256=resources[1].sha256,
+                approval=approval_ref,
+                approvers=approvers,
+            )
+            release_data = sign_release(release, signer)
+            resources.append(
+                ResourceInfo(
+                    RELEASE_FILE,
+                    "JSON",
+                    _sha256(release_data),
+                    "Signed release: every file's size and SHA-256, the approval, the signer",
+                )
+            )
             package = package_dict(
                 dataset, version=version, resources=resources, approval_ref=approval_ref
             )
             with tempfile.TemporaryDirectory(prefix="tabadul-opendata-") as tmp:
                 files = {DATA_RESOURCE: csv_path}
-                for info, content in ((resources[1], schema_data), (resources[2], package_data)):
+                contents = (schema_data, package_data, release_data)
+                for info, content in zip(resources[1:], contents, strict=True):
                     files[info.name] = Path(tmp) / info.name
                     files[info.name].write_bytes(content)
                 package_id = self._stage_and_claim(
@@ -453,6 +492,7 @@ class Publisher:
 __all__ = [
     "DATAPACKAGE_RESOURCE",
     "DATA_RESOURCE",
+    "RELEASE_FILE",
     "SCHEMA_RESOURCE",
     "PublishResult",
     "Publisher",

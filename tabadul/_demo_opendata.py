@@ -22,6 +22,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from cryptography import x509
+
 from governance import (
     AuditSigner,
     Drop,
@@ -136,13 +138,14 @@ def _people_and_datasets(flow: Workflow) -> None:
         )
 
 
-def run(
+def run(  # noqa: PLR0913 - keyword-only settings
     folder: Path,
     *,
     ckan_url: str,
     ckan_token: str,
+    ca_certificate: x509.Certificate,
+    audit_signer: AuditSigner,
     progress: Progress | None = None,
-    audit_signer: AuditSigner | None = None,
 ) -> dict[str, Any]:
     """Run the open-data scenario with its governance database in ``folder`` (which must
     be empty of a previous one); returns its summary. Portal failures raise
@@ -153,7 +156,8 @@ def run(
     store.audit_signer = audit_signer  # every audit entry then signs the log's head
     try:
         flow = Workflow(store)
-        pipeline = OpenData(flow, DataFiles(folder / "data"), Publisher(ckan_url, ckan_token))
+        portal = Publisher(ckan_url, ckan_token, signer=audit_signer)  # it signs the releases
+        pipeline = OpenData(flow, DataFiles(folder / "data"), portal)
         _people_and_datasets(flow)
         say("governance: five people, two datasets registered and classified PUBLIC")
 
@@ -194,10 +198,15 @@ def run(
             }
         say(f"published to CKAN: {', '.join(p['url'] for p in published.values())}")
 
-        pulled = Consumer(ckan_url).pull(BIRTHS, folder / "pulled")
+        pulled = Consumer(ckan_url).pull(BIRTHS, folder / "pulled", ca_certificate=ca_certificate)
         say(
-            f"a consumer pulled {BIRTHS} version {pulled.version}: "
-            f"{'every SHA-256 and the schema check out' if pulled.ok else pulled.problems}"
+            f"a consumer pulled {BIRTHS} version {pulled.version} and checked it with the CA "
+            "certificate alone: "
+            + (
+                "its signed release, every size and SHA-256 and the schema check out"
+                if pulled.ok
+                else f"refused ({pulled.code}): {'; '.join(pulled.problems)}"
+            )
         )
         audit = flow.audit.verify()
     finally:

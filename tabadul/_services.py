@@ -249,7 +249,7 @@ class Services:
         self.opendata = OpenData(
             self.workflow,
             self.files,
-            Publisher(settings.ckan_url, settings.ckan_token),
+            Publisher(settings.ckan_url, settings.ckan_token, signer=store.audit_signer),
             limits=limits,
         )
 

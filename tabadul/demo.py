@@ -363,7 +363,12 @@ def run(  # noqa: PLR0913 - keyword-only settings
         alerts_received = len(tax.received_alerts())
         latencies = sorted(kept.latencies)
         opened = open_data.run(
-            folder, ckan_url=ckan_url, ckan_token=ckan_token, progress=say, audit_signer=signer
+            folder,
+            ckan_url=ckan_url,
+            ckan_token=ckan_token,
+            ca_certificate=sandbox.ca.certificate,
+            audit_signer=signer,
+            progress=say,
         )
         witnessed = _witness(folder, bus, witnessing)
         say(

@@ -80,6 +80,7 @@ STATUS: dict[str, int] = {
     "store": 503,
     "key-store": 503,  # the CA folder cannot be opened
     "portal-unavailable": 503,
+    "no-release-key": 503,  # the deployment has no governance key to sign releases
     "portal-error": 502,  # the portal refused the token or rejected the data
     # a managed connector's (dead letters)
     "unknown-connector": 404,

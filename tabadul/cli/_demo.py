@@ -99,7 +99,8 @@ def demo(
         highlight=False,
     )
     console.print(
-        f"     tabadul opendata pull {next(iter(opened['datasets']))} -o {folder}/pulled-again",
+        f"     tabadul opendata pull {next(iter(opened['datasets']))} -o {folder}/pulled-again "
+        f"--ca {folder}/ca.pem",
         highlight=False,
     )
 

@@ -16,6 +16,7 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
+from exchange import cert_from_pem
 from opendata import Consumer, OpenDataError, Publisher
 from tabadul._services import Services, Settings
 from tabadul.cli._common import (
@@ -104,7 +105,9 @@ def _pipeline(
         governance(db, schema, as_json=as_json, data_dir=data_dir) as services,
         _steps(label, enabled=not as_json) as on_step,
     ):
-        services.opendata.portal = Publisher(ckan_url, token, on_step=on_step)
+        services.opendata.portal = Publisher(
+            ckan_url, token, on_step=on_step, signer=services.store.audit_signer
+        )
         yield services
 
 
@@ -193,19 +196,32 @@ def search(
 def pull(
     dataset: Annotated[str, typer.Argument(help="A dataset id or CKAN package name.")],
     output: Annotated[Path, typer.Option("-o", "--output", help="Where to put the files.")],
+    ca: Annotated[
+        Path,
+        typer.Option(
+            "--ca",
+            envvar="TABADUL_CA_CERT",
+            help="The bus CA's certificate (PEM), which the release must be signed under "
+            "(default: $TABADUL_CA_CERT).",
+        ),
+    ],
     ckan_url: CkanUrl = None,
     ckan_token_file: TokenFile = None,
     as_json: Json = False,
 ) -> None:
-    """Download the current version of DATASET, check every SHA-256 against the published
-    metadata and the data against the published schema.
+    """Download the current version of DATASET and check it against its signed release with
+    the CA certificate alone: the release's signature, then every file's size and SHA-256,
+    the portal's metadata, and the data against the published schema.
 
-    Exit 0 when everything checks out, 1 when something does not (the report says what;
-    a bad file is kept as NAME.rejected), 2 when it cannot be pulled at all.
+    Exit 0 when everything checks out, 1 when something does not (the report gives the code
+    and why; nothing is kept as valid: every file is kept as NAME.rejected), 2 when it cannot
+    be pulled at all.
     """
     consumer = _consumer(ckan_url, ckan_token_file, as_json=as_json)
+    with reporting(as_json=as_json):
+        ca_certificate = cert_from_pem(read_bytes(ca, "CA certificate", as_json=as_json))
     with reporting(as_json=as_json), _download_bar(enabled=not as_json) as advance:
-        report = consumer.pull(dataset, output, progress=advance)
+        report = consumer.pull(dataset, output, ca_certificate=ca_certificate, progress=advance)
     if as_json:
         print_json(report.as_dict())
     else:
@@ -221,9 +237,18 @@ def pull(
                 f"{'valid' if report.validation.valid else 'INVALID'} against schema.json",
                 highlight=False,
             )
+        if report.release is not None and report.ok:
+            release = report.release.release
+            console.print(
+                f"signed by {escape(report.release.signer)} at {release.published_at}, "
+                f"approval {escape(release.approval)} by {escape(', '.join(release.approvers))}",
+                highlight=False,
+            )
         for problem in report.problems:
             err_console.print(
-                f"[bold red]problem[/] {escape(problem)}", highlight=False, soft_wrap=True
+                f"[bold red]refused[/] {escape(f'[{report.code}]')} {escape(problem)}",
+                highlight=False,
+                soft_wrap=True,
             )
     if not report.ok:
         raise typer.Exit(1)

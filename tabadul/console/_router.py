@@ -49,7 +49,7 @@ from governance import (
     check_publishable,
 )
 from governance.pii import PiiError
-from opendata import InvalidData, OpenDataError, PortalError, ckan_name
+from opendata import InvalidData, NoReleaseKey, OpenDataError, PortalError, ckan_name
 from tabadul._access import readable_dataset
 from tabadul._dead_letters import UnknownConnector
 from tabadul._http import ApiProblem, text_limit
@@ -103,6 +103,7 @@ _STATUSES: tuple[tuple[type[Exception], int], ...] = (
     (Refused, 403),
     (StoreError, 503),
     (PortalError, 502),
+    (NoReleaseKey, 503),
     (UnknownDeadLetter, 404),
     (UnknownConnector, 404),
     (DeadLetterError, 409),

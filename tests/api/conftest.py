@@ -20,6 +20,7 @@ from tabadul._services import Services, Settings
 from tabadul.api import create_app
 from tests.governance.conftest import PEOPLE, pg_backend
 from tests.opendata.conftest import URL, ckan, ckan_local
+from tests.support.ckan import RELEASE_SIGNER
 from tests.support.served import Served
 
 __all__ = ["ckan", "ckan_local", "pg_backend"]
@@ -85,6 +86,7 @@ def make_api(settings: Settings) -> Iterator[Callable[..., Api]]:
         fresh = Path(settings.governance_db).with_suffix(f".{len(opened)}.sqlite")
         chosen = dataclasses.replace(settings, governance_db=str(fresh), **changes)
         services = Services.open(chosen)
+        services.opendata.portal.signer = RELEASE_SIGNER  # the deployment's publishing key
         register_people(services, PEOPLE)
         api = Api(Served(create_app(services, console=False)), services, {})
         api.tokens.update(issue_tokens(services, list(PEOPLE)))

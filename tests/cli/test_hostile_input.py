@@ -20,6 +20,7 @@ from typer.testing import CliRunner
 from exchange import cert_to_pem
 from exchange.sandbox import Sandbox
 from tabadul.cli import build_app
+from tests.support.ckan import CA_CERTIFICATE
 
 BAD_INSTANCES = ["", " ", "MA/GOV", "M A", "M\u202eA", "x" * 300, "../x", "a\x00b", "M" * 49]
 BAD_SUBSYSTEMS = [
@@ -297,7 +298,9 @@ def test_a_value_that_is_no_number_or_is_missing_is_a_coded_usage_error(cli, tmp
 def test_opendata_pull_of_a_name_no_package_can_have_is_not_published(cli, dataset):
     """A dataset name with nothing CKAN could name a package by: not-published, before any
     request (the portal here is the discard port)."""
-    args = ("opendata", "pull", dataset, "-o", "pulled", "--ckan-url", "http://127.0.0.1:9")
+    Path("ca.pem").write_text(cert_to_pem(CA_CERTIFICATE), "utf-8")
+    args = ("opendata", "pull", dataset, "-o", "pulled", "--ckan-url", "http://127.0.0.1:9",
+            "--ca", "ca.pem")  # fmt: skip
     refused(cli(*args), "not-published")
 
 
@@ -305,7 +308,7 @@ def test_a_ckan_token_file_that_is_no_text_is_unreadable(cli, tmp_path):
     token = tmp_path / "token"
     token.write_bytes(b"\xdf\xff\x00binary")
     args = ("opendata", "pull", "x1", "-o", "pulled", "--ckan-token-file", str(token),
-            "--ckan-url", "http://127.0.0.1:9")  # fmt: skip
+            "--ckan-url", "http://127.0.0.1:9", "--ca", "ca.pem")  # fmt: skip
     refused(cli(*args), "unreadable-file")
 
 

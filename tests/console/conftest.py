@@ -22,6 +22,7 @@ from connectors._metrics import Metrics
 from governance import User
 from tabadul._services import Services, Settings
 from tabadul.console import console_router
+from tests.support.ckan import RELEASE_SIGNER
 from tests.support.metrics import MetricsSource
 from tests.support.served import Served
 
@@ -75,6 +76,7 @@ def make_world(
         ckan_token=ckan_token,
     )
     services = Services.open(settings)
+    services.opendata.portal.signer = RELEASE_SIGNER  # the deployment's publishing key
     flow = services.workflow
     users = {
         "op": flow.register_user(

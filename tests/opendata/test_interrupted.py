@@ -16,6 +16,7 @@ from opendata import Consumer, PortalUnavailable, Publisher, PublishInterrupted,
 from opendata._mapping import ckan_name, extras_of
 from tests.opendata.conftest import ROOT, SCRIPT, TOKEN_FILE, URL, csv_file, run_script
 from tests.opendata.test_publisher import FILES, SCHEMA
+from tests.support.ckan import CA_CERTIFICATE, RELEASE_SIGNER
 
 QUICK = RetryPolicy(attempts=2, first_delay=0.05)
 
@@ -57,7 +58,7 @@ def dataset(ckan) -> Iterator[dict]:
 
 def _publisher(on_step: Callable[[str], None] | None = None) -> Publisher:
     token = TOKEN_FILE.read_text("utf-8").strip()
-    return Publisher(URL, token, retry=QUICK, on_step=on_step)
+    return Publisher(URL, token, retry=QUICK, on_step=on_step, signer=RELEASE_SIGNER)
 
 
 def _stop_at(wanted: str) -> Callable[[str], None]:
@@ -101,7 +102,8 @@ def test_ckan_stopped_mid_first_publication(ckan, dataset, tmp_path, restarts):
 def test_ckan_stopped_before_a_new_version_is_claimed(ckan, dataset, tmp_path, restarts):
     """Version 2's files are uploaded, then CKAN goes down before the package claims them:
     the public package still is version 1, complete and verifiable; publishing again
-    claims the uploaded files without uploading them twice."""
+    claims the uploaded files without uploading them twice (the release alone is signed
+    again, for the time of the publication that succeeds)."""
     first = _publisher().publish(dataset, csv_file(tmp_path, "station,ph\nA,7.1\n"), SCHEMA, "r1")
     new = csv_file(tmp_path, "station,ph\nA,7.1\nB,6.2\n", "v2.csv")
     with pytest.raises(PublishInterrupted):
@@ -111,18 +113,28 @@ def test_ckan_stopped_before_a_new_version_is_claimed(ckan, dataset, tmp_path, r
     package = ckan.action.package_show(id=first.name)
     assert package["version"] == "1"
     assert extras_of(package)["sha256:data.csv"] == first.sha256
-    report = Consumer(URL).pull(dataset["dataset_id"], tmp_path / "pulled")
+    report = Consumer(URL).pull(
+        dataset["dataset_id"], tmp_path / "pulled", ca_certificate=CA_CERTIFICATE
+    )
     assert report.ok, report.problems
     assert report.version == 1
-    unclaimed = {r["id"] for r in package["resources"] if r["tabadul_version"] == "2"}
-    assert len(unclaimed) == 3
+    unclaimed = {
+        r["id"]
+        for r in package["resources"]
+        if r["tabadul_version"] == "2" and r["name"] != "release.json"
+    }
+    assert len(unclaimed) == 3  # data, schema, datapackage (and a release, signed again)
 
     second = _publisher().publish(dataset, new, SCHEMA, "review-2")
     assert (second.status, second.version) == ("updated", 2)
     package = ckan.action.package_show(id=first.name)
-    current = {r["id"] for r in package["resources"] if r["tabadul_version"] == "2"}
+    current = {
+        r["id"]
+        for r in package["resources"]
+        if r["tabadul_version"] == "2" and r["name"] != "release.json"
+    }
     assert current == unclaimed
-    assert len(package["resources"]) == 6
+    assert len(package["resources"]) == 8
 
 
 def test_failure_while_the_portal_is_up_is_rolled_back(ckan, dataset, tmp_path):
@@ -145,7 +157,11 @@ def test_unreachable_portal_is_retried_then_reported(dataset, tmp_path):
     """Nothing listens: each call is retried with backoff, then portal-unavailable."""
     pauses: list[float] = []
     publisher = Publisher(
-        "http://127.0.0.1:9", "token", retry=RetryPolicy(attempts=3), sleep=pauses.append
+        "http://127.0.0.1:9",
+        "token",
+        retry=RetryPolicy(attempts=3),
+        sleep=pauses.append,
+        signer=RELEASE_SIGNER,
     )
     with pytest.raises(PortalUnavailable) as caught:
         publisher.publish(dataset, csv_file(tmp_path, "station,ph\nA,7.1\n"), SCHEMA, "review-1")

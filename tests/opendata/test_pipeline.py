@@ -35,6 +35,7 @@ from opendata import (
 )
 from opendata._mapping import extras_of
 from tests.opendata.conftest import TOKEN_FILE, URL
+from tests.support.ckan import RELEASE_SIGNER
 
 SCHEMA = {
     "fields": [
@@ -59,7 +60,9 @@ class Env:
         self.tag = uuid.uuid4().hex[:8]
         self.agency = f"DGI{self.tag.upper()}"
         self.dataset_id = f"dgi-revenue-{self.tag}"
-        self.publisher = Publisher(ckan_url, token, retry=RetryPolicy(attempts=2, first_delay=0))
+        self.publisher = Publisher(
+            ckan_url, token, retry=RetryPolicy(attempts=2, first_delay=0), signer=RELEASE_SIGNER
+        )
         self.pipeline = OpenData(self.flow, DataFiles(tmp_path / "data"), self.publisher)
         self.tmp = tmp_path
         flow = self.flow
@@ -170,7 +173,7 @@ def test_withdrawal_purges_and_is_audited_with_its_reason(env, ckan):
     env.approved()
     published = env.pipeline.publish("amina", env.dataset_id)
     result = env.pipeline.withdraw("root", env.dataset_id, reason="a region asked for removal")
-    assert (result.files_deleted, result.name) == (3, published.name)
+    assert (result.files_deleted, result.name) == (4, published.name)
     assert env.flow.dataset(env.dataset_id).state is State.WITHDRAWN
     with pytest.raises(ckanapi.NotFound):
         ckan.action.package_show(id=published.name)
@@ -232,7 +235,7 @@ def test_missing_file_is_a_clear_error(env):
 def test_bad_ckan_token_leaves_the_dataset_approved(env, tmp_path):
     env.classify()
     env.approved()
-    env.pipeline.portal = Publisher(URL, "not-a-token")
+    env.pipeline.portal = Publisher(URL, "not-a-token", signer=RELEASE_SIGNER)
     with pytest.raises(PortalRefused):
         env.pipeline.publish("amina", env.dataset_id)
     assert env.flow.dataset(env.dataset_id).state is State.APPROVED
@@ -242,7 +245,10 @@ def test_unreachable_ckan_leaves_the_dataset_approved(env):
     env.classify()
     env.approved()
     env.pipeline.portal = Publisher(
-        "http://127.0.0.1:9", "t", retry=RetryPolicy(attempts=2, first_delay=0)
+        "http://127.0.0.1:9",
+        "t",
+        retry=RetryPolicy(attempts=2, first_delay=0),
+        signer=RELEASE_SIGNER,
     )
     with pytest.raises(PortalUnavailable) as caught:
         env.pipeline.publish("amina", env.dataset_id)

@@ -10,12 +10,13 @@ import ckanapi
 import httpx
 import pytest
 
-from opendata import InvalidData, NotPublished, PortalRefused, Publisher
+from opendata import InvalidData, NoReleaseKey, NotPublished, PortalRefused, Publisher, ckan_name
 from opendata._mapping import extras_of
 from tests.opendata.conftest import ROOT, TOKEN_FILE, URL, csv_file
+from tests.support.ckan import RELEASE_SIGNER
 
 STORAGE = ROOT / "var" / "ckan" / "storage" / "resources"
-FILES = ["data.csv", "datapackage.json", "schema.json"]
+FILES = ["data.csv", "datapackage.json", "release.json", "schema.json"]
 
 SCHEMA = {
     "fields": [
@@ -66,6 +67,7 @@ def test_publish_creates_org_package_and_resources(ckan, publisher, dataset, tmp
     assert sorted((r["name"], r["format"], r["tabadul_version"]) for r in package["resources"]) == [
         ("data.csv", "CSV", "1"),
         ("datapackage.json", "JSON", "1"),
+        ("release.json", "JSON", "1"),
         ("schema.json", "JSON", "1"),
     ]
     for resource in package["resources"]:
@@ -144,7 +146,7 @@ def test_withdraw_deletes_the_files_and_purges_the_package(ckan, publisher, data
         "package_id": result.package_id,
         "name": result.name,
         "version": 2,
-        "files_deleted": 6,
+        "files_deleted": 8,
         "reason": "consent withdrawn",
     }
     with pytest.raises(ckanapi.NotFound):
@@ -157,10 +159,23 @@ def test_withdraw_deletes_the_files_and_purges_the_package(ckan, publisher, data
     assert caught.value.code == "not-published"
 
 
+def test_nothing_is_published_unsigned(ckan, dataset, tmp_path):
+    """Without a key to sign its release, publishing is refused before the portal is
+    touched: no-release-key."""
+    token = TOKEN_FILE.read_text("utf-8").strip()
+    with pytest.raises(NoReleaseKey) as caught:
+        Publisher(URL, token).publish(
+            dataset, csv_file(tmp_path, "station,ph\nA,7.1\n"), SCHEMA, "review-1"
+        )
+    assert caught.value.code == "no-release-key"
+    with pytest.raises(ckanapi.NotFound):
+        ckan.action.package_show(id=ckan_name(dataset["dataset_id"]))
+
+
 def test_bad_token_is_a_portal_refusal(ckan, dataset, tmp_path):
     """CKAN's NotAuthorized comes back as PortalRefused (code portal-refused)."""
     with pytest.raises(PortalRefused) as caught:
-        Publisher(URL, "not-a-token").publish(
+        Publisher(URL, "not-a-token", signer=RELEASE_SIGNER).publish(
             dataset, csv_file(tmp_path, "station,ph\nA,7.1\n"), SCHEMA, "review-1"
         )
     assert caught.value.code == "portal-refused"

@@ -16,7 +16,10 @@ from pathlib import Path
 import ckanapi
 import httpx
 import pytest
+from cryptography.hazmat.primitives.asymmetric import ed25519
 
+from exchange import CertificateAuthority, KeyStore, SubsystemId, cert_to_pem
+from governance import AuditSigner
 from opendata import Publisher
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -24,6 +27,33 @@ SCRIPT = ROOT / "scripts" / "ckan-local"
 TOKEN_FILE = ROOT / "var" / "ckan" / "token"
 # scripts/ckan-local honours CKAN_LOCAL_PORT, so two checkouts can each run their own CKAN.
 URL = f"http://127.0.0.1:{os.environ.get('CKAN_LOCAL_PORT', '5000')}"
+
+
+# The tests' bus CA and governance publishing key: every publication signs its release with
+# it, every pull checks the release against RELEASE_CA.certificate.
+RELEASE_CA = CertificateAuthority.create("MA")
+_REGISTRY = SubsystemId.parse("MA/GOV/DNUM/REGISTRY")
+_KEY = ed25519.Ed25519PrivateKey.generate()
+RELEASE_SIGNER = AuditSigner(_REGISTRY, _KEY, RELEASE_CA.issue(_REGISTRY, _KEY.public_key()))
+CA_CERTIFICATE = RELEASE_CA.certificate
+
+
+def governance_keys(folder: Path, passphrase: str = "governance key secret") -> dict[str, str]:  # noqa: S107 - a test key
+    """A governance key folder certified by RELEASE_CA, and the CA certificate beside it:
+    the environment a CLI that publishes and pulls reads them from."""
+    store = KeyStore(folder / "governance-keys", passphrase.encode())
+    n = store.generate(_REGISTRY)
+    _, _, signing, encryption = store.public_keys(n)
+    store.store_certificates(
+        n, RELEASE_CA.issue(_REGISTRY, signing), RELEASE_CA.issue(_REGISTRY, encryption)
+    )
+    ca = folder / "bus-ca.pem"
+    ca.write_text(cert_to_pem(RELEASE_CA.certificate), "utf-8")
+    return {
+        "TABADUL_GOVERNANCE_KEYS": str(folder / "governance-keys"),
+        "TABADUL_GOVERNANCE_KEY_PASSPHRASE": passphrase,
+        "TABADUL_CA_CERT": str(ca),
+    }
 
 
 def run_script() -> subprocess.CompletedProcess[str]:
@@ -89,7 +119,7 @@ def dataset(ckan):
 
 @pytest.fixture
 def publisher(ckan):
-    return Publisher(URL, TOKEN_FILE.read_text("utf-8").strip())
+    return Publisher(URL, TOKEN_FILE.read_text("utf-8").strip(), signer=RELEASE_SIGNER)
 
 
 def csv_file(tmp_path: Path, text: str, name: str = "water.csv") -> Path:

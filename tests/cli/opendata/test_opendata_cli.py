@@ -15,6 +15,7 @@ from tabadul.cli import build_app
 from tests.opendata.conftest import TOKEN_FILE, URL
 from tests.opendata.test_pipeline import ROWS, Env
 from tests.opendata.test_publisher import STORAGE
+from tests.support.ckan import governance_keys
 
 
 @pytest.fixture
@@ -24,6 +25,8 @@ def env(ckan, tmp_path, monkeypatch):
     monkeypatch.setenv("TABADUL_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("TABADUL_CKAN_URL", URL)
     monkeypatch.setenv("TABADUL_CKAN_TOKEN_FILE", str(TOKEN_FILE))
+    for name, value in governance_keys(tmp_path).items():  # signs releases; the CA checks them
+        monkeypatch.setenv(name, value)
     yield made
     made.close(ckan)
 
@@ -46,7 +49,9 @@ def test_publish_pull_search_catalog_withdraw(env: Env, tmp_path: Path) -> None:
 
     pulled = run("opendata", "pull", env.dataset_id, "-o", str(tmp_path / "out"), "--json")
     assert pulled.exit_code == 0, pulled.output
-    assert json.loads(pulled.stdout)["ok"] is True
+    report = json.loads(pulled.stdout)
+    assert report["ok"] is True
+    assert report["release"]["approvers"] == ["karim"]
     assert (tmp_path / "out" / "data.csv").read_text("utf-8") == ROWS
 
     catalog = run("opendata", "catalog", "--format", "dcat")
@@ -58,7 +63,7 @@ def test_publish_pull_search_catalog_withdraw(env: Env, tmp_path: Path) -> None:
         "withdraw", env.dataset_id, "--reason", "superseded", "--actor", "root", "--json"
     )
     assert withdrawn.exit_code == 0, withdrawn.output
-    assert json.loads(withdrawn.stdout)["files_deleted"] == 3
+    assert json.loads(withdrawn.stdout)["files_deleted"] == 4
     gone = run("opendata", "pull", env.dataset_id, "-o", str(tmp_path / "again"), "--json")
     assert gone.exit_code == 2
     assert json.loads(gone.stdout)["error"]["code"] == "not-published"
@@ -81,7 +86,9 @@ def test_pull_exits_1_on_a_tampered_file(env: Env, ckan, tmp_path: Path) -> None
     (STORAGE / data["id"][:3] / data["id"][3:6] / data["id"][6:]).write_text("region\nX\n")
     pulled = run("opendata", "pull", env.dataset_id, "-o", str(tmp_path / "out"))
     assert pulled.exit_code == 1
-    assert "does not match the published" in pulled.stderr
+    assert "[release-mismatch]" in pulled.stderr
+    assert "of the signed release" in pulled.stderr
+    assert not (tmp_path / "out" / "data.csv").exists()
 
 
 def test_catalog_refuses_an_unknown_format() -> None:
