@@ -41,6 +41,8 @@ from functools import partial
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
+from cryptography import x509
+
 from governance import RELEASE_FILE, AuditSigner, ReleaseFile, new_release, sign_release
 from opendata._ckan import DEFAULT_TIMEOUT, CkanClient
 from opendata._dcat import current_resources
@@ -309,7 +311,12 @@ class Publisher:
                     "Frictionless Data Package: the data's SHA-256 and schema",
                 ),
             ]
-            if existing is not None and claimed and _unchanged(existing, resources[:2]):
+            if (
+                existing is not None
+                and claimed
+                and _unchanged(existing, resources[:2])
+                and self._signed_by(ckan, existing, signer)
+            ):
                 return PublishResult("unchanged", existing["id"], name, claimed, data.sha256)
             release = new_release(
                 dataset_id=str(dataset["dataset_id"]),
@@ -352,6 +359,25 @@ class Publisher:
                 )
         status: Status = "created" if version == 1 else "updated"
         return PublishResult(status, package_id, name, version, data.sha256)
+
+    def _signed_by(self, ckan: CkanClient, package: Mapping[str, Any], signer: AuditSigner) -> bool:
+        """Whether the current version's release was signed with ``signer``'s certificate:
+        the same bytes under a release signed otherwise (none at all, another key, another
+        CA) are published again as a new version, signed now."""
+        release = next(
+            (r for r in current_resources(package) if r.get("name") == RELEASE_FILE), None
+        )
+        if release is None:
+            return False
+        with tempfile.TemporaryDirectory(prefix="tabadul-release-") as tmp:
+            path = Path(tmp) / RELEASE_FILE
+            try:
+                self._retrying("read release", partial(ckan.download, str(release["url"]), path))
+                document = json.loads(path.read_bytes())
+                certificate = x509.load_pem_x509_certificate(str(document["certificate"]).encode())
+            except (NotPublished, ValueError, TypeError, KeyError):
+                return False
+        return certificate == signer.certificate
 
     def _create(
         self, ckan: CkanClient, package: Mapping[str, Any], dataset: Mapping[str, Any]

@@ -10,8 +10,11 @@ the local CKAN, and one comes back to a consumer, verified.
 
 Each is classified PUBLIC, screened, validated with Frictionless, approved by a second
 person (an attempt by the steward who is also an approver is refused: four eyes), published
-to CKAN and recorded. A consumer then pulls the births and checks every SHA-256 and the
-schema. Running the demo again publishes nothing new: the portal already holds these bytes.
+to CKAN and recorded, each publication with its release signed by the governance key. A
+consumer then pulls the births and checks them with the CA certificate alone: the release's
+signature, every size and SHA-256, the schema. Each run makes its own CA, so running the demo
+again publishes the same bytes as a new version, signed under that run's CA (with the same CA
+and key, the same bytes would publish nothing new).
 """
 
 from __future__ import annotations

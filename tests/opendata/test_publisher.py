@@ -9,8 +9,19 @@ from pathlib import Path
 import ckanapi
 import httpx
 import pytest
+from cryptography.hazmat.primitives.asymmetric import ed25519
 
-from opendata import InvalidData, NoReleaseKey, NotPublished, PortalRefused, Publisher, ckan_name
+from exchange import CertificateAuthority
+from governance import AuditSigner
+from opendata import (
+    Consumer,
+    InvalidData,
+    NoReleaseKey,
+    NotPublished,
+    PortalRefused,
+    Publisher,
+    ckan_name,
+)
 from opendata._mapping import extras_of
 from tests.opendata.conftest import ROOT, TOKEN_FILE, URL, csv_file
 from tests.support.ckan import RELEASE_SIGNER
@@ -87,6 +98,28 @@ def test_republishing_same_bytes_changes_nothing(ckan, publisher, dataset, tmp_p
     )
     assert (again.status, again.version, again.package_id) == ("unchanged", 1, first.package_id)
     assert ckan.action.package_activity_list(id=first.package_id) == activities
+
+
+def test_the_same_bytes_under_another_key_are_signed_again(ckan, publisher, dataset, tmp_path):
+    """Republished by a publisher whose key another CA certified (or after a rotation), the
+    same bytes become version 2 with a release of that key, which its CA verifies."""
+    path = csv_file(tmp_path, "station,ph\nA,7.1\n")
+    publisher.publish(dataset, path, SCHEMA, "review-1")
+    other = CertificateAuthority.create("MA")
+    key = ed25519.Ed25519PrivateKey.generate()
+    registry = RELEASE_SIGNER.subsystem
+    rotated = Publisher(
+        URL,
+        TOKEN_FILE.read_text("utf-8").strip(),
+        signer=AuditSigner(registry, key, other.issue(registry, key.public_key())),
+    )
+    again = rotated.publish(dataset, path, SCHEMA, "review-1")
+    assert (again.status, again.version) == ("updated", 2)
+    report = Consumer(URL).pull(
+        dataset["dataset_id"], tmp_path / "out", ca_certificate=other.certificate
+    )
+    assert report.ok, report.problems
+    assert rotated.publish(dataset, path, SCHEMA, "review-1").status == "unchanged"
 
 
 def test_new_bytes_make_a_new_version_and_keep_the_old_files(ckan, publisher, dataset, tmp_path):
