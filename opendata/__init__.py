@@ -21,6 +21,7 @@ from opendata._errors import (
     PortalRejected,
     PortalUnavailable,
     PublishInterrupted,
+    UnknownVersion,
 )
 from opendata._hashing import file_sha256
 from opendata._mapping import ResourceInfo, ckan_name, organization_dict, package_dict
@@ -54,6 +55,7 @@ __all__ = [
     "ResourceInfo",
     "RetryPolicy",
     "Submission",
+    "UnknownVersion",
     "WithdrawResult",
     "ckan_name",
     "dataset_fields",

@@ -92,14 +92,15 @@ class CkanClient:
         return cast("dict[str, Any]", self._call("package_patch", id=package_id, **changes))
 
     def upload_resource(
-        self, *, package_id: str, path: Path, fields: Mapping[str, str]
+        self, *, package_id: str, path: Path, fields: Mapping[str, str], stored_as: str = ""
     ) -> dict[str, Any]:
-        """Upload ``path`` as a new resource of the package, with ``fields`` (name, format...)."""
+        """Upload ``path`` as a new resource of the package, with ``fields`` (name, format...),
+        the portal storing it as ``stored_as`` (its URL's last part; the name by default)."""
         with _translated("resource_create"), path.open("rb") as stream:
             result = self._remote.call_action(
                 "resource_create",
                 {"package_id": package_id, **fields},
-                files={"upload": (fields["name"], stream)},
+                files={"upload": (stored_as or fields["name"], stream)},
                 requests_kwargs={"timeout": self._timeout},
             )
         return cast("dict[str, Any]", result)

@@ -27,7 +27,7 @@ from cryptography import x509
 from governance import RELEASE_FILE, Release, ReleaseError, SignedRelease, verify_release
 from opendata._ckan import DEFAULT_TIMEOUT, CkanClient
 from opendata._dcat import current_resources, dcat_catalog
-from opendata._errors import InvalidSchema, NotPublished
+from opendata._errors import InvalidSchema, NotPublished, UnknownVersion
 from opendata._hashing import file_sha256
 from opendata._mapping import (
     EXTRA_DATASET,
@@ -135,15 +135,19 @@ class _Findings:
 
 
 def _against_release(
-    release: Release, package: Mapping[str, Any], current: Mapping[str, Mapping[str, Any]]
+    release: Release,
+    package: Mapping[str, Any],
+    current: Mapping[str, Mapping[str, Any]],
+    version: int,
 ) -> list[str]:
-    """Where the portal's package says something else than the signed release."""
-    extras = extras_of(package)
+    """Where the portal's package (its files of ``version``) says something else than the
+    signed release. The package's SHA-256 extras are the latest version's only."""
+    extras = extras_of(package) if version == published_version(package) else {}
     found = []
     said: dict[str, object] = {
-        "dataset": extras.get(EXTRA_DATASET, ""),
+        "dataset": extras_of(package).get(EXTRA_DATASET, ""),
         "package": str(package.get("name")),
-        "version": published_version(package),
+        "version": version,
     }
     signed: dict[str, object] = {
         "dataset": release.dataset_id,
@@ -218,16 +222,25 @@ class Consumer:
         out_dir: Path | str,
         *,
         ca_certificate: x509.Certificate,
+        version: int | None = None,
         progress: Downloaded | None = None,
     ) -> PullReport:
-        """Download the current version of ``dataset`` into ``out_dir`` and check it against
-        its signed release with ``ca_certificate`` (see the module docstring). Raises
-        :class:`NotPublished` or another :class:`PortalError` when the portal cannot give
+        """Download ``version`` of ``dataset`` (the current one by default) into ``out_dir``
+        and check it against its signed release with ``ca_certificate`` (see the module
+        docstring). Raises :class:`NotPublished` (:class:`UnknownVersion` for a version the
+        package does not hold) or another :class:`PortalError` when the portal cannot give
         it; checks that fail are reported, with nothing kept as valid."""
         package = self.package(dataset)
+        latest = published_version(package)
+        wanted = latest if version is None else version
+        current = {Path(str(r["name"])).name: r for r in _of_version(package, wanted)}
+        if not current:
+            raise UnknownVersion(
+                f"{package['name']} has no version {wanted}: versions 1 to {latest} were "
+                "published (withdrawn files are gone)"
+            )
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
-        current = {Path(str(r["name"])).name: r for r in current_resources(package)}
         findings = _Findings()
         files: list[PulledFile] = []
         validation = None
@@ -242,7 +255,7 @@ class Consumer:
                 progress=progress,
             )
             if signed is not None:
-                for problem in _against_release(signed.release, package, current):
+                for problem in _against_release(signed.release, package, current, wanted):
                     findings.add("release-mismatch", problem)
                 for entry in signed.release.files:
                     resource = current.get(entry.name)
@@ -264,7 +277,7 @@ class Consumer:
             files = _place(folder, out, files, keep=not findings.problems)
         return PullReport(
             name=str(package["name"]),
-            version=published_version(package),
+            version=wanted,
             files=tuple(files),
             validation=validation,
             problems=tuple(findings.problems),
@@ -309,6 +322,18 @@ class Consumer:
                 if not page["results"] or len(packages) >= int(page["count"]):
                     break
         return dcat_catalog(packages, portal_url=self.url, title=title)
+
+
+def _of_version(package: Mapping[str, Any], version: int) -> list[dict[str, Any]]:
+    """The package's resources of ``version`` (those without a version mark count as the
+    latest's)."""
+    if version == published_version(package):
+        return current_resources(package)
+    return [
+        dict(r)
+        for r in package.get("resources") or ()
+        if str(r.get("tabadul_version")) == str(version)
+    ]
 
 
 def _validate(folder: Path, findings: _Findings) -> DataReport | None:

@@ -11,6 +11,7 @@ OpenDataError                   opendata-error
     ├── PortalRefused           portal-refused
     ├── PortalRejected          portal-rejected     (carries CKAN's field errors)
     └── NotPublished            not-published
+        ├── UnknownVersion      unknown-version     (the package holds no such version)
         └── PackageNotOurs      package-not-ours    (the package of the dataset's name
                                                      is not one Tabadul published)
 """
@@ -110,6 +111,12 @@ class NotPublished(PortalError):
     as :class:`PackageNotOurs`, only someone else's package has the dataset's name."""
 
     code = "not-published"
+
+
+class UnknownVersion(NotPublished):
+    """The package holds no files of the version asked for."""
+
+    code = "unknown-version"
 
 
 class PackageNotOurs(NotPublished):

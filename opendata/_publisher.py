@@ -8,7 +8,8 @@ SHA-256s, the dataset, version and approval, signed by the governance publishing
 bus CA certified), so that consumers trust the bytes, not the portal. Each resource carries
 ``tabadul_version`` and ``sha256`` fields; the package's ``version`` and its
 ``sha256:<name>`` extras say which version is current. Older versions' files stay in the
-package (its history); consumers take the current ones.
+package (its history), each version's stored under names of their own (``data.v2.csv``);
+consumers take the current ones, or any version with its own signed release.
 
 Order of work, so that the public never sees a half publication:
 
@@ -142,6 +143,13 @@ class WithdrawResult:
 
 def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
+
+
+def versioned_name(name: str, version: int) -> str:
+    """The name a version's file is stored and served under: ``data.v2.csv`` (each version's
+    files have URLs of their own; the resource keeps its plain name)."""
+    stem, dot, suffix = name.rpartition(".")
+    return f"{stem}.v{version}.{suffix}" if dot else f"{name}.v{version}"
 
 
 def schema_bytes(table_schema: Mapping[str, Any]) -> bytes:
@@ -441,6 +449,7 @@ class Publisher:
                     package_id=package_id,
                     path=files[info.name],
                     fields=fields,
+                    stored_as=versioned_name(info.name, version),
                 )
                 made = self._retrying(f"upload {info.name}", upload)
                 uploaded.append(str(made["id"]))
@@ -524,4 +533,5 @@ __all__ = [
     "Publisher",
     "RetryPolicy",
     "WithdrawResult",
+    "versioned_name",
 ]

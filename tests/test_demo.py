@@ -103,7 +103,7 @@ def test_demo_runs_the_scenario_and_proves_it(tmp_path, ckan, no_shared_data):
     opened = summary["open_data"]
     assert set(opened["datasets"]) == {"adii-customs-tariff", "dec-births-by-place"}
     for published in opened["datasets"].values():
-        assert published["status"] in {"created", "unchanged"}
+        assert published["status"] in {"created", "updated"}  # each run has its own CA
         package = ckan.action.package_show(id=published["name"])
         assert package["private"] is False
         assert package["version"] == str(published["version"])
@@ -115,9 +115,10 @@ def test_demo_runs_the_scenario_and_proves_it(tmp_path, ckan, no_shared_data):
 
 
 def test_demo_cli_reruns_cleanly(tmp_path, ckan_local, monkeypatch, no_shared_data):
-    """`tabadul demo` exits 0 and gives the same outcome when run again in the same folder;
-    the second time the portal already holds the open data, so nothing new is published.
-    Customs' declarations were handled at every subscriber, as their receipts tell."""
+    """`tabadul demo` exits 0 and gives the same outcome when run again in the same folder.
+    Each run makes its own CA, so the second publishes the same open data again as a new
+    version signed under its CA, which the consumer's pull verifies. Customs' declarations
+    were handled at every subscriber, as their receipts tell."""
     monkeypatch.setenv("TABADUL_CKAN_TOKEN_FILE", str(TOKEN_FILE))
     monkeypatch.setenv("TABADUL_CKAN_URL", URL)
     runner = CliRunner()
@@ -128,7 +129,8 @@ def test_demo_cli_reruns_cleanly(tmp_path, ckan_local, monkeypatch, no_shared_da
     assert second.exit_code == 0, second.output
     again = json.loads(second.stdout)
     assert again["rejects_by_code"] == json.loads(first.stdout)["rejects_by_code"]
-    assert {p["status"] for p in again["open_data"]["datasets"].values()} == {"unchanged"}
+    assert {p["status"] for p in again["open_data"]["datasets"].values()} == {"updated"}
+    assert again["open_data"]["pulled"]["ok"] is True
     _all_handled_by_receipts(again["receipts"])
 
 

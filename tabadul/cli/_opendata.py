@@ -205,13 +205,17 @@ def pull(
             "(default: $TABADUL_CA_CERT).",
         ),
     ],
+    version: Annotated[
+        int | None,
+        typer.Option("--version", min=1, help="An older version (default: the current one)."),
+    ] = None,
     ckan_url: CkanUrl = None,
     ckan_token_file: TokenFile = None,
     as_json: Json = False,
 ) -> None:
-    """Download the current version of DATASET and check it against its signed release with
-    the CA certificate alone: the release's signature, then every file's size and SHA-256,
-    the portal's metadata, and the data against the published schema.
+    """Download the current version of DATASET (or --version N) and check it against its
+    signed release with the CA certificate alone: the release's signature, then every file's
+    size and SHA-256, the portal's metadata, and the data against the published schema.
 
     Exit 0 when everything checks out, 1 when something does not (the report gives the code
     and why; nothing is kept as valid: every file is kept as NAME.rejected), 2 when it cannot
@@ -221,7 +225,9 @@ def pull(
     with reporting(as_json=as_json):
         ca_certificate = cert_from_pem(read_bytes(ca, "CA certificate", as_json=as_json))
     with reporting(as_json=as_json), _download_bar(enabled=not as_json) as advance:
-        report = consumer.pull(dataset, output, ca_certificate=ca_certificate, progress=advance)
+        report = consumer.pull(
+            dataset, output, ca_certificate=ca_certificate, version=version, progress=advance
+        )
     if as_json:
         print_json(report.as_dict())
     else:

@@ -20,11 +20,12 @@ from opendata import (
     NotPublished,
     PortalRefused,
     Publisher,
+    UnknownVersion,
     ckan_name,
 )
 from opendata._mapping import extras_of
 from tests.opendata.conftest import ROOT, TOKEN_FILE, URL, csv_file
-from tests.support.ckan import RELEASE_SIGNER
+from tests.support.ckan import CA_CERTIFICATE, RELEASE_SIGNER
 
 STORAGE = ROOT / "var" / "ckan" / "storage" / "resources"
 FILES = ["data.csv", "datapackage.json", "release.json", "schema.json"]
@@ -143,6 +144,18 @@ def test_new_bytes_make_a_new_version_and_keep_the_old_files(ckan, publisher, da
         r for r in package["resources"] if (r["tabadul_version"], r["name"]) == ("1", "data.csv")
     )
     assert _get(old_data["url"]).content == old.read_bytes()
+    assert old_data["url"].endswith("/data.v1.csv")  # each version's files have their own URL
+    older = Consumer(URL).pull(
+        dataset["dataset_id"], tmp_path / "v1", ca_certificate=CA_CERTIFICATE, version=1
+    )
+    assert older.ok, older.problems
+    assert (older.version, older.release.release.approval) == (1, "review-1")
+    assert (tmp_path / "v1" / "data.csv").read_bytes() == old.read_bytes()
+    with pytest.raises(UnknownVersion) as unknown:
+        Consumer(URL).pull(
+            dataset["dataset_id"], tmp_path / "v9", ca_certificate=CA_CERTIFICATE, version=9
+        )
+    assert unknown.value.code == "unknown-version"
 
     seen = set()
     for activity in ckan.action.package_activity_list(id=second.package_id):
