@@ -15,9 +15,7 @@ from typer.testing import CliRunner
 
 from connectors import (
     REJECT_HEADER,
-    OutboundMessage,
     PikaTransport,
-    RuntimeSettings,
     dead_letter_queue,
     queue_name,
 )
@@ -26,6 +24,7 @@ from exchange.log import SQLiteLogStore
 from exchange.sandbox import Sandbox
 from tabadul.cli import build_app
 from tests.support import rabbit
+from tests.support.dead_letters import DeadLetterBus, dead_letter_bus
 from tests.support.federation import (
     ALERT,
     LODGED,
@@ -348,43 +347,17 @@ def test_receipts_tell_the_publisher_per_subscriber_and_the_cli_shows_it(fed: Fe
 
 
 def test_dead_letters_on_rabbitmq_through_the_cli(tmp_path):
-    """On RabbitMQ: an event whose handler failed every attempt and a forged request reach
-    the dead-letter queues; `tabadul dead-letter` (another process's view: the database and
-    the queue, while the connectors run) lists and shows them, resends the first after the
-    fix (the running connector handles it once) and discards the second with a reason; the
-    queue is empty afterwards and nothing was published again."""
-    instance = rabbit.unique_instance()
-    counter = itertools.count()
-    settings = RuntimeSettings(
-        retry_base=0.05, max_attempts=2, directory_poll=0.2, takeover_after=timedelta(seconds=1)
-    )
-    fed = build_federation(
-        tmp_path,
-        lambda: PikaTransport(name=f"{instance}-{next(counter)}"),
-        instance=instance,
-        settings=settings,
-    )
-    try:
-        handlers = fed["treasury"].handling.handlers
-        real, broken = handlers[LODGED], {"on": True}
-
-        def flaky(delivery, ctx):
-            if broken["on"]:
-                raise RuntimeError("the ledger is unavailable")
-            return real(delivery, ctx)
-
-        handlers[LODGED] = flaky
-        message_id = fed["customs"].publish(LODGED, example(LODGED))
-        forged = json.loads(_request_bytes(fed))
-        forged["payload"] = base64.b64encode(b'{"cin": "AA000000"}').decode()
-        with PikaTransport(name=f"{instance}-forger") as forger:
-            forger.publish(
-                [OutboundMessage(f"to.{_slug(fed, 'civil')}", json.dumps(forged).encode(), "f")]
-            )
+    """On RabbitMQ: an event whose handler failed every attempt is kept at once, a forged
+    request reaches the dead-letter queue; `tabadul dead-letter` (another process's view: the
+    database and the queue, while the connectors run) lists and shows them, resends the first
+    after the fix (the running connector handles it once) and discards the second with a
+    reason; the queue is empty afterwards and nothing was published again."""
+    with dead_letter_bus(tmp_path, wait=False) as bus:
+        fed = bus.fed
         runner = CliRunner()
 
         def cli(name: str, *args: str) -> dict:
-            config = connector_config(fed, name)
+            config = bus.configs[name]
             done = runner.invoke(build_app(), ["dead-letter", *args, "-c", str(config), "--json"])
             assert done.exit_code == 0, done.output
             return json.loads(done.output)
@@ -396,28 +369,25 @@ def test_dead_letters_on_rabbitmq_through_the_cli(tmp_path):
             rows = cli("treasury", "list")["dead_letters"]
         [row] = rows
         assert (row["message_id"], row["code"], row["resendable"]) == (
-            message_id,
+            bus.failed_id,
             "handler-failed",
             True,
         )
         shown = cli("treasury", "show", str(row["seq"]), "--payload")
         assert shown["header"]["type"] == LODGED
         assert shown["payload"] == example(LODGED)
-        broken["on"] = False
+        bus.fix()
         resent = cli("treasury", "resend", str(row["seq"]), "--actor", "ops-3")
         assert resent["state"] == "resent"
-        assert [d.message_id for d in fed.recorders["treasury"].wait_for(1)] == [message_id]
+        assert [d.message_id for d in fed.recorders["treasury"].wait_for(1)] == [bus.failed_id]
 
-        _discard_the_forged_request(fed, cli, deadline)
-        assert rabbit.get_all(dead_letter_queue(_slug(fed, "treasury"))) == []
+        _discard_the_forged_request(bus, cli, deadline)
+        assert rabbit.get_all(dead_letter_queue(bus.slug("civil"))) == []
         time.sleep(0.5)
         assert len(fed.recorders["treasury"].seen) == 1
-    finally:
-        fed.bus.stop()
-        rabbit.delete_queues(instance)
 
 
-def _discard_the_forged_request(fed: Federation, cli, deadline: float) -> None:
+def _discard_the_forged_request(bus: DeadLetterBus, cli, deadline: float) -> None:
     """The forged request is bad-signature at civil: resend is refused (exit 2,
     not-resendable), discard records its reason, an unknown number is exit 1."""
     runner = CliRunner()
@@ -427,7 +397,7 @@ def _discard_the_forged_request(fed: Federation, cli, deadline: float) -> None:
     assert refused["code"] == "bad-signature"
     not_resendable = runner.invoke(
         build_app(),
-        ["dead-letter", "resend", str(refused["seq"]), "-c", str(connector_config(fed, "civil")),
+        ["dead-letter", "resend", str(refused["seq"]), "-c", str(bus.configs["civil"]),
          "--actor", "ops-3", "--json"],
     )  # fmt: skip
     assert not_resendable.exit_code == 2
@@ -438,6 +408,6 @@ def _discard_the_forged_request(fed: Federation, cli, deadline: float) -> None:
     assert discarded["actions"][0]["reason"] == "forged"
     unknown = runner.invoke(
         build_app(),
-        ["dead-letter", "show", "999", "-c", str(connector_config(fed, "civil")), "--json"],
+        ["dead-letter", "show", "999", "-c", str(bus.configs["civil"]), "--json"],
     )
     assert unknown.exit_code == 1

@@ -139,3 +139,45 @@ def test_standin_is_not_solr_but_speaks_enough_of_it() -> None:
         client.close()
         server.shutdown()
         server.server_close()
+        server.server_close()
+
+
+def test_standin_search_folds_case_and_accents_and_stems():
+    """`mariage` finds "Mariages", `region` finds "région" (and the reverse), an Arabic word
+    without its article finds it with one; whole words only, as before."""
+    server, core = solr_standin.serve()
+    try:
+        client = httpx.Client(base_url=core, timeout=5)
+        docs = [
+            {"index_id": "m", "id": "m", "title": "Mariages par région", "site_id": "s"},
+            {"index_id": "b", "id": "b", "title": "Births by region", "site_id": "s"},
+            {"index_id": "a", "id": "a", "title": "الولادة حسب الجهة", "site_id": "s"},
+            {"index_id": "t", "id": "t", "title": "Tariff nomenclature", "site_id": "s"},
+        ]
+        answer = client.post(
+            "/update/",
+            params={"commit": "true"},
+            content=json.dumps(docs).encode(),
+            headers={"Content-Type": "application/json"},
+        )
+        assert answer.status_code == 200
+
+        def ids(query: str) -> list[str]:
+            found = client.get(
+                "/select/", params={"q": query, "defType": "dismax", "qf": "title text"}
+            ).json()
+            return sorted(d["id"] for d in found["response"]["docs"])
+
+        assert ids("mariage") == ["m"]
+        assert ids("MARIAGES") == ["m"]
+        assert ids("region") == ["b", "m"]
+        assert ids("région") == ["b", "m"]
+        assert ids("birth") == ["b"]
+        assert ids("ولادة") == ["a"]
+        assert ids("mari") == []  # a stem is not a prefix search
+        phrase = client.get("/select/", params={"q": 'title:"mariage par region"'}).json()
+        assert [d["id"] for d in phrase["response"]["docs"]] == ["m"]
+    finally:
+        client.close()
+        server.shutdown()
+        server.server_close()

@@ -14,9 +14,12 @@ CKAN calls through pysolr:
 The index is a dictionary in memory (optionally saved to a JSON file on every change), and
 query matching is naive: a small Lucene-syntax parser (``+``/``-``, AND/OR/NOT, parentheses,
 ``field:value``, ``field:"phrase"``, ``field:(a OR b)``, ``field:[a TO b]``, ``*`` wildcards)
-with case-insensitive whole-token matching; free text (dismax) matches tokens in the ``text``
-bag built from the usual CKAN fields.  There is no relevance ranking beyond counting matched
-terms.
+with whole-token matching; free text (dismax) matches tokens in the ``text`` bag built from the
+usual CKAN fields.  Tokens are analysed roughly as Solr's language field types would: case and
+accents folded (``Région`` is ``region``), Arabic diacritics, tatweel and letter variants
+normalised, then stemmed by the Snowball stemmers of French, English and Arabic
+(``snowballstemmer``): two tokens match when any of their stems agree, so ``mariage`` finds
+"Mariages".  There is no relevance ranking beyond counting matched terms.
 
 Run it in a thread with :func:`serve`, or as a process::
 
@@ -34,11 +37,14 @@ import math
 import re
 import threading
 import time
+import unicodedata
 import xml.etree.ElementTree as ET
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
+
+import snowballstemmer
 
 SCHEMA_XML = """<?xml version="1.0" encoding="UTF-8"?>
 <!-- NOT Solr: tests/support/solr_standin.py, for tests and the local demo only -->
@@ -83,14 +89,39 @@ TOKENIZED_FIELDS = frozenset(
 )
 
 _TOKEN = re.compile(r"\w+", re.UNICODE)
+_STEMMERS = tuple(snowballstemmer.stemmer(language) for language in ("french", "english", "arabic"))
+# Arabic letters searched as their plain forms (alef with hamza or madda, alef maqsura,
+# teh marbuta), as Solr's ArabicNormalizationFilter does; tatweel is dropped.
+_ALEF, _YEH, _HEH = "\u0627", "\u064a", "\u0647"
+_ARABIC = str.maketrans(
+    {"\u0623": _ALEF, "\u0625": _ALEF, "\u0622": _ALEF, "\u0649": _YEH, "\u0629": _HEH,
+     "\u0640": None}
+)  # fmt: skip
+
+
+def _fold(word: str) -> str:
+    """Lower case, no accents or Arabic diacritics, plain Arabic letter forms."""
+    decomposed = unicodedata.normalize("NFKD", word.casefold().translate(_ARABIC))
+    return "".join(c for c in decomposed if not unicodedata.combining(c))
 
 
 def _words(value: Any) -> list[str]:
+    """The folded tokens of ``value`` (for wildcards and phrases)."""
     if isinstance(value, list):
         return [w for v in value for w in _words(v)]
     if value is None:
         return []
-    return _TOKEN.findall(str(value).lower())
+    return [_fold(w) for w in _TOKEN.findall(str(value))]
+
+
+def _stems(word: str) -> frozenset[str]:
+    """Every stem of a folded token: French, English and Arabic (a token of another script is
+    left as it is by the stemmers that do not know it)."""
+    return frozenset({word, *(s.stemWord(word) for s in _STEMMERS)})
+
+
+def _terms(value: Any) -> list[frozenset[str]]:
+    return [_stems(w) for w in _words(value)]
 
 
 def _values(doc: dict[str, Any], field: str) -> list[Any]:
@@ -253,9 +284,9 @@ def _term_matches(doc: dict[str, Any], field: str | None, text: str, phrase: boo
             if values:
                 return True
             continue
-        wanted = text.lower()
+        wanted = _fold(text)
         for value in values:
-            literal = str(value).lower()
+            literal = _fold(str(value))
             if "*" in wanted or "?" in wanted:
                 if fnmatch.fnmatchcase(literal, wanted) or any(
                     fnmatch.fnmatchcase(w, wanted) for w in _words(value)
@@ -264,16 +295,22 @@ def _term_matches(doc: dict[str, Any], field: str | None, text: str, phrase: boo
             elif literal == wanted:
                 return True
             elif name in TOKENIZED_FIELDS or name.startswith("extras_"):
-                words, want = _words(value), _words(wanted)
+                terms, want = _terms(value), _terms(wanted)
                 if want and (
-                    all(w in words for w in want) if not phrase else _contains_run(words, want)
+                    all(any(w & t for t in terms) for w in want)
+                    if not phrase
+                    else _contains_run(terms, want)
                 ):
                     return True
     return False
 
 
-def _contains_run(words: list[str], run: list[str]) -> bool:
-    return any(words[i : i + len(run)] == run for i in range(len(words) - len(run) + 1))
+def _contains_run(terms: list[frozenset[str]], run: list[frozenset[str]]) -> bool:
+    """Whether ``run`` appears in ``terms`` as consecutive tokens (stems agreeing)."""
+    return any(
+        all(a & b for a, b in zip(terms[i : i + len(run)], run, strict=True))
+        for i in range(len(terms) - len(run) + 1)
+    )
 
 
 def _range_matches(doc: dict[str, Any], field: str, low: str, high: str) -> bool:
