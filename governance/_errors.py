@@ -43,6 +43,10 @@ for the person who tried::
     │   ├── ChangedSinceApproval    changed-since-approval (other bytes than those approved)
     │   └── DerivedNotReviewed      derived-not-reviewed (the open review is of other bytes
     │                                                 than the derived file)
+    ├── ReleaseError                release-invalid  (a signed release that cannot be read)
+    │   ├── ReleaseUntrusted        release-untrusted (not a signing certificate the CA gave
+    │   │                                             its signer, or not valid at its time)
+    │   └── ReleaseForged           release-forged   (changed after it was signed)
     └── AuditError                  audit-error
         └── AuditTampered           audit-tampered   (carries the first bad ``seq``, ``reason``)
 

@@ -16,7 +16,7 @@ import hashlib
 import shutil
 import tempfile
 from collections import Counter
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -244,8 +244,10 @@ class RecordingPortal:
         *,
         validated: DataReport | None = None,
         package_id: str | None = None,
+        approvers: Sequence[str] = (),
     ) -> PublishResult:
         assert package_id in {None, f"pkg-{dataset['dataset_id']}"}  # what governance recorded
+        assert approvers, "a publication names who approved it (its signed release says so)"
         assert table_schema == SCHEMA
         assert validated is not None
         assert validated.valid
