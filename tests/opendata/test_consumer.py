@@ -52,6 +52,17 @@ def test_search_finds_published_datasets(published, dataset):
     }
 
 
+def test_search_folds_accents_and_stems_on_the_local_portal(published, dataset):
+    """Through CKAN to the local Solr stand-in: the title says "Qualité de l'eau", a search
+    for "qualite" (no accent) and one for "qualités" (a plural) find it."""
+    result, _ = published
+    tag = dataset["title"]["fr"].rsplit(" ", 1)[-1]
+    for query in (f"qualite {tag}", f"QUALITÉS {tag}"):
+        count, listings = Consumer(URL).search(query)
+        assert [item.name for item in listings] == [result.name], query
+        assert count == 1
+
+
 def test_pull_verifies_every_file_and_validates(published, dataset, tmp_path):
     _, path = published
     seen: list[int] = []
