@@ -127,9 +127,16 @@ class CkanClient:
         )
 
     def download(
-        self, url: str, target: Path, progress: Callable[[int], None] | None = None
+        self,
+        url: str,
+        target: Path,
+        progress: Callable[[int], None] | None = None,
+        *,
+        at_most: int | None = None,
     ) -> int:
-        """Stream ``url`` to ``target``; returns the byte count. HTTP errors raise
+        """Stream ``url`` to ``target``; returns the byte count. With ``at_most``, it stops
+        once more bytes than that came (the count then says so): a portal cannot fill the
+        disk with a file larger than it should be. HTTP errors raise
         :class:`NotPublished` (404) or :class:`PortalUnavailable`."""
         headers = {"User-Agent": USER_AGENT}
         if self._token:
@@ -149,6 +156,8 @@ class CkanClient:
                     done += len(chunk)
                     if progress is not None:
                         progress(len(chunk))
+                    if at_most is not None and done > at_most:
+                        break
         return done
 
 

@@ -41,6 +41,7 @@ from opendata._validate import DataReport, validate_resource
 # Told the byte count of each chunk downloaded.
 Downloaded = Callable[[int], None]
 _PAGE = 100
+MAX_RELEASE = 1 << 20  # bytes: a release names a handful of files
 _OURS = f"extras_{EXTRA_DATASET}:*"  # CKAN indexes extras as extras_<key>
 
 
@@ -262,7 +263,7 @@ class Consumer:
                     if resource is None:
                         continue  # reported above
                     part = folder / entry.name
-                    size = ckan.download(str(resource["url"]), part, progress)
+                    size = ckan.download(str(resource["url"]), part, progress, at_most=entry.size)
                     digest = file_sha256(part)
                     if (size, digest) != (entry.size, entry.sha256):
                         findings.add(
@@ -305,7 +306,9 @@ class Consumer:
             )
             return None
         path = folder / RELEASE_FILE
-        ckan.download(str(resource["url"]), path, progress)
+        if ckan.download(str(resource["url"]), path, progress, at_most=MAX_RELEASE) > MAX_RELEASE:
+            findings.add("release-invalid", f"{RELEASE_FILE} is over {MAX_RELEASE} bytes")
+            return None
         try:
             return verify_release(path.read_bytes(), ca_certificate)
         except ReleaseError as exc:

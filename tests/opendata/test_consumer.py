@@ -110,6 +110,18 @@ def test_a_file_changed_on_the_portal_is_caught(published, ckan, dataset, tmp_pa
     assert (out / "data.csv.rejected").read_bytes() == stored.read_bytes()
 
 
+def test_a_file_larger_than_its_release_is_not_downloaded_whole(published, ckan, dataset, tmp_path):
+    """A portal serving 8 MiB more than the release names: the download stops just past the
+    release's size, and the pull is refused."""
+    result, path = published
+    stored = _stored(ckan.action.package_show(id=result.name), "data.csv")
+    stored.write_bytes(path.read_bytes() + b"x" * (8 << 20))
+    out = tmp_path / "out"
+    report = Consumer(URL).pull(dataset["dataset_id"], out, ca_certificate=CA_CERTIFICATE)
+    _refused(report, "release-mismatch", out)
+    assert (out / "data.csv.rejected").stat().st_size < (2 << 20)
+
+
 def test_a_portal_that_patches_its_own_sha256s_is_still_caught(published, ckan, dataset, tmp_path):
     """The portal's administrator replaces the CSV with a row of 5,000,000 MAD and patches
     the SHA-256 in the resource and the package extras to match: the signed release still
