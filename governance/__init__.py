@@ -70,6 +70,7 @@ from governance._errors import (
     UnknownUser,
     WrongRole,
 )
+from governance._quality import OPEN_LICENCES, Criterion, QualityReport, quality
 from governance._registry import (
     PublishedDirectory,
     RegisteredCertificate,
@@ -130,6 +131,7 @@ __all__ = [
     "GENESIS",
     "LANGUAGES",
     "MAX_TTL",
+    "OPEN_LICENCES",
     "RELEASE_FILE",
     "RFC4180",
     "ROLES",
@@ -148,6 +150,7 @@ __all__ = [
     "ChangedSinceApproval",
     "Classification",
     "ColumnOp",
+    "Criterion",
     "CsvTable",
     "Dataset",
     "Derivation",
@@ -177,6 +180,7 @@ __all__ = [
     "OtherAgency",
     "PiiUnresolved",
     "PublishedDirectory",
+    "QualityReport",
     "Refused",
     "RegisteredCertificate",
     "Registry",
@@ -222,6 +226,7 @@ __all__ = [
     "new_release",
     "open_table",
     "other_dialect",
+    "quality",
     "record_derivation",
     "redact_tokens",
     "service_dict",

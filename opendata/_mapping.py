@@ -95,8 +95,9 @@ def package_dict(
 
     ``title``/``notes`` come from French, else English, else Arabic; every language's title and
     description is also kept in the extras (``title_ar``, ``notes_en``...). The extras record the
-    classification, steward, approval reference, source agency and one
-    ``sha256:<resource name>`` per resource; the version is CKAN's own ``version`` field.
+    classification, steward, approval reference, source agency, the quality score when the
+    dataset has one (out of 100) and one ``sha256:<resource name>`` per resource; the
+    version is CKAN's own ``version`` field.
     Raises ``ValueError`` for a dataset that cannot be published as is (no title,
     unclassified, version below 1, no approval reference).
     """
@@ -122,6 +123,8 @@ def package_dict(
                 extras[f"{key}_{language}"] = texts[language]
     for resource in resources:
         extras[SHA256_PREFIX + resource.name] = resource.sha256
+    if dataset.get("quality_score") is not None:
+        extras["quality_score"] = str(dataset["quality_score"])
     return {
         "name": ckan_name(str(dataset["dataset_id"])),
         "title": title,

@@ -33,6 +33,7 @@ from governance import (
     Workflow,
     check_action,
     check_publishable,
+    quality,
 )
 from governance.pii import PiiReport, scan_csv
 from opendata._errors import InvalidData, MissingFile, NotPublished, PackageNotOurs
@@ -143,6 +144,7 @@ def dataset_fields(ds: Dataset) -> dict[str, Any]:
         "licence": ds.licence,
         "tags": list(ds.tags),
         "classification": ds.classification.level.value if ds.classification else None,
+        "quality_score": quality(ds).score,
     }
 
 
