@@ -47,6 +47,7 @@ from governance import (
     User,
     check_action,
     check_publishable,
+    quality,
 )
 from governance.pii import PiiError
 from opendata import InvalidData, NoReleaseKey, OpenDataError, PortalError, ckan_name
@@ -500,6 +501,7 @@ def console_router(services: Services) -> APIRouter:  # noqa: C901, PLR0915 - on
             languages=LANGUAGES,
             ckan_url=ckan if live else None,
             pick=pick,
+            quality=quality(ds),
         )
 
     @router.post("/datasets/{dataset_id}/classify")

@@ -12,6 +12,7 @@ from http.cookies import SimpleCookie
 import httpx
 import pytest
 
+from governance import quality
 from tabadul._services import Services
 from tabadul.console._i18n import load_catalogues
 from tests.console.conftest import (
@@ -335,6 +336,19 @@ def test_dataset_page_shows_metadata_in_every_language(world, client):
     assert '<td lang="fr" dir="ltr">Naissances par région</td>' in html
     assert "Registered births per region" in html
     assert "<code>naissances</code>" in html  # a Table Schema field
+
+
+def test_dataset_page_shows_its_quality_score(world, client):
+    """The world's dataset has no field descriptions and a licence id outside the register:
+    its score says so, criterion by criterion."""
+    sign_in(client, world.tokens["amina"])
+    html = client.get(f"/console/datasets/{world.dataset_id}?lang=fr").text
+    expected = quality(world.services.workflow.dataset(world.dataset_id))
+    assert f'id="quality" data-score="{expected.score}"' in html
+    assert 'data-criterion="schema" data-met="no"' in html
+    assert 'data-criterion="languages" data-met="yes"' in html
+    assert "Qualité des métadonnées" in html
+    assert expected.score < 100
 
 
 def test_the_list_filters_by_state_and_agency(world, server, client):

@@ -20,6 +20,7 @@ from governance import (
     PiiUnresolved,
     State,
     Workflow,
+    quality,
 )
 from opendata import (
     DataFiles,
@@ -153,6 +154,8 @@ def test_publish_sends_the_approved_bytes_and_records_it(env, ckan):
     package = ckan.action.package_show(id=result.name)
     assert extras_of(package)["sha256:data.csv"] == approved_sha
     assert extras_of(package)["approval_reference"] == f"review:{ds_review_id(env)}"
+    expected = quality(env.flow.dataset(env.dataset_id)).score
+    assert extras_of(package)["quality_score"] == str(expected)
     actions = [e.action for e in env.flow.history(env.dataset_id)]
     assert actions[-1] == "dataset.publish"
 
