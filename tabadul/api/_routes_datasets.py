@@ -22,7 +22,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
-from governance import Dataset, Level, Resolution, State, check_action, check_publishable
+from governance import Dataset, Level, Resolution, State, check_action, check_publishable, quality
 from tabadul._access import OVERSIGHT, readable_dataset, require_agency
 from tabadul._uploads import received_upload
 from tabadul.api._auth import Caller, ServicesDep
@@ -234,6 +234,26 @@ def get_dataset(dataset: ReadableDataset, services: ServicesDep) -> DatasetDetai
 @one.get("/history", summary="A dataset's audit entries")
 def history(dataset: ReadableDataset, services: ServicesDep) -> list[AuditEntryOut]:
     return [AuditEntryOut.of(entry) for entry in services.workflow.history(dataset.dataset_id)]
+
+
+class CriterionOut(BaseModel):
+    name: str
+    met: bool
+    why: str
+
+
+class QualityOut(BaseModel):
+    """The dataset's metadata quality: each criterion met or not with why, and the share met
+    out of 100 (what the console shows and the portal's ``quality_score`` extra holds)."""
+
+    dataset_id: str
+    score: int
+    criteria: list[CriterionOut]
+
+
+@one.get("/quality", summary="A dataset's quality score", operation_id="get_dataset_quality")
+def dataset_quality(dataset: ReadableDataset) -> QualityOut:
+    return QualityOut.model_validate(quality(dataset).as_dict())
 
 
 # ---- the workflow ------------------------------------------------------------------------

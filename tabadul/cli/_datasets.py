@@ -18,7 +18,7 @@ from typing import Annotated, Any, NoReturn
 import typer
 from rich.markup import escape
 
-from governance import FREQUENCIES, LANGUAGES, Level, Resolution, Review, State
+from governance import FREQUENCIES, LANGUAGES, Level, Resolution, Review, State, quality
 from opendata import InvalidData
 from tabadul._services import Services
 from tabadul.cli._common import (
@@ -184,6 +184,23 @@ def list_datasets(
             for ds in found
         ),
         empty="no dataset matches",
+    )
+
+
+@dataset_app.command("quality")
+def quality_command(
+    dataset_id: DatasetId, db: Db = None, schema: DbSchema = None, as_json: Json = False
+) -> None:
+    """Show a dataset's metadata quality: each criterion met or not with why, and the score."""
+    with governance(db, schema, as_json=as_json) as services:
+        report = quality(services.workflow.dataset(dataset_id))
+    listed(
+        as_json,
+        report.as_dict(),
+        f"dataset {dataset_id}: quality {report.score} / 100",
+        ("criterion", "met", "why"),
+        ((c.name, "yes" if c.met else "NO", c.why) for c in report.criteria),
+        empty="no criteria",
     )
 
 

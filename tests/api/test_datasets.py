@@ -275,3 +275,17 @@ def test_withdraw_refusals_never_reach_the_portal(make_api, user, status, code):
         422,
         "invalid-request",
     )
+
+
+def test_a_datasets_quality_is_read_like_the_dataset(api):
+    """GET /datasets/{id}/quality: the score and each criterion, for whoever may read the
+    dataset; the tariff's licence id (ODbL-1.0) is not one of the register's."""
+    _register(api)
+    scored = api("amina").get("/datasets/tariffs/quality")
+    assert scored.status_code == 200, scored.text
+    body = scored.json()
+    licence = next(c for c in body["criteria"] if c["name"] == "licence")
+    assert licence["met"] is False
+    assert "ODbL-1.0" in licence["why"]
+    assert 0 <= body["score"] < 100
+    assert api("yasmine").get("/datasets/tariffs/quality").status_code == 404  # another agency

@@ -391,6 +391,7 @@ POLICY: dict[tuple[str, str], tuple[Case, ...]] = {
     ),
     ("GET", "/datasets/{dataset_id}"): (Case(DATASET_READERS, _on_dataset("IN_REVIEW")),),
     ("GET", "/datasets/{dataset_id}/history"): (Case(DATASET_READERS, _on_dataset("DRAFT")),),
+    ("GET", "/datasets/{dataset_id}/quality"): (Case(DATASET_READERS, _on_dataset("DRAFT")),),
     ("POST", "/datasets/{dataset_id}/classify"): (
         Case(OWNING_STEWARDS, _on_dataset("DRAFT", **CLASSIFIED_PUBLIC)),
     ),
@@ -740,7 +741,7 @@ def test_another_agencys_dataset_answers_as_a_missing_one(world):
     nothing changes. Operators and auditors read every agency's, and get its real state."""
     document = world.app.openapi()
     operations = sorted(op for op in _operations(document) if "{dataset_id}" in op[1])
-    assert len(operations) == 10
+    assert len(operations) == 11
     outsiders = [
         c for c in world.credentials if c.valid and c.agency != OWNER and not c.roles & OVERSIGHT
     ]
@@ -760,7 +761,7 @@ def test_another_agencys_dataset_answers_as_a_missing_one(world):
                     assert _as_missing(probe, existing) == _as_missing(unknown, MISSING)
                     is_problem(probe, 404, "unknown-dataset")
                     compared += 1
-    assert compared == 10 * 2 * len(outsiders)
+    assert compared == 11 * 2 * len(outsiders)
     root = world.client(next(c for c in world.credentials if c.user == "root"))
     assert root.get(f"/datasets/{_dataset(world, 'DRAFT')}").status_code == 200
 

@@ -58,6 +58,11 @@ def test_end_to_end_bootstrap_register_classify_submit_resolve_approve(cli: Cli)
     assert shown["dataset"]["state"] == "APPROVED"
     assert shown["dataset"]["content_sha256"] == digest
     assert shown["review"]["decision"] == "approved"
+    scored = cli.ok("dataset", "quality", "offices")
+    assert 0 <= scored["score"] <= 100
+    assert {c["name"] for c in scored["criteria"]} >= {"licence", "schema", "frequency"}
+    table = cli("dataset", "quality", "offices")
+    assert f"quality {scored['score']} / 100" in table.output
     history = cli.ok("dataset", "history", "offices")
     assert [e["action"] for e in history["entries"]] == [
         "dataset.register",
