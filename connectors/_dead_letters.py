@@ -222,7 +222,6 @@ class DeadLetterDesk:
     def show(self, seq: int, *, payload: bool = False) -> DeadLetterView:
         """Dead letter ``seq`` with its header and actions; its payload if ``payload`` and it
         is not encrypted. Raises :class:`UnknownDeadLetter`."""
-        self._refresh()
         return _view(self._found(seq), payload=payload)
 
     def discard(self, seq: int, *, actor: str, reason: str) -> DeadLetterView:

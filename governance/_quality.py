@@ -136,7 +136,7 @@ def _schema(table_schema: Mapping[str, Any]) -> Criterion:
     if not isinstance(fields, list) or not fields:
         return _unmet("schema", "no Table Schema fields")
     bare = [
-        str(f.get("name"))
+        str(f.get("name")) if isinstance(f, Mapping) else repr(f)
         for f in fields
         if not isinstance(f, Mapping)
         or f.get("type") in (None, "any")

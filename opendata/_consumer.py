@@ -26,7 +26,7 @@ from cryptography import x509
 
 from governance import RELEASE_FILE, Release, ReleaseError, SignedRelease, verify_release
 from opendata._ckan import DEFAULT_TIMEOUT, CkanClient
-from opendata._dcat import current_resources, dcat_catalog
+from opendata._dcat import current_resources, dcat_catalog, resources_of_version
 from opendata._errors import InvalidSchema, NotPublished, UnknownVersion
 from opendata._hashing import file_sha256
 from opendata._mapping import (
@@ -234,7 +234,13 @@ class Consumer:
         package = self.package(dataset)
         latest = published_version(package)
         wanted = latest if version is None else version
-        current = {Path(str(r["name"])).name: r for r in _of_version(package, wanted)}
+        # resources without a version mark count as the latest's (current_resources)
+        chosen = (
+            current_resources(package)
+            if wanted == latest
+            else resources_of_version(package, wanted)
+        )
+        current = {Path(str(r["name"])).name: r for r in chosen}
         if not current:
             raise UnknownVersion(
                 f"{package['name']} has no version {wanted}: versions 1 to {latest} were "
@@ -325,18 +331,6 @@ class Consumer:
                 if not page["results"] or len(packages) >= int(page["count"]):
                     break
         return dcat_catalog(packages, portal_url=self.url, title=title)
-
-
-def _of_version(package: Mapping[str, Any], version: int) -> list[dict[str, Any]]:
-    """The package's resources of ``version`` (those without a version mark count as the
-    latest's)."""
-    if version == published_version(package):
-        return current_resources(package)
-    return [
-        dict(r)
-        for r in package.get("resources") or ()
-        if str(r.get("tabadul_version")) == str(version)
-    ]
 
 
 def _validate(folder: Path, findings: _Findings) -> DataReport | None:

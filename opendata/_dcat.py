@@ -43,6 +43,15 @@ def current_resources(package: Mapping[str, Any]) -> list[dict[str, Any]]:
     ]
 
 
+def resources_of_version(package: Mapping[str, Any], version: int) -> list[dict[str, Any]]:
+    """The package's resources marked with ``version``."""
+    return [
+        dict(r)
+        for r in package.get("resources") or ()
+        if str(r.get("tabadul_version")) == str(version)
+    ]
+
+
 def _texts(package: Mapping[str, Any], extras: Mapping[str, str], key: str) -> list[Any]:
     found = [
         {"@value": extras[f"{key}_{lang}"], "@language": lang}

@@ -46,7 +46,7 @@ from cryptography import x509
 
 from governance import RELEASE_FILE, AuditSigner, ReleaseFile, new_release, sign_release
 from opendata._ckan import DEFAULT_TIMEOUT, CkanClient
-from opendata._dcat import current_resources
+from opendata._dcat import current_resources, resources_of_version
 from opendata._errors import (
     InvalidData,
     NoReleaseKey,
@@ -166,14 +166,6 @@ def _unchanged(existing: Mapping[str, Any], resources: list[ResourceInfo]) -> bo
         and extras.get(SHA256_PREFIX + info.name) == info.sha256
         for info in resources
     )
-
-
-def _of_version(package: Mapping[str, Any], version: int) -> list[dict[str, Any]]:
-    return [
-        dict(r)
-        for r in package.get("resources") or ()
-        if str(r.get("tabadul_version")) == str(version)
-    ]
 
 
 class Publisher:
@@ -427,7 +419,7 @@ class Publisher:
                 existing = self._retrying("create", partial(self._create, ckan, private, dataset))
                 created = True
             package_id = str(existing["id"])
-            staged = _of_version(existing, version)
+            staged = resources_of_version(existing, version)
             for info in resources:
                 keep = next((r for r in staged if r.get("sha256") == info.sha256), None)
                 for stale in staged:

@@ -17,7 +17,6 @@ from fastapi.responses import Response
 from connectors import ConnectorError, DeadLetterView
 from governance import GovernanceError, Role
 from tabadul._dead_letters import DeadLetterOffice
-from tabadul.console._pages import may_read_everything
 from tabadul.console._web import Flash, View, redirect
 
 if TYPE_CHECKING:
@@ -38,21 +37,11 @@ def add_dead_letter_pages(  # noqa: C901 - one route each
     def office() -> DeadLetterOffice:
         return DeadLetterOffice(services.settings.connectors, services.workflow.audit)
 
-    def reader(request: Request) -> View | Response:
-        """The signed-in operator's or auditor's view, or the answer instead."""
-        view = console.signed_in(request)
-        if isinstance(view, Response):
-            return view
-        assert view.user is not None
-        if not may_read_everything(view.user):
-            return console.refusal_page(view, "wrong-role", 403)
-        return view
-
     @router.get("/dead-letters", name="console.dead_letters")
     def dead_letters(
         request: Request, state: str = "waiting", connector: str = "", after: int = 0
     ) -> Response:
-        view = reader(request)
+        view = console.overseer(request)
         if isinstance(view, Response):
             return view
         chosen = state if state in STATES else None
@@ -87,7 +76,7 @@ def add_dead_letter_pages(  # noqa: C901 - one route each
 
     @router.get("/dead-letters/{slug}/{seq}", name="console.dead_letter")
     def dead_letter(request: Request, slug: str, seq: int) -> Response:
-        view = reader(request)
+        view = console.overseer(request)
         if isinstance(view, Response):
             return view
         return letter_page(view, slug, seq, payload=False)

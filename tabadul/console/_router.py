@@ -219,6 +219,17 @@ class Console:
         view.token = token
         return view
 
+    def overseer(self, request: Request) -> View | Response:
+        """:meth:`signed_in`, for the pages of operators and auditors only: anyone else gets
+        the wrong-role refusal."""
+        view = self.signed_in(request)
+        if isinstance(view, Response):
+            return view
+        assert view.user is not None
+        if not may_read_everything(view.user):
+            return self.refusal_page(view, "wrong-role", 403)
+        return view
+
     def to_sign_in(self, view: View, flash: Flash | None = None) -> Response:
         here = view.request.url.path
         if view.request.url.query:
@@ -615,12 +626,9 @@ def console_router(services: Services) -> APIRouter:  # noqa: C901, PLR0915 - on
 
     @router.get("/audit", name="console.audit")
     def audit(request: Request, subject: str = "", limit: str = "200") -> Response:
-        view = console.signed_in(request)
+        view = console.overseer(request)
         if isinstance(view, Response):
             return view
-        assert view.user is not None
-        if not may_read_everything(view.user):
-            return console.refusal_page(view, "wrong-role", 403)
         count = int(limit) if limit.isdigit() and int(limit) in AUDIT_LIMITS else 200
         integrity: dict[str, object]
         try:
@@ -647,12 +655,9 @@ def console_router(services: Services) -> APIRouter:  # noqa: C901, PLR0915 - on
 
     @router.get("/traffic", name="console.traffic")
     def traffic(request: Request) -> Response:
-        view = console.signed_in(request)
+        view = console.overseer(request)
         if isinstance(view, Response):
             return view
-        assert view.user is not None
-        if not may_read_everything(view.user):
-            return console.refusal_page(view, "wrong-role", 403)
         board = summarise(scrape(services.settings.metrics_urls))
         charts = {
             "connectors": bar_chart(

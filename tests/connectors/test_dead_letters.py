@@ -180,6 +180,10 @@ def test_a_refused_message_cannot_be_resent_and_is_discarded_with_a_reason(
         desk.discard(letter.seq, actor="ops-1", reason="  ")
     with pytest.raises(BadDeadLetterInput):
         desk.discard(letter.seq, actor=" ", reason="forged")
+    with pytest.raises(BadDeadLetterInput):
+        desk.discard(letter.seq, actor="ops-1", reason="x" * 501)
+    with pytest.raises(BadDeadLetterInput):
+        desk.discard(letter.seq, actor="o" * 201, reason="forged")
     discarded = desk.discard(letter.seq, actor="ops-1", reason="forged payload, sender told")
     assert discarded.state == "discarded"
     assert [(a.action, a.reason) for a in discarded.actions] == [

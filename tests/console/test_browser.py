@@ -30,6 +30,7 @@ from tests.console.conftest import (
     serving,
 )
 from tests.support.ckan import TOKEN_FILE, URL
+from tests.support.dead_letters import dead_letter_bus
 from tests.support.served import Served
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -250,8 +251,6 @@ def test_the_dead_letter_pages_fit_a_phone_and_a_desk(
 ):
     """An operator's dead-letter list and one dead letter, at 390 and 1366 px: nothing wider
     than the window; then the forged message is discarded through the page's form."""
-    from tests.support.dead_letters import dead_letter_bus  # noqa: PLC0415 - RabbitMQ only here
-
     with dead_letter_bus(tmp_path / "bus") as bus:
         settings = dataclasses.replace(
             world.services.settings, connectors=(bus.configs["treasury"], bus.configs["civil"])

@@ -88,3 +88,9 @@ def test_a_declared_frequency_is_kept_only_within_its_period():
     assert [c.name for c in stale.missing] == ["frequency"]
     assert "last updated 40 days ago" in stale.missing[0].why
     assert quality(dataclasses.replace(ds, update_frequency="irregular"), later).score == 100
+
+
+def test_a_schema_field_that_is_not_an_object_is_named_not_a_crash():
+    report = quality(_dataset(table_schema={"fields": ["region", {"name": "x", "type": "any"}]}))
+    [missing] = report.missing
+    assert missing.why == "fields without a type or a description: 'region', x"

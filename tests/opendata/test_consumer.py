@@ -144,7 +144,7 @@ def test_a_portal_that_patches_its_own_sha256s_is_still_caught(published, ckan, 
     assert not (out / "data.csv").exists()
 
 
-@pytest.mark.parametrize("attack", ["remove", "edit", "resign"])
+@pytest.mark.parametrize("attack", ["remove", "edit", "resign", "huge"])
 def test_the_release_itself_cannot_be_taken_away_changed_or_replaced(
     published, ckan, dataset, tmp_path, attack
 ):
@@ -158,6 +158,9 @@ def test_the_release_itself_cannot_be_taken_away_changed_or_replaced(
     if attack == "remove":
         ckan.action.resource_delete(id=release["id"])
         expected = "release-unsigned"
+    elif attack == "huge":  # a portal serving an endless release
+        stored.write_bytes(b" " * (2 << 20))
+        expected = "release-invalid"
     elif attack == "edit":
         document["release"]["approvers"] = ["nobody"]
         stored.write_bytes(json.dumps(document).encode())
