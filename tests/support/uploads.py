@@ -114,5 +114,11 @@ def held_open(folder: Path) -> list[str]:
 
 
 def leftovers(folder: Path) -> list[str]:
-    """What is left in ``folder`` (files and folders, recursively), or held open in it."""
-    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*")) + held_open(folder)
+    """What is left in ``folder`` (files and folders, recursively), or held open in it. A
+    folder removed while it is listed (the server cleaning up meanwhile) counts as still
+    there, so a caller waiting for nothing to be left looks again."""
+    try:
+        listed = sorted(str(p.relative_to(folder)) for p in folder.rglob("*"))
+    except FileNotFoundError as gone:
+        return [f"{gone.filename} (removed while listed)"]
+    return listed + held_open(folder)
